@@ -1,0 +1,162 @@
+"""The command line: python -m mnist_core {train,evaluate,models,bench}."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+
+from .config import ConfigError, TrainConfig, field_help
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr with live loss and accuracy; a summary line per epoch."""
+
+    def __init__(self, stream=sys.stderr, every_s: float = 0.2):
+        self.stream, self.every_s, self._last = stream, every_s, 0.0
+
+    def on_batch_end(self, s) -> None:
+        now = time.perf_counter()
+        if now - self._last < self.every_s and s.batch != s.batches_per_epoch:
+            return
+        self._last = now
+        done = s.batch / s.batches_per_epoch
+        bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
+        recent = s.history["batch_loss"][-20:]
+        self.stream.write(f"\repoch {s.epoch}/{s.config.epochs} [{bar}] {s.batch}/{s.batches_per_epoch} "
+                          f"loss {sum(recent) / len(recent):.4f}")
+        self.stream.flush()
+
+    def on_epoch_end(self, s) -> None:
+        e = s.last
+        val = (f"  val loss {e['val_loss']:.4f} acc {e['val_acc']:.2%}" if "val_loss" in e else "")
+        self.stream.write(f"\repoch {e['epoch']}/{s.config.epochs}  train loss {e['train_loss']:.4f} "
+                          f"acc {e['train_acc']:.2%}{val}  {e['images_per_s']:,.0f} img/s  "
+                          f"elapsed {e['elapsed_s']:.0f}s  ETA {e['eta_s']:.0f}s\n")
+        self.stream.flush()
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, help text from the dataclass; unset flags stay unset."""
+    helps, defaults = field_help(), TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_text = f"{helps[f.name]} (default: {default})"
+        kw: dict = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
+        if f.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif f.type == "dict":
+            p.add_argument(flag, type=json.loads, metavar="JSON", **kw)
+        else:
+            kw.update(type={"int": int, "float": float, "str": str}[str(f.type)])
+            if f.metadata.get("choices"):
+                kw.update(choices=f.metadata["choices"])
+            p.add_argument(flag, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_core", description="MNIST Lab command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a registry model and save a checkpoint",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--preset", action="store_true", help="start from the model's reference settings")
+    t.add_argument("--out", default=None, help="checkpoint path (default: checkpoints/<model>-<time>-acc<NN>.pt)")
+    t.add_argument("--no-save", action="store_true", help="do not write a checkpoint")
+    t.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
+    _add_config_flags(t)
+
+    e = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix")
+    e.add_argument("checkpoint", help="path to a .pt checkpoint")
+    e.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure")
+    e.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
+
+    sub.add_parser("models", help="list the model registry with parameter counts")
+
+    b = sub.add_parser("bench", help="throughput against the textbook pipeline, time to 99%%, peak RSS")
+    b.add_argument("--steps", type=int, default=150, help="training steps timed per pipeline")
+    b.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
+    b.add_argument("--skip-time-to-99", action="store_true", help="only measure throughput")
+    b.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
+    return parser
+
+
+def cmd_train(args) -> int:
+    from .checkpoints import save_checkpoint
+    from .data import load_mnist
+    from .models import REGISTRY
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    model = given.get("model", TrainConfig.model)
+    base = dict(REGISTRY[model].preset) if args.preset and model in REGISTRY else {}
+    cfg = TrainConfig.from_dict({**base, **given, "model": model})
+    mnist = load_mnist(args.data_dir)
+    from .train import train_model
+
+    print(f"training {cfg.model} for {cfg.epochs} epoch(s): "
+          + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k != "model"), file=sys.stderr)
+    result = train_model(cfg, [ProgressBar()], mnist=mnist)
+    m = result.metrics
+    val = f"{m['val_acc']:.4f}" if m["val_acc"] is not None else "n/a"
+    print(f"model={cfg.model}")
+    print(f"epochs_run={m['epochs_run']} best_epoch={m['best_epoch']} train_seconds={m['train_seconds']:.1f}")
+    print(f"images_per_s={m['images_per_s']:.0f}" if m["images_per_s"] else "images_per_s=n/a")
+    print(f"val_accuracy={val}")
+    print(f"test_accuracy={m['test_acc']:.4f}")
+    if not args.no_save:
+        path = save_checkpoint(result.model, cfg, args.out, result.state.history, m)
+        print(f"checkpoint={path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoints import load_checkpoint
+    from .data import load_mnist, make_splits
+    from .evaluate import confusion_text, evaluate
+
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg = ckpt.config
+    data = make_splits(load_mnist(args.data_dir), cfg.val_fraction, cfg.seed)
+    x, y = (data.test_x, data.test_y) if args.split == "test" else (data.val_x, data.val_y)
+    res = evaluate(ckpt.model, x, y)
+    print(f"checkpoint: {ckpt.path} ({ckpt.meta['model_key']}, {len(y)} {args.split} images)")
+    print("per-class accuracy: " + "  ".join(f"{d}:{a:.4f}" for d, a in enumerate(res["per_class_accuracy"])))
+    print(confusion_text(res["confusion"]))
+    print(f"{args.split}_loss={res['loss']:.4f}")
+    print(f"{args.split}_accuracy={res['accuracy']:.4f}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import REGISTRY, build_model, count_parameters, flops
+
+    print(f"{'key':<12} {'params':>9} {'MFLOPs':>7}  reference / description")
+    for key, spec in REGISTRY.items():
+        m = build_model(key)
+        print(f"{key:<12} {count_parameters(m):>9,} {flops(m) / 1e6:>7.2f}  {spec.reference}: {spec.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoints import CheckpointError
+    from .data import DataError
+    from .train import TrainingError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "bench":
+            from .bench import run_bench
+            return run_bench(args)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models}[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, CheckpointError, TrainingError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,190 @@
+"""MNIST: IDX reading with checks, locating or downloading the files, seeded splits, batches."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .config import DATA_ENV, MNIST_MEAN, MNIST_STD, data_dir
+
+
+class DataError(RuntimeError):
+    """MNIST could not be found, downloaded or read; the message says which file and what to do."""
+
+
+# name -> (records, SHA-256 of the decompressed file)
+FILES = {
+    "train-images-idx3-ubyte": (60000, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60000, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (10000, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10000, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+_DTYPE_CODE = 0x08  # unsigned byte, the only type MNIST uses
+
+
+def read_idx(path: str | Path, expected_sha256: str | None = None) -> torch.Tensor:
+    """Read an IDX file (gzip or plain) into a uint8 tensor, checking header, size and checksum."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found.") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: the gzip stream is truncated or corrupt ({exc}). "
+                        "Delete the file and download it again.") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: only {len(raw)} bytes, too short to be an IDX file.")
+    zero1, zero2, dtype, ndim = raw[0], raw[1], raw[2], raw[3]
+    if zero1 or zero2 or dtype != _DTYPE_CODE or not 1 <= ndim <= 4:
+        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000080N "
+                        "for unsigned bytes); this is not an MNIST IDX file.")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: header cut short ({len(raw)} bytes).")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    count = 1
+    for d in dims:
+        count *= d
+    if len(raw) != header + count:
+        raise DataError(f"{path}: header promises {'x'.join(map(str, dims))} = {count} bytes of data "
+                        f"but the file holds {len(raw) - header}; it is truncated or corrupt.")
+    if expected_sha256 is not None:
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != expected_sha256:
+            raise DataError(f"{path}: SHA-256 of the decompressed data is {digest[:16]}..., expected "
+                            f"{expected_sha256[:16]}...; the file is corrupt or not the original MNIST.")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / f"{name}.gz", folder / name, folder / "MNIST" / "raw" / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_files(folder: Path | None = None) -> list[str]:
+    folder = Path(folder) if folder else data_dir()
+    return [f"{n}.gz" for n in FILES if _find(folder, n) is None]
+
+
+def download(folder: Path, progress: bool = True) -> None:
+    """Fetch the four files from torchvision's MNIST mirrors into `folder` (progress bar on stderr)."""
+    from torchvision.datasets import MNIST
+    from torchvision.datasets.utils import download_url
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, md5 in MNIST.resources:
+        if _find(folder, filename.removesuffix(".gz")):
+            continue
+        errors = []
+        for mirror in MNIST.mirrors:
+            try:
+                download_url(mirror + filename, str(folder), filename, md5)
+                break
+            except Exception as exc:  # network errors come in many types
+                errors.append(f"{mirror}: {exc}")
+                (folder / filename).unlink(missing_ok=True)
+        else:
+            raise DataError(offline_message(folder) + "\nDownload attempts: " + " | ".join(errors))
+
+
+def offline_message(folder: Path) -> str:
+    names = ", ".join(f"{n}.gz" for n in FILES)
+    return (f"MNIST was not found in {folder} and could not be downloaded. Either connect to the "
+            f"internet, or set the environment variable {DATA_ENV} to a folder holding the four "
+            f"files {names}.")
+
+
+@dataclass
+class MNIST:
+    """The four arrays as uint8 images (N, 28, 28) and int64 labels."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str
+
+
+_CACHE: dict[str, MNIST] = {}
+
+
+def load_mnist(folder: str | Path | None = None, download_missing: bool = True) -> MNIST:
+    """Locate ($MNIST_DATA_DIR -> <project>/data/mnist -> download), read and verify MNIST."""
+    folder = Path(folder) if folder else data_dir()
+    key = str(folder.resolve())
+    if key in _CACHE:
+        return _CACHE[key]
+    if missing_files(folder):
+        if not download_missing:
+            raise DataError(offline_message(folder))
+        download(folder)
+    arrays = {}
+    for name, (records, sha) in FILES.items():
+        tensor = read_idx(_find(folder, name), sha)
+        if tensor.shape[0] != records:
+            raise DataError(f"{_find(folder, name)}: {tensor.shape[0]} records, expected {records}.")
+        arrays[name] = tensor
+    mnist = MNIST(arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].long(),
+                  arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"].long(), key)
+    _CACHE[key] = mnist
+    return mnist
+
+
+def normalize(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) standardised with the training-set mean and std."""
+    return ((images_u8.float() / 255.0) - MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded permutation of range(n) cut into (train, validation) index tensors."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_fraction))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+@dataclass
+class Splits:
+    """Normalised float tensors ready for batching; validation is carved from the training set."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    val_index: torch.Tensor  # positions in the original 60,000 training images
+
+
+def make_splits(mnist: MNIST, val_fraction: float = 0.1, seed: int = 0, limit: int = 0) -> Splits:
+    """Split before limiting, so a smoke run's validation set is the real one, just smaller."""
+    train_idx, val_idx = split_indices(len(mnist.train_labels), val_fraction, seed)
+    if limit:
+        train_idx = train_idx[:limit]
+        val_idx = val_idx[: max(1, limit // 5)] if len(val_idx) else val_idx
+    tx, ty = mnist.train_images[train_idx], mnist.train_labels[train_idx]
+    vx, vy = mnist.train_images[val_idx], mnist.train_labels[val_idx]
+    return Splits(normalize(tx), ty, normalize(vx), vy, normalize(mnist.test_images),
+                  mnist.test_labels, val_idx)
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """In-memory mini-batches, shuffled when a generator is given; the last batch may be smaller."""
+    n = len(y)
+    order = torch.randperm(n, generator=generator) if generator is not None else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        else:
+            idx = order[start:start + batch_size]
+            yield x[idx], y[idx]

@@ -1,0 +1,234 @@
+"""The training engine: a model-agnostic `fit` with callbacks, schedules and early stopping."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import torch
+from torch import nn
+
+from .augment import augment_batch
+from .config import TrainConfig
+from .data import Splits, batches
+from .evaluate import evaluate
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN loss, say); the message is meant for a learner."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError("device 'mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
+def uses_channels_last(model: nn.Module) -> bool:
+    """Conv nets run channels_last: measured 1.1-1.4x faster on this CPU for cnn_basic."""
+    return getattr(model, "family", "") == "cnn"
+
+
+def make_optimizer(cfg: TrainConfig, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+    params = list(params)
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    kwargs: dict = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        kwargs.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
+    try:  # one fused kernel per step instead of a loop over parameters (~10% on cnn_basic)
+        return kinds[cfg.optimizer](params, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return kinds[cfg.optimizer](params, **kwargs)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+    """Every schedule steps once per batch, so stopping mid-epoch leaves a consistent state."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size * steps_per_epoch, cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=total, pct_start=0.25)
+    return None
+
+
+class Callback(Protocol):
+    """Any object with some of these methods; each gets the live `FitState`."""
+
+    def on_batch_end(self, state: "FitState") -> None: ...
+    def on_epoch_end(self, state: "FitState") -> None: ...
+    def on_fit_end(self, state: "FitState") -> None: ...
+
+
+@dataclass
+class FitState:
+    """What callbacks see: the config, the model, progress and the history so far."""
+
+    config: TrainConfig
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batches_per_epoch: int
+    epoch: int = 0                # 1-based epoch being trained (or just finished)
+    batch: int = 0                # 1-based batch within the epoch
+    batch_loss: float = float("nan")
+    history: dict = field(default_factory=lambda: {"batch_loss": [], "epochs": []})
+    best_epoch: int = 0
+    stopped: bool = False          # the stop flag ended training early
+    early_stopped: bool = False    # patience ran out
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def last(self) -> dict:
+        return self.history["epochs"][-1] if self.history["epochs"] else {}
+
+
+def _emit(callbacks, event: str, state: FitState) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, event, None)
+        if fn is not None:
+            fn(state)
+
+
+def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = (),
+        stop: Callable[[], bool] | None = None, resume: dict | None = None) -> FitState:
+    """Train `model` on `data.train_*`, validating on `data.val_*` after every epoch.
+
+    `stop` is polled after every batch (a threading.Event's `is_set` works). With a validation
+    split the weights of the epoch with the lowest validation loss are restored at the end.
+    `resume` (optimizer, scheduler, history, epoch) continues an earlier fit.
+    """
+    callbacks = list(callbacks)
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    channels_last = uses_channels_last(model)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=fmt)
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    steps = math.ceil(len(train_y) / cfg.batch_size)
+    optimizer = make_optimizer(cfg, model.parameters())
+    scheduler = make_scheduler(cfg, optimizer, steps)
+    state = FitState(cfg, model, optimizer, scheduler, steps)
+    first_epoch = 1
+    if resume:
+        optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None and resume.get("scheduler"):
+            scheduler.load_state_dict(resume["scheduler"])
+        state.history = copy.deepcopy(resume["history"])
+        first_epoch = resume["epoch"] + 1
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    aug = dict(rotate=cfg.rotate, translate=cfg.translate, scale=cfg.scale, erase=cfg.erase)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    has_val = len(data.val_y) > 0
+    best_loss, best_weights, bad_epochs = math.inf, None, 0
+    epoch_times: list[float] = []
+    state.epoch = first_epoch - 1
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        state.epoch = epoch
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        for b, (x, y) in enumerate(batches(train_x, train_y, cfg.batch_size, gen), 1):
+            if cfg.augments:
+                x = augment_batch(x, generator=gen, **aug)
+            x = x.contiguous(memory_format=fmt)
+            with torch.autocast(**autocast):
+                logits = model(x)
+                loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"The loss became {value} at epoch {epoch}, batch {b}: training diverged. "
+                    f"Try a smaller learning rate than {cfg.lr:g}.")
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            state.batch, state.batch_loss = b, value
+            state.history["batch_loss"].append(value)
+            _emit(callbacks, "on_batch_end", state)
+            if stop is not None and stop():
+                state.stopped = True
+                break
+        if state.stopped:
+            break
+        train_time = time.perf_counter() - t0
+        record = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
+                      lr=optimizer.param_groups[0]["lr"], images_per_s=seen / train_time)
+        if has_val:
+            val = evaluate(model, data.val_x, data.val_y, with_confusion=False)
+            record.update(val_loss=val["loss"], val_acc=val["accuracy"])
+            if val["loss"] < best_loss:
+                best_loss, bad_epochs, state.best_epoch = val["loss"], 0, epoch
+                best_weights = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+        else:
+            state.best_epoch = epoch
+        epoch_times.append(time.perf_counter() - t0)
+        record.update(elapsed_s=time.perf_counter() - state.started,
+                      eta_s=(cfg.epochs - epoch) * sum(epoch_times) / len(epoch_times))
+        state.history["epochs"].append(record)
+        _emit(callbacks, "on_epoch_end", state)
+        if cfg.patience and bad_epochs >= cfg.patience:
+            state.early_stopped = True
+            break
+        if stop is not None and stop():
+            state.stopped = True
+            break
+    if best_weights is not None and state.best_epoch != state.epoch:
+        model.load_state_dict(best_weights)
+    _emit(callbacks, "on_fit_end", state)
+    return state
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    state: FitState
+    metrics: dict  # best/final validation figures, test accuracy and loss, timing
+
+
+def train_model(cfg: TrainConfig, callbacks: Iterable = (), stop: Callable[[], bool] | None = None,
+                mnist=None, resume: dict | None = None, model: nn.Module | None = None) -> TrainResult:
+    """Load the data, seed, build the registry model, fit, then measure the test set once."""
+    from .data import load_mnist, make_splits
+    from .models import build_model
+
+    cfg.validate()
+    mnist = mnist or load_mnist()
+    data = make_splits(mnist, cfg.val_fraction, cfg.seed, cfg.limit)
+    torch.manual_seed(cfg.seed)
+    model = model or build_model(cfg.model, cfg.model_args)
+    t0 = time.perf_counter()
+    state = fit(model, data, cfg, callbacks, stop, resume)
+    train_s = time.perf_counter() - t0
+    test = evaluate(model, data.test_x, data.test_y)
+    epochs = state.history["epochs"]
+    best = next((e for e in epochs if e["epoch"] == state.best_epoch), epochs[-1] if epochs else {})
+    metrics = dict(test_acc=test["accuracy"], test_loss=test["loss"], confusion=test["confusion"],
+                   per_class_accuracy=test["per_class_accuracy"], best_epoch=state.best_epoch,
+                   val_acc=best.get("val_acc"), val_loss=best.get("val_loss"),
+                   epochs_run=len(epochs), train_seconds=train_s, stopped=state.stopped,
+                   early_stopped=state.early_stopped,
+                   images_per_s=(sum(e["images_per_s"] for e in epochs) / len(epochs)) if epochs else None)
+    return TrainResult(model, state, metrics)
