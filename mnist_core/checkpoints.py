@@ -6,7 +6,6 @@ import pickle
 import platform
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +13,12 @@ import torch
 from torch import nn
 
 from .config import MNIST_MEAN, MNIST_STD, TrainConfig, checkpoints_dir
+from . import __version__
 from .models import REGISTRY, build_model
 
 FORMAT = "mnist-lab-checkpoint"
 FORMAT_VERSION = 1
-__version__ = "0.1.0"
+
 
 
 class CheckpointError(RuntimeError):
@@ -37,7 +37,7 @@ def _plain(value):
 def versions() -> dict:
     import torchvision
 
-    return dict(mnist_core=__version__, torch=torch.__version__, torchvision=torchvision.__version__,
+    return dict(mnist_core=__version__, torch=str(torch.__version__), torchvision=str(torchvision.__version__),
                 python=platform.python_version())
 
 
@@ -110,9 +110,11 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = [l.strip() for l in str(exc).splitlines() if "Unsupported global" in l]
         raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than "
-                              f"tensors and plain data, which could run code ({str(exc).splitlines()[0]}).") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+                              "tensors and plain data, which could run code"
+                              + (f" ({found[0]})." if found else ".")) from None
+    except Exception as exc:  # torch.load raises many types for damaged files
         raise CheckpointError(f"Checkpoint {path} is truncated or not a PyTorch file "
                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ FILES = {
     "t10k-images-idx3-ubyte": (10000, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     "t10k-labels-idx1-ubyte": (10000, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
+OFFLINE_ENV = "MNIST_LAB_OFFLINE"  # set to 1 to never download
 _DTYPE_CODE = 0x08  # unsigned byte, the only type MNIST uses
 
 
@@ -118,8 +120,13 @@ class MNIST:
 _CACHE: dict[str, MNIST] = {}
 
 
-def load_mnist(folder: str | Path | None = None, download_missing: bool = True) -> MNIST:
-    """Locate ($MNIST_DATA_DIR -> <project>/data/mnist -> download), read and verify MNIST."""
+def load_mnist(folder: str | Path | None = None, download_missing: bool | None = None) -> MNIST:
+    """Locate ($MNIST_DATA_DIR -> <project>/data/mnist -> download), read and verify MNIST.
+
+    Downloading is skipped when $MNIST_LAB_OFFLINE is 1 (or download_missing=False).
+    """
+    if download_missing is None:
+        download_missing = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
     folder = Path(folder) if folder else data_dir()
     key = str(folder.resolve())
     if key in _CACHE:

@@ -1,0 +1,15 @@
+"""Shared fixtures: real MNIST (from $MNIST_DATA_DIR, downloaded if absent) and tmp checkpoints."""
+import pytest
+
+from mnist_core.data import load_mnist
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(autouse=True)
+def _tmp_checkpoints(tmp_path, monkeypatch):
+    """No test writes into the repository's checkpoints/ folder."""
+    monkeypatch.setenv("MNIST_LAB_CHECKPOINTS", str(tmp_path / "checkpoints"))

@@ -1,0 +1,21 @@
+"""AppTest: the app shell and the Home page run and report the machine's state."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_home_page_shows_status():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "MNIST Lab"
+    assert any("MNIST found" in s.value for s in at.success)
+    assert any("test accuracy" in str(m.value) for m in at.metric)
+
+
+def test_home_page_explains_missing_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("MNIST_DATA_DIR" in w.value for w in at.warning)

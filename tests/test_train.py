@@ -1,0 +1,115 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mnist_core import train as T
+from mnist_core.config import TrainConfig
+from mnist_core.data import make_splits
+from mnist_core.models import build_model
+
+
+def small(mnist, **kw):
+    cfg = TrainConfig.from_dict(dict(dict(model="mlp_128_64", epochs=2, batch_size=64, limit=3000), **kw))
+    return cfg, make_splits(mnist, cfg.val_fraction, cfg.seed, cfg.limit)
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def on_batch_end(self, s):
+        self.events.append(("batch", s.epoch, s.batch))
+
+    def on_epoch_end(self, s):
+        self.events.append(("epoch", s.epoch, dict(s.last)))
+
+    def on_fit_end(self, s):
+        self.events.append(("end", s.epoch, None))
+
+
+def test_short_real_fit_learns_and_records_everything(mnist):
+    rec = Recorder()
+    result = T.train_model(TrainConfig.from_dict(dict(model="fast_cnn", epochs=2, limit=4000, batch_size=64,
+                                                      schedule="onecycle", lr=5e-3)), [rec], mnist=mnist)
+    assert result.metrics["test_acc"] > 0.93
+    hist = result.state.history
+    assert len(hist["batch_loss"]) == 2 * math.ceil(4000 / 64)
+    first = hist["epochs"][0]
+    assert set(first) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s",
+                          "elapsed_s", "eta_s"}
+    assert hist["epochs"][1]["val_loss"] < first["val_loss"]
+    assert [e[0] for e in rec.events].count("epoch") == 2 and rec.events[-1][0] == "end"
+
+
+def test_same_seed_same_curves(mnist):
+    runs = []
+    for _ in range(2):
+        cfg, data = small(mnist, model="cnn_1", epochs=1, limit=640, rotate=10.0, erase=0.3)
+        torch.manual_seed(cfg.seed)
+        runs.append(T.fit(build_model(cfg.model), data, cfg).history)
+    assert runs[0]["batch_loss"] == runs[1]["batch_loss"]
+    assert runs[0]["epochs"][0]["val_loss"] == runs[1]["epochs"][0]["val_loss"]
+
+
+def test_stop_flag_ends_mid_epoch(mnist):
+    cfg, data = small(mnist, epochs=3)
+    rec = Recorder()
+    state = T.fit(build_model(cfg.model), data, cfg, [rec], stop=lambda: len(rec.events) >= 5)
+    assert state.stopped and state.epoch == 1 and state.batch == 5
+    assert state.history["epochs"] == []  # the unfinished epoch is not reported as done
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "step"), ("adam", "cosine"), ("adamw", "onecycle"),
+                                                ("sgd", "constant")])
+def test_optimizers_and_schedules_run(mnist, optimizer, schedule):
+    cfg, data = small(mnist, epochs=2, limit=512, optimizer=optimizer, schedule=schedule, step_size=1,
+                      nesterov=optimizer == "sgd", lr=0.01, label_smoothing=0.1, weight_decay=1e-4)
+    state = T.fit(build_model(cfg.model), data, cfg)
+    lrs = [e["lr"] for e in state.history["epochs"]]
+    if schedule == "constant":
+        assert lrs == [0.01, 0.01]
+    else:
+        assert lrs[1] < 0.01
+
+
+def test_early_stopping_restores_best_weights(mnist, monkeypatch):
+    """Validation losses 1.0, 0.5, 0.7, 0.8: patience 2 stops after epoch 4 and restores epoch 2."""
+    losses = iter([1.0, 0.5, 0.7, 0.8, 0.9, 1.0])
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: {"loss": next(losses), "accuracy": 0.5})
+    cfg, data = small(mnist, epochs=6, limit=256, patience=2)
+    snapshots = {}
+
+    class Snap:
+        def on_epoch_end(self, s):
+            snapshots[s.epoch] = {k: v.clone() for k, v in s.model.state_dict().items()}
+
+    model = build_model(cfg.model)
+    state = T.fit(model, data, cfg, [Snap()])
+    assert state.early_stopped and state.epoch == 4 and state.best_epoch == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[2][k])
+    assert not torch.equal(model.state_dict()["net.1.weight"], snapshots[4]["net.1.weight"])
+
+
+def test_nan_loss_is_a_learner_friendly_error(mnist):
+    class Exploding(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return x.flatten(1)[:, :10] * self.w * float("inf")
+
+    cfg, data = small(mnist, limit=128)
+    with pytest.raises(T.TrainingError, match="training diverged.*smaller learning rate"):
+        T.fit(Exploding(), data, cfg)
+
+
+def test_device_choice():
+    assert T.pick_device("cpu").type == "cpu"
+    assert T.pick_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(T.TrainingError, match="no CUDA GPU"):
+            T.pick_device("cuda")
