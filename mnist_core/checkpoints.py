@@ -109,12 +109,11 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"Checkpoint {path} is empty (0 bytes); it was never fully written.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = [l.strip() for l in str(exc).splitlines() if "Unsupported global" in l]
-        raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than "
-                              "tensors and plain data, which could run code"
-                              + (f" ({found[0]})." if found else ".")) from None
     except Exception as exc:  # torch.load raises many types for damaged files
+        found = [line.strip() for line in str(exc).splitlines() if "Unsupported global" in line]
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than "
+                                  f"tensors and plain data, which could run code ({found[0]}).") from None
         raise CheckpointError(f"Checkpoint {path} is truncated or not a PyTorch file "
                               f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:

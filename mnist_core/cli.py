@@ -60,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_core", description="MNIST Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a registry model and save a checkpoint",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser("train", help="train a registry model and save a checkpoint")
     t.add_argument("--preset", action="store_true", help="start from the model's reference settings")
     t.add_argument("--out", default=None, help="checkpoint path (default: checkpoints/<model>-<time>-acc<NN>.pt)")
     t.add_argument("--no-save", action="store_true", help="do not write a checkpoint")
@@ -74,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
+
+    r = sub.add_parser("reproduce", help="train every model with its reference preset; print the README table")
+    r.add_argument("--models", nargs="*", default=None, help="registry keys (default: all)")
+    r.add_argument("--seeds", type=int, default=3, help="seeds for better_cnn (its target is a mean of 3)")
+    r.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
 
     b = sub.add_parser("bench", help="throughput against the textbook pipeline, time to 99%%, peak RSS")
     b.add_argument("--steps", type=int, default=150, help="training steps timed per pipeline")
@@ -150,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import run_bench
             return run_bench(args)
+        if args.command == "reproduce":
+            from .reproduce import run_reproduction
+            return run_reproduction(args)
         return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models}[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -60,4 +60,4 @@ def test_every_train_flag_has_help():
     for flag in ("--lr", "--batch-size", "--weight-decay", "--label-smoothing", "--schedule", "--patience",
                  "--val-fraction", "--rotate", "--erase", "--preset", "--limit", "--threads"):
         assert flag in out.stdout
-    assert "(default: 0.001)" in out.stdout
+    assert "learning rate (peak rate for onecycle) (default: 0.001)" in " ".join(out.stdout.split())

@@ -62,6 +62,7 @@ def test_missing_data_offline_names_variable_and_files(tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr("torchvision.datasets.utils.download_url", offline)
+    monkeypatch.delenv(D.OFFLINE_ENV, raising=False)  # really try the (unreachable) mirrors
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "empty"))
     with pytest.raises(D.DataError) as err:
         D.load_mnist()
@@ -79,7 +80,7 @@ def test_download_path_fetches_then_verifies(tmp_path, monkeypatch, mnist):
         (tmp_path / "dl" / filename).write_bytes(D._find(source, filename[:-3]).read_bytes())
 
     monkeypatch.setattr("torchvision.datasets.utils.download_url", fake_download)
-    loaded = D.load_mnist(tmp_path / "dl")
+    loaded = D.load_mnist(tmp_path / "dl", download_missing=True)
     assert len(calls) == 4 and torch.equal(loaded.test_labels, mnist.test_labels)
 
 
