@@ -68,9 +68,11 @@ class _StepTimer:
         return self.count >= self.warmup + self.steps
 
 
-def engine_images_per_s(mnist, steps: int, batch_size: int = 64, warmup: int = 10) -> float:
+def engine_images_per_s(mnist, steps: int, batch_size: int = 64, warmup: int = 10,
+                        precision: str = "fp32") -> float:
     """This project's `fit` on cnn_basic with the same batch size and optimizer settings."""
     cfg = TrainConfig.for_model("cnn_basic", batch_size=batch_size, epochs=1, val_fraction=0.0,
+                                precision=precision,
                                 limit=min(60000, (steps + warmup + 2) * batch_size))
     data = make_splits(mnist, cfg.val_fraction, cfg.seed, cfg.limit)
     torch.manual_seed(0)
@@ -124,19 +126,19 @@ def run_bench(args) -> int:
     root = _raw_copy(folder)
     print(f"threads={torch.get_num_threads()} torch={torch.__version__}  (cnn_basic, batch 64, "
           f"{args.steps} timed steps, {args.repeats} alternating repeats)", flush=True)
-    tb, en, en256 = [], [], []
+    runs: dict[str, list[float]] = {"textbook": [], "engine": [], "engine_bf16": [], "engine_batch256": []}
     for r in range(args.repeats):
-        tb.append(textbook_images_per_s(root, args.steps))
-        en.append(engine_images_per_s(mnist, args.steps))
-        en256.append(engine_images_per_s(mnist, max(20, args.steps // 4), batch_size=256))
-        print(f"  repeat {r + 1}: textbook {tb[-1]:,.0f} img/s | engine {en[-1]:,.0f} img/s "
-              f"(ratio {en[-1] / tb[-1]:.2f}) | engine at batch 256 {en256[-1]:,.0f} img/s", flush=True)
-    t, e, e256 = statistics.median(tb), statistics.median(en), statistics.median(en256)
-    print(f"textbook_images_per_s={t:.0f}")
-    print(f"engine_images_per_s={e:.0f}")
-    print(f"engine_batch256_images_per_s={e256:.0f}")
-    print(f"speedup_batch256={e256 / t:.2f}")
-    print(f"speedup={e / t:.2f}")
+        runs["textbook"].append(textbook_images_per_s(root, args.steps))
+        runs["engine"].append(engine_images_per_s(mnist, args.steps))
+        runs["engine_bf16"].append(engine_images_per_s(mnist, args.steps, precision="bf16"))
+        runs["engine_batch256"].append(engine_images_per_s(mnist, max(20, args.steps // 4), batch_size=256))
+        print(f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in runs.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for k, v in med.items():
+        print(f"{k}_images_per_s={v:.0f}")
+    print(f"speedup_bf16={med['engine_bf16'] / med['textbook']:.2f}")
+    print(f"speedup_batch256={med['engine_batch256'] / med['textbook']:.2f}")
+    print(f"speedup={med['engine'] / med['textbook']:.2f}")
     if not args.skip_time_to_99:
         reached, best = time_to_99(folder)
         print(f"fast_cnn_best_test_accuracy={best:.4f}")

@@ -65,7 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="checkpoint path (default: checkpoints/<model>-<time>-acc<NN>.pt)")
     t.add_argument("--no-save", action="store_true", help="do not write a checkpoint")
     t.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
+    t.add_argument("--background", action="store_true",
+                   help="queue the run as a background job, print run_id=ID and return at once")
     _add_config_flags(t)
+
+    sub.add_parser("runs", help="one line per run: id, status, model, progress, accuracy")
+    s = sub.add_parser("stop", help="stop a running run (or cancel a queued one)")
+    s.add_argument("run_id", help="run id from `runs`")
+    x = sub.add_parser("extend", help="continue a finished or stopped run for more epochs")
+    x.add_argument("run_id", help="run id from `runs`")
+    x.add_argument("epochs", type=int, help="how many more epochs")
+    d = sub.add_parser("delete", help="delete a run's records and files")
+    d.add_argument("run_id", help="run id from `runs`")
 
     e = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix")
     e.add_argument("checkpoint", help="path to a .pt checkpoint")
@@ -96,6 +107,13 @@ def cmd_train(args) -> int:
     model = given.get("model", TrainConfig.model)
     base = dict(REGISTRY[model].preset) if args.preset and model in REGISTRY else {}
     cfg = TrainConfig.from_dict({**base, **given, "model": model})
+    if args.background:
+        from .jobs import JobManager
+
+        run = JobManager().submit(cfg)
+        where = f" (queued, position {run.queue_position})" if run.status == "queued" else ""
+        print(f"run_id={run.id}{where}")
+        return 0
     mnist = load_mnist(args.data_dir)
     from .train import train_model
 
@@ -143,9 +161,35 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from .jobs import JobManager
+
+    jobs = JobManager()
+    if args.command == "stop":
+        run = jobs.stop(args.run_id)
+        print(f"{run.id} {run.status}" + (f": {run.reason}" if run.reason else ""))
+    elif args.command == "extend":
+        run = jobs.extend(args.run_id, args.epochs)
+        print(f"{run.id} {run.status} for {run.config['epochs']} epochs in all")
+    elif args.command == "delete":
+        jobs.delete(args.run_id)
+        print(f"{args.run_id} deleted")
+    else:
+        for run in jobs.list():
+            p = run.progress
+            state = {"queued": f"position {run.queue_position}",
+                     "running": f"epoch {p.get('epoch', 0)}/{run.config['epochs']} batch {p.get('batch', 0)}"
+                                f"/{p.get('batches', '?')}"}.get(run.status, f"{run.epochs_done} epochs")
+            acc = f" test {run.test_acc:.4f}" if run.test_acc is not None else ""
+            print(f"{run.id} {run.status:<11} {run.model:<12} {state}{acc}"
+                  + (f"  ({run.reason})" if run.reason else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataError
+    from .runs import RunError
     from .train import TrainingError
 
     parser = build_parser()
@@ -157,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             from .reproduce import run_reproduction
             return run_reproduction(args)
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models}[args.command](args)
-    except ConfigError as exc:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models, "runs": cmd_runs,
+                "stop": cmd_runs, "extend": cmd_runs, "delete": cmd_runs}[args.command](args)
+    except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (DataError, CheckpointError, TrainingError) as exc:

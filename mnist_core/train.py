@@ -51,9 +51,9 @@ def make_optimizer(cfg: TrainConfig, params: Iterable[torch.Tensor]) -> torch.op
         return kinds[cfg.optimizer](params, **kwargs)
 
 
-def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int, epochs: int | None = None):
     """Every schedule steps once per batch, so stopping mid-epoch leaves a consistent state."""
-    total = cfg.epochs * steps_per_epoch
+    total = (epochs or cfg.epochs) * steps_per_epoch
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size * steps_per_epoch, cfg.gamma)
     if cfg.schedule == "cosine":
@@ -119,17 +119,22 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     steps = math.ceil(len(train_y) / cfg.batch_size)
     optimizer = make_optimizer(cfg, model.parameters())
-    scheduler = make_scheduler(cfg, optimizer, steps)
-    state = FitState(cfg, model, optimizer, scheduler, steps)
     first_epoch = 1
     if resume:
+        # Continue after epoch resume["epoch"]: step schedules carry on; cosine and OneCycle make
+        # a fresh cycle over the remaining epochs (a warm restart), since theirs has run out.
         optimizer.load_state_dict(resume["optimizer"])
-        if scheduler is not None and resume.get("scheduler"):
-            scheduler.load_state_dict(resume["scheduler"])
-        state.history = copy.deepcopy(resume["history"])
         first_epoch = resume["epoch"] + 1
+    scheduler = make_scheduler(cfg, optimizer, steps, cfg.epochs - first_epoch + 1)
+    if resume and cfg.schedule == "step" and resume.get("scheduler"):
+        scheduler.load_state_dict(resume["scheduler"])
+    state = FitState(cfg, model, optimizer, scheduler, steps)
+    if resume:
+        state.history = copy.deepcopy(resume["history"])
+        if state.history["epochs"]:  # the clock continues too
+            state.started -= state.history["epochs"][-1]["elapsed_s"]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.seed + first_epoch)
     aug = dict(rotate=cfg.rotate, translate=cfg.translate, scale=cfg.scale, erase=cfg.erase)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     has_val = len(data.val_y) > 0
@@ -222,7 +227,9 @@ def train_model(cfg: TrainConfig, callbacks: Iterable = (), stop: Callable[[], b
     t0 = time.perf_counter()
     state = fit(model, data, cfg, callbacks, stop, resume)
     train_s = time.perf_counter() - t0
-    test = evaluate(model, data.test_x, data.test_y)
+    # a stopped run skips the test pass so that Stop answers within seconds
+    test = (evaluate(model, data.test_x, data.test_y) if not state.stopped else
+            dict(accuracy=None, loss=None, confusion=None, per_class_accuracy=None))
     epochs = state.history["epochs"]
     best = next((e for e in epochs if e["epoch"] == state.best_epoch), epochs[-1] if epochs else {})
     metrics = dict(test_acc=test["accuracy"], test_loss=test["loss"], confusion=test["confusion"],

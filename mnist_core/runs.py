@@ -1,0 +1,230 @@
+"""The run store: SQLite (WAL) records of every training run plus a folder of files per run."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import checkpoints_dir
+
+STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, model TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT, created REAL NOT NULL, started REAL, finished REAL, queue_seq INTEGER,
+    pid INTEGER, heartbeat REAL, parent TEXT, epochs_done INTEGER NOT NULL DEFAULT 0,
+    progress TEXT, best_val_acc REAL, test_acc REAL, test_metrics TEXT, images_per_s REAL,
+    train_seconds REAL NOT NULL DEFAULT 0, stop_requested INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, queue_seq);
+CREATE TABLE IF NOT EXISTS batch_metrics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, loss REAL NOT NULL,
+    t REAL NOT NULL, PRIMARY KEY (run_id, step)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS epoch_metrics (
+    run_id TEXT NOT NULL, epoch INTEGER NOT NULL, record TEXT NOT NULL, checkpoint TEXT,
+    PRIMARY KEY (run_id, epoch)) WITHOUT ROWID;
+"""
+
+
+class RunError(ValueError):
+    """A run id that is unsafe or unknown, or an action the run's state does not allow."""
+
+
+def check_run_id(run_id: str) -> str:
+    """Refuse anything that could name a path outside the store ('..', separators, absolute)."""
+    if not isinstance(run_id, str) or not _ID.match(run_id) or ".." in run_id:
+        raise RunError(f"Refused run id {run_id!r}: ids are letters, digits, '-' and '_' only.")
+    return run_id
+
+
+@dataclass
+class Run:
+    """One row of the store, decoded."""
+
+    id: str
+    model: str
+    config: dict
+    status: str
+    reason: str | None
+    created: float
+    started: float | None
+    finished: float | None
+    queue_seq: int | None
+    pid: int | None
+    heartbeat: float | None
+    parent: str | None
+    epochs_done: int
+    progress: dict
+    best_val_acc: float | None
+    test_acc: float | None
+    test_metrics: dict
+    images_per_s: float | None
+    train_seconds: float
+    stop_requested: int
+    queue_position: int | None = None  # 1 = next to start
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Run":
+        d = dict(row)
+        d["config"] = json.loads(d["config"])
+        d["progress"] = json.loads(d["progress"] or "{}")
+        d["test_metrics"] = json.loads(d["test_metrics"] or "{}")
+        return cls(**d)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+class RunStore:
+    """All reads and writes of run records. Safe to use from many processes at once."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else checkpoints_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "runs.db"
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self.conn.executescript(SCHEMA)
+
+    # ---- connection: one per process, WAL so readers never wait for the writer ----
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    @contextmanager
+    def tx(self):
+        """An IMMEDIATE transaction: one writer at a time, readers unaffected."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # ---- paths ----
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / check_run_id(run_id)
+
+    def log_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "log.txt"
+
+    def epoch_checkpoint(self, run_id: str, epoch: int) -> Path:
+        return self.run_dir(run_id) / f"epoch-{epoch:03d}.pt"
+
+    def best_checkpoint(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "best.pt"
+
+    # ---- creating and reading ----
+    def create(self, config: dict, parent: str | None = None, run_id: str | None = None) -> Run:
+        run_id = check_run_id(run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+        now = time.time()
+        with self.tx() as c:
+            seq = c.execute("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs").fetchone()[0]
+            c.execute("INSERT INTO runs (id, model, config, status, created, queue_seq, parent) "
+                      "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                      (run_id, config["model"], json.dumps(config), now, seq, parent))
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> Run:
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        if row is None:
+            raise RunError(f"No run {run_id!r}: it may have been deleted.")
+        run = Run.from_row(row)
+        if run.status == "queued":
+            run.queue_position = self.conn.execute(
+                "SELECT COUNT(*) FROM runs WHERE status = 'queued' AND queue_seq <= ?", (run.queue_seq,)
+            ).fetchone()[0]
+        return run
+
+    def list(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
+        """Newest first; queued runs carry their queue position."""
+        sql, args = "SELECT * FROM runs", ()
+        if statuses:
+            sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
+            args = tuple(statuses)
+        runs = [Run.from_row(r) for r in self.conn.execute(sql + " ORDER BY created DESC", args)]
+        queued = sorted((r for r in runs if r.status == "queued"), key=lambda r: r.queue_seq)
+        for pos, r in enumerate(queued, 1):
+            r.queue_position = pos
+        return runs
+
+    def batch_losses(self, run_id: str, after_step: int = 0) -> list[tuple[int, int, float]]:
+        """(step, epoch, loss) rows after `after_step`, so a live chart can fetch only what is new."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT step, epoch, loss FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
+            (check_run_id(run_id), after_step))]
+
+    def epochs(self, run_id: str) -> list[dict]:
+        rows = self.conn.execute("SELECT record, checkpoint FROM epoch_metrics WHERE run_id = ? "
+                                 "ORDER BY epoch", (check_run_id(run_id),))
+        return [{**json.loads(rec), "checkpoint": ck} for rec, ck in rows]
+
+    # ---- writes made by the worker and the job controller ----
+    def update(self, run_id: str, **fields) -> None:
+        for key in ("config", "progress", "test_metrics"):
+            if key in fields and not isinstance(fields[key], (str, type(None))):
+                fields[key] = json.dumps(fields[key])
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.tx() as c:
+            c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), check_run_id(run_id)))
+
+    def append_batches(self, run_id: str, rows: list[tuple[int, int, float, float]], **fields) -> None:
+        """(step, epoch, loss, t) rows plus run fields (progress, heartbeat) in one transaction."""
+        for key in ("progress",):
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
+        with self.tx() as c:
+            c.executemany("INSERT OR REPLACE INTO batch_metrics (run_id, step, epoch, loss, t) "
+                          "VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+            if fields:
+                cols = ", ".join(f"{k} = ?" for k in fields)
+                c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def append_epoch(self, run_id: str, record: dict, checkpoint: str | None, **fields) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, record, checkpoint) "
+                      "VALUES (?, ?, ?, ?)", (run_id, record["epoch"], json.dumps(record), checkpoint))
+            if fields:
+                cols = ", ".join(f"{k} = ?" for k in fields)
+                c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def truncate_after(self, run_id: str, epoch: int, step: int) -> None:
+        """Forget metrics past a resume point (the unfinished epoch of a stopped run)."""
+        with self.tx() as c:
+            c.execute("DELETE FROM batch_metrics WHERE run_id = ? AND step > ?", (run_id, step))
+            c.execute("DELETE FROM epoch_metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
+
+    def delete(self, run_id: str) -> None:
+        """Remove the records and the files of a run that is not active."""
+        run = self.get(run_id)
+        if run.active:
+            raise RunError(f"Run {run_id} is {run.status}; stop it before deleting it.")
+        with self.tx() as c:
+            for table, col in (("batch_metrics", "run_id"), ("epoch_metrics", "run_id"), ("runs", "id")):
+                c.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
