@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queue the run as a background job, print run_id=ID and return at once")
     _add_config_flags(t)
 
+    bj = sub.add_parser("bench-jobs", help="background-run overhead, metric latency, listing 500 runs")
+    bj.add_argument("--epochs", type=int, default=2, help="epochs per timed run")
+    bj.add_argument("--limit", type=int, default=20000, help="training images per timed run")
+    bj.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
+
     sub.add_parser("runs", help="one line per run: id, status, model, progress, accuracy")
     s = sub.add_parser("stop", help="stop a running run (or cancel a queued one)")
     s.add_argument("run_id", help="run id from `runs`")
@@ -198,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import run_bench
             return run_bench(args)
+        if args.command == "bench-jobs":
+            from .bench_jobs import run_jobs_bench
+            return run_jobs_bench(args)
         if args.command == "reproduce":
             from .reproduce import run_reproduction
             return run_reproduction(args)

@@ -64,6 +64,8 @@ class JobManager:
         """Mark dead runs interrupted, then start queued runs while slots are free."""
         self.reap()
         starting = []
+        if not self.store.conn.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone():
+            return starting  # nothing waits: no write transaction on every page poll
         with self.store.tx() as c:
             running = c.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
             free = self.max_concurrent - running

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -92,21 +93,21 @@ class RunStore:
         self.root = Path(root) if root else checkpoints_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "runs.db"
-        self._conn: sqlite3.Connection | None = None
-        self._pid = os.getpid()
+        self._local = threading.local()
         self.conn.executescript(SCHEMA)
 
-    # ---- connection: one per process, WAL so readers never wait for the writer ----
+    # ---- connection: one per process and thread, WAL so readers never wait for the writer ----
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+        local = self._local
+        if getattr(local, "conn", None) is None or local.pid != os.getpid():
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            local.conn, local.pid = conn, os.getpid()
+        return local.conn
 
     @contextmanager
     def tx(self):
@@ -121,9 +122,9 @@ class RunStore:
         c.execute("COMMIT")
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if getattr(self._local, "conn", None) is not None:
+            self._local.conn.close()
+            self._local.conn = None
 
     # ---- paths ----
     def run_dir(self, run_id: str) -> Path:

@@ -1,8 +1,11 @@
 """Home: what MNIST Lab is, and the state of this machine (data, device, default model)."""
 import streamlit as st
 
+from pages.common import ensure_app_shell
+
 from mnist_core.system import environment_status
 
+ensure_app_shell()
 st.title("MNIST Lab")
 st.write(
     "Learn how neural networks learn by training them on handwritten digits: pick an "
@@ -35,6 +38,18 @@ with model_col:
     else:
         st.info("No default model shipped yet.")
 
-st.caption(" · ".join(f"{k} {v}" for k, v in status["versions"].items()))
-st.info("The Train, Evaluate and Draw pages are coming. Until then, the command line does it all: "
-        "`python -m mnist_core --help`.")
+st.subheader("The quick path")
+step1, step2, step3 = st.columns(3)
+with step1:
+    st.markdown("**1. Train** a network. Start with `fast_cnn`: it passes 99% in about 20 seconds.")
+    st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
+with step2:
+    st.markdown("**2. Evaluate** it: which digits does it confuse, and why?")
+    st.page_link("pages/evaluate.py", label="Open Evaluate", icon=":material/fact_check:")
+with step3:
+    st.markdown("**3. Draw** a digit and watch the network read it.")
+    st.page_link("pages/draw.py", label="Open Draw", icon=":material/draw:")
+
+st.divider()
+st.caption(" · ".join(f"{k} {v}" for k, v in status["versions"].items())
+           + " · everything here is also on the command line: `python -m mnist_core --help`")

@@ -1,0 +1,97 @@
+"""Every Plotly figure of the dashboard, with one colour scheme: train blue, validation orange."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+TRAIN = "#2563eb"
+VAL = "#ea580c"
+RAW = "rgba(37, 99, 235, 0.25)"
+FONT = dict(family="Inter, Segoe UI, sans-serif", size=13)
+
+
+def _layout(fig: go.Figure, height: int = 320, **kw) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT,
+                      template="plotly_white", hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), **kw)
+    return fig
+
+
+def ema(values: list[float], smoothing: float) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard-style smoothing in [0, 1))."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, 1):
+        avg = smoothing * avg + (1 - smoothing) * v
+        out.append(avg / (1 - smoothing ** i) if smoothing else v)
+    return out
+
+
+def batch_loss_figure(steps: list[int], losses: list[float], smoothing: float = 0.6,
+                      batches_per_epoch: int | None = None) -> go.Figure:
+    """Loss of every training batch, raw (faint) and smoothed, x in epochs when known."""
+    x = [s / batches_per_epoch for s in steps] if batches_per_epoch else steps
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=losses, mode="lines", name="batch loss", line=dict(color=RAW, width=1)))
+    fig.add_trace(go.Scatter(x=x, y=ema(losses, smoothing), mode="lines", name=f"smoothed ({smoothing:.2f})",
+                             line=dict(color=TRAIN, width=2)))
+    fig.update_xaxes(title_text="epoch" if batches_per_epoch else "batch", rangemode="tozero")
+    fig.update_yaxes(title_text="cross-entropy loss", rangemode="tozero")
+    return _layout(fig, title=dict(text="Training loss per batch", x=0))
+
+
+def epoch_figure(epochs: list[dict]) -> go.Figure:
+    """Train vs validation loss and accuracy per epoch, side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"),
+                        horizontal_spacing=0.1)
+    x = [e["epoch"] for e in epochs]
+    for col, (key, fmt) in enumerate((("loss", ".4f"), ("acc", ".2%")), 1):
+        for split, color, dash in (("train", TRAIN, None), ("val", VAL, None)):
+            y = [e.get(f"{split}_{key}") for e in epochs]
+            if all(v is None for v in y):
+                continue
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="train" if split == "train" else
+                                     "validation", legendgroup=split, showlegend=col == 1,
+                                     line=dict(color=color, width=2, dash=dash), hovertemplate=f"%{{y:{fmt}}}"),
+                          row=1, col=col)
+        fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 15 else None, row=1, col=col)
+    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=2)
+    return _layout(fig)
+
+
+def image_grid(images: torch.Tensor, titles: list[str] | None = None, cols: int = 8,
+               height_per_row: int = 90) -> go.Figure:
+    """A grid of 28x28 grayscale digits (any range; each image scaled to its own min/max)."""
+    n = len(images)
+    rows = max(1, (n + cols - 1) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.06 if titles else 0.01)
+    for i, img in enumerate(images):
+        img = img.reshape(28, 28).float()
+        img = (img - img.min()) / (img.max() - img.min() + 1e-8)
+        fig.add_trace(go.Heatmap(z=img.flip(0).tolist(), colorscale="gray", showscale=False,
+                                 hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False, scaleanchor="y", constrain="domain")
+    fig.update_yaxes(visible=False, constrain="domain")
+    fig.update_layout(height=rows * height_per_row + 20, margin=dict(l=0, r=0, t=20 if titles else 0, b=0),
+                      font=FONT, template="plotly_white")
+    return fig
+
+
+def gap_sentence(epochs: list[dict]) -> tuple[str, str]:
+    """(level, sentence) describing the train-validation accuracy gap of the last epoch."""
+    if not epochs or epochs[-1].get("val_acc") is None:
+        return "info", "The overfitting indicator needs a validation split and one finished epoch."
+    e = epochs[-1]
+    gap = e["train_acc"] - e["val_acc"]
+    trend = ""
+    if len(epochs) >= 2 and epochs[-2].get("val_loss") is not None and e["val_loss"] > epochs[-2]["val_loss"]:
+        trend = " Validation loss went up this epoch while training continues: a classic sign of overfitting."
+    if gap > 0.02:
+        return "warning", (f"Train accuracy is {gap:.1%} above validation: the network is memorising the "
+                           f"training images more than it learns digits that generalise.{trend}")
+    if gap < -0.005:
+        return "info", (f"Validation accuracy is {-gap:.1%} above train accuracy. That is normal with dropout "
+                        f"or augmentation, which make training harder than evaluation.{trend}")
+    return "success", f"Train and validation accuracy are within {abs(gap):.1%}: no sign of overfitting.{trend}"

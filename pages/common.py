@@ -1,0 +1,68 @@
+"""Shared UI pieces (not a page): cached core objects and the sidebar list of active runs."""
+from __future__ import annotations
+
+import streamlit as st
+
+from mnist_core.data import DataError, load_mnist
+from mnist_core.jobs import JobManager
+
+
+def ensure_app_shell() -> None:
+    """Call first on every page. When a deep link (say /train) is a fresh server's very first
+    request, Streamlit runs that page directly through its legacy pages/-folder fallback, so
+    app.py's navigation and sidebar never load. Leave the fallback and rerun through app.py."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the fallback
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """One JobManager per server process; its run store opens a connection per thread."""
+    return JobManager()
+
+
+@st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
+def mnist():
+    return load_mnist()
+
+
+def mnist_or_stop():
+    """The dataset, or a clear message and the end of the page."""
+    try:
+        return mnist()
+    except DataError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def progress_text(run) -> tuple[float, str]:
+    """(fraction done, 'epoch 2/5 - batch 120/844 - ETA 0:42 - 3,100 img/s') for an active run."""
+    if run.status == "queued":
+        return 0.0, f"queued, position {run.queue_position}"
+    p = run.progress or {}
+    epochs, batches = run.config["epochs"], p.get("batches") or 1
+    epoch, batch = p.get("epoch", 1), p.get("batch", 0)
+    done = min(1.0, ((epoch - 1) + batch / batches) / epochs)
+    parts = [f"epoch {epoch}/{epochs}", f"batch {batch}/{batches}"]
+    if p.get("eta_s") is not None:
+        parts.append(f"ETA {int(p['eta_s']) // 60}:{int(p['eta_s']) % 60:02d}")
+    if p.get("images_per_s"):
+        parts.append(f"{p['images_per_s']:,.0f} img/s")
+    return done, " · ".join(parts)
+
+
+@st.fragment(run_every=2)
+def sidebar_runs() -> None:
+    """Running and queued runs with their progress, on every page."""
+    active = [r for r in job_manager().list() if r.active]
+    st.caption("ACTIVE RUNS")
+    if not active:
+        st.caption("None. Start one on the Train page.")
+    for run in sorted(active, key=lambda r: (r.status != "running", r.queue_seq)):
+        done, text = progress_text(run)
+        st.progress(done, text=f"**{run.model}** `{run.id[-6:]}` · {text}")

@@ -1,0 +1,205 @@
+"""Train: pick a model and its hyperparameters, start a background run, watch it live."""
+import pandas as pd
+import streamlit as st
+import torch
+
+from mnist_core.augment import augment_batch
+from mnist_core.config import ConfigError, TrainConfig, field_help
+from mnist_core.data import normalize
+from mnist_core.models import REGISTRY, build_model, count_parameters, flops, layer_table
+from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, image_grid
+from mnist_core.runs import RunError
+from pages.common import ensure_app_shell, job_manager, mnist_or_stop, progress_text
+
+ensure_app_shell()
+HELP = field_help()
+LRS = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 0.1, 0.2, 0.3, 0.5, 1.0]
+DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+BATCHES = [16, 32, 50, 64, 100, 128, 256, 512, 1024]
+DEFAULTS = TrainConfig()
+FIELDS = ["optimizer", "lr", "momentum", "nesterov", "batch_size", "epochs", "weight_decay", "label_smoothing",
+          "schedule", "patience", "val_fraction", "seed", "limit", "rotate", "translate", "scale", "erase"]
+AUG = {"rotate": ("Rotation", 30.0, 10.0, "degrees"), "translate": ("Shift", 0.3, 0.1, "of the side"),
+       "scale": ("Zoom", 0.3, 0.1, "in or out"), "erase": ("Random erasing", 1.0, 0.3, "probability")}
+jobs = job_manager()
+
+
+def apply_preset() -> None:
+    """Widget state <- the selected model's reference settings (TrainConfig defaults elsewhere)."""
+    key = st.session_state.cfg_model
+    cfg = TrainConfig.for_model(key)
+    for name in FIELDS:
+        st.session_state[f"cfg_{name}"] = getattr(cfg, name)
+    args = REGISTRY[key].args
+    st.session_state.cfg_dropout = float(args.get("dropout", 0.0))
+    st.session_state.cfg_batchnorm = bool(args.get("batchnorm", False))
+    for name, (_, _, default, _) in AUG.items():
+        st.session_state[f"aug_on_{name}"] = getattr(cfg, name) > 0
+        st.session_state[f"aug_{name}"] = getattr(cfg, name) or default
+
+
+if "cfg_model" not in st.session_state:
+    st.session_state.cfg_model = "fast_cnn"
+    apply_preset()
+
+st.title("Train")
+
+# ---------------- model ----------------
+left, right = st.columns([2, 3])
+with left:
+    st.selectbox("Architecture", list(REGISTRY), key="cfg_model", on_change=apply_preset,
+                 format_func=lambda k: f"{k} · {REGISTRY[k].reference}",
+                 help="Choosing a model loads its reference settings.")
+    spec = REGISTRY[st.session_state.cfg_model]
+    st.write(spec.description)
+    model = build_model(spec.key, {"dropout": st.session_state.cfg_dropout,
+                                   "batchnorm": st.session_state.cfg_batchnorm})
+    p1, p2 = st.columns(2)
+    p1.metric("Parameters", f"{count_parameters(model):,}")
+    p2.metric("Forward FLOPs / image", f"{flops(model) / 1e6:.2f} M")
+    st.button("Reset to reference settings", on_click=apply_preset, icon=":material/restart_alt:")
+with right:
+    table = pd.DataFrame(layer_table(model))
+    table["output_shape"] = table["output_shape"].map(lambda s: " x ".join(map(str, s)))
+    st.dataframe(table[["layer", "type", "output_shape", "params", "flops"]], hide_index=True,
+                 height=260, width="stretch",
+                 column_config={"params": st.column_config.NumberColumn("params", format="localized"),
+                                "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
+
+# ---------------- hyperparameters ----------------
+st.subheader("Hyperparameters")
+opt_col, reg_col, run_col = st.columns(3)
+with opt_col:
+    st.markdown("**Optimisation**")
+    st.selectbox("Optimizer", ["sgd", "adam", "adamw"], key="cfg_optimizer", help=HELP["optimizer"])
+    st.select_slider("Learning rate", LRS, key="cfg_lr", format_func=lambda v: f"{v:g}", help=HELP["lr"])
+    st.slider("Momentum (SGD)", 0.0, 0.99, key="cfg_momentum", step=0.01, help=HELP["momentum"])
+    st.checkbox("Nesterov momentum", key="cfg_nesterov", help=HELP["nesterov"])
+    st.selectbox("Schedule", ["constant", "step", "cosine", "onecycle"], key="cfg_schedule",
+                 help=HELP["schedule"])
+with reg_col:
+    st.markdown("**Regularisation**")
+    st.select_slider("Weight decay (L2)", DECAYS, key="cfg_weight_decay", format_func=lambda v: f"{v:g}",
+                     help=HELP["weight_decay"])
+    st.slider("Dropout", 0.0, 0.7, key="cfg_dropout", step=0.05,
+              help="share of activations zeroed during training, before the last layer")
+    st.toggle("BatchNorm", key="cfg_batchnorm", help="normalise activations per batch; trains faster")
+    st.slider("Label smoothing", 0.0, 0.3, key="cfg_label_smoothing", step=0.05, help=HELP["label_smoothing"])
+    st.slider("Early-stopping patience", 0, 10, key="cfg_patience", help=HELP["patience"])
+with run_col:
+    st.markdown("**Run**")
+    st.select_slider("Batch size", BATCHES, key="cfg_batch_size", help=HELP["batch_size"])
+    st.slider("Epochs", 1, 30, key="cfg_epochs", help=HELP["epochs"])
+    st.slider("Validation fraction", 0.0, 0.5, key="cfg_val_fraction", step=0.05, help=HELP["val_fraction"])
+    st.number_input("Seed", 0, 2**31 - 1, key="cfg_seed", help=HELP["seed"])
+    st.number_input("Training images (0 = all)", 0, 60000, key="cfg_limit", step=1000, help=HELP["limit"])
+
+with st.expander("Augmentation (training split only)", expanded=any(
+        st.session_state[f"aug_on_{n}"] for n in AUG)):
+    aug_cols = st.columns(4)
+    for col, (name, (label, hi, _, unit)) in zip(aug_cols, AUG.items()):
+        with col:
+            st.toggle(label, key=f"aug_on_{name}", help=HELP[name])
+            st.slider(f"{label} strength ({unit})", 0.0, hi, key=f"aug_{name}",
+                      disabled=not st.session_state[f"aug_on_{name}"])
+    aug = {n: (st.session_state[f"aug_{n}"] if st.session_state[f"aug_on_{n}"] else 0.0) for n in AUG}
+    if any(aug.values()):
+        digits = normalize(mnist_or_stop().train_images[:16])
+        shown = augment_batch(digits, generator=torch.Generator().manual_seed(st.session_state.cfg_seed), **aug)
+        st.plotly_chart(image_grid(shown, cols=16, height_per_row=70), width="stretch",
+                        config={"displayModeBar": False})
+        st.caption("The same 16 training digits as the network would see them in one batch.")
+    else:
+        st.caption("Switch a transform on to preview it on real training digits.")
+
+# ---------------- validation and start ----------------
+values = {name: st.session_state[f"cfg_{name}"] for name in FIELDS}
+values.update(aug, model=st.session_state.cfg_model,
+              model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm})
+try:
+    config, problem = TrainConfig.from_dict(values), None
+except ConfigError as exc:
+    config, problem = None, str(exc)
+if problem:
+    st.error(problem, icon=":material/error:")
+if st.button("Start training", type="primary", disabled=config is None, icon=":material/play_arrow:"):
+    run = jobs.submit(config)
+    st.session_state.train_run_id = run.id
+    st.toast(f"Run {run.id} " + ("started" if run.status == "running" else
+                                 f"queued at position {run.queue_position}"))
+
+# ---------------- live section ----------------
+if "train_run_id" not in st.session_state:  # reattach: the active run, else the latest one
+    runs = jobs.list()
+    active = [r for r in runs if r.active]
+    if active or runs:
+        st.session_state.train_run_id = (active or runs)[0].id
+
+
+def summary(run) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Best validation accuracy", f"{run.best_val_acc:.2%}" if run.best_val_acc else "n/a")
+    cols[1].metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "n/a")
+    cols[2].metric("Training time", f"{run.train_seconds:.0f} s")
+    cols[3].metric("Images / s", f"{run.images_per_s:,.0f}" if run.images_per_s else "n/a")
+    go_eval, go_draw, _ = st.columns([1, 1, 3])
+    if go_eval.button("Evaluate this run", icon=":material/fact_check:"):
+        st.session_state.selected_run = run.id
+        st.switch_page("pages/evaluate.py")
+    if go_draw.button("Draw with this run", icon=":material/draw:"):
+        st.session_state.selected_run = run.id
+        st.switch_page("pages/draw.py")
+
+
+@st.fragment(run_every=1.0)
+def live(run_id: str) -> None:
+    try:
+        run = jobs.get(run_id)
+    except RunError as exc:
+        st.warning(str(exc))
+        return
+    was_active = st.session_state.get("train_was_active", run.active)
+    st.session_state.train_was_active = run.active
+    if was_active and not run.active:
+        st.rerun()  # the run just ended: redraw the page once with the summary
+    st.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+    if run.active:
+        done, text = progress_text(run)
+        st.progress(done, text=text)
+        stop_col, _ = st.columns([1, 5])
+        if stop_col.button("Stop", icon=":material/stop:", key="stop_run"):
+            run = jobs.stop(run.id)
+            st.rerun()
+    else:
+        if run.reason:
+            (st.error if run.status in ("failed", "interrupted") else st.info)(run.reason)
+        if run.status == "failed":
+            with st.expander("Log of the run"):
+                st.code(jobs.log_tail(run.id) or "(empty)")
+        ext_n, ext_btn, _ = st.columns([1, 1, 4])
+        more = ext_n.number_input("More epochs", 1, 100, 2, key="extend_n", label_visibility="collapsed")
+        if ext_btn.button(f"Extend by {more} epochs", icon=":material/add:"):
+            jobs.extend(run.id, int(more))
+            st.rerun()
+        if run.status == "completed":
+            summary(run)
+    rows = jobs.store.batch_losses(run.id)
+    epochs = jobs.store.epochs(run.id)
+    if rows:
+        smoothing = st.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="smoothing",
+                              help="exponential moving average of the batch losses")
+        steps = [r[0] for r in rows]
+        losses = [r[2] for r in rows]
+        st.plotly_chart(batch_loss_figure(steps, losses, smoothing, run.progress.get("batches")),
+                        width="stretch", key="batch_chart")
+    elif run.active:
+        st.caption("Waiting for the first batch...")
+    if epochs:
+        st.plotly_chart(epoch_figure(epochs), width="stretch", key="epoch_chart")
+        level, sentence = gap_sentence(epochs)
+        getattr(st, level)(f"**Overfitting indicator.** {sentence}")
+
+
+if "train_run_id" in st.session_state:
+    st.divider()
+    live(st.session_state.train_run_id)

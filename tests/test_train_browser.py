@@ -1,0 +1,29 @@
+"""Real Chromium: start a run from the Train page, watch the live curve grow, press Stop."""
+from browser import browser, page, plotted_points, server, wait_until  # noqa: F401
+
+
+def test_live_curve_grows_then_stop(page, server):
+    page.goto(server.url + "/train")
+    page.get_by_text("Start training").wait_for()
+    # a 1-epoch cnn_basic run on a 20,000-image subset
+    page.get_by_role("combobox", name="Architecture").click()
+    page.get_by_role("option", name="cnn_basic").click()
+    page.get_by_text("The textbook CNN").wait_for()
+    limit = page.get_by_role("spinbutton", name="Training images (0 = all)")
+    limit.fill("20000")
+    limit.press("Enter")
+    epochs = page.get_by_role("group", name="Epochs").locator("input")
+    epochs.focus()
+    epochs.press("Home")
+    page.wait_for_timeout(1000)
+    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == "1"
+    page.get_by_role("button", name="Start training").click()
+
+    page.get_by_text("cnn_basic · running").wait_for()
+    first = wait_until(lambda: plotted_points(page), timeout_s=60)
+    later = wait_until(lambda: (n := plotted_points(page)) > first and n, timeout_s=30)
+    assert later > first
+    page.screenshot(path=str(server.log.name).replace("streamlit.log", "train-live.png"), full_page=True)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("cnn_basic · stopped").wait_for(timeout=30_000)
+    page.get_by_text("Stopped by request").wait_for()
