@@ -12,9 +12,9 @@ FONT = dict(family="Inter, Segoe UI, sans-serif", size=13)
 
 
 def _layout(fig: go.Figure, height: int = 320, **kw) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT,
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=70, b=10), font=FONT,
                       template="plotly_white", hovermode="x unified",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), **kw)
+                      legend=dict(orientation="h", yanchor="bottom", y=1.1, xanchor="right", x=1), **kw)
     return fig
 
 

@@ -1,0 +1,92 @@
+"""AppTest for the Train page: widgets map to the config, validation shows inline, runs attach."""
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mnist_core.config import TrainConfig
+from mnist_core.jobs import JobManager
+from mnist_core.runs import RunStore
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+
+
+@pytest.fixture()
+def at():
+    st.cache_resource.clear()  # the page's JobManager must use this test's run store
+    yield AppTest.from_file(PAGE, default_timeout=60).run()
+    for run in JobManager().store.list(("running", "queued")):
+        JobManager().stop(run.id, grace_s=2)
+
+
+def errors(at):
+    return [e.value for e in at.error]
+
+
+def start_button(at):
+    return next(b for b in at.button if b.label == "Start training")
+
+
+def test_defaults_come_from_the_registry_preset(at):
+    assert not at.exception and not errors(at)
+    preset = TrainConfig.for_model("fast_cnn")
+    assert at.selectbox(key="cfg_model").value == "fast_cnn"
+    for name in ("lr", "batch_size", "epochs", "schedule", "optimizer"):
+        assert at.session_state[f"cfg_{name}"] == getattr(preset, name)
+    at.selectbox(key="cfg_model").set_value("mlp_128_64").run()
+    assert at.session_state["cfg_batch_size"] == 32 and at.session_state["cfg_weight_decay"] == 1e-4
+    assert at.session_state["cfg_dropout"] == 0.2 and at.session_state["cfg_epochs"] == 10
+    assert any("421,642" == m.value for m in at.metric) is False  # mlp, not cnn_basic
+    at.selectbox(key="cfg_model").set_value("cnn_basic").run()
+    assert any(m.value == "421,642" for m in at.metric)
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda at: (at.selectbox(key="cfg_optimizer").set_value("adam"), at.checkbox(key="cfg_nesterov").check()),
+     "Nesterov momentum needs the sgd optimizer"),
+    (lambda at: (at.slider(key="cfg_patience").set_value(3), at.slider(key="cfg_val_fraction").set_value(0.0)),
+     "early stopping (patience > 0) needs a validation split"),
+])
+def test_invalid_combination_is_one_inline_message_and_start_refuses(at, change, needle):
+    change(at)
+    at.run()
+    assert len(errors(at)) == 1 and needle in errors(at)[0]
+    assert start_button(at).disabled
+
+
+def test_widgets_map_to_the_started_runs_config(at):
+    at.selectbox(key="cfg_model").set_value("mlp_128_64").run()
+    at.select_slider(key="cfg_lr").set_value(3e-3)
+    at.select_slider(key="cfg_batch_size").set_value(128)
+    at.slider(key="cfg_epochs").set_value(1)
+    at.select_slider(key="cfg_weight_decay").set_value(1e-3)
+    at.slider(key="cfg_dropout").set_value(0.35)
+    at.slider(key="cfg_label_smoothing").set_value(0.1)
+    at.selectbox(key="cfg_schedule").set_value("cosine")
+    at.number_input(key="cfg_limit").set_value(600)
+    at.number_input(key="cfg_seed").set_value(7)
+    at.toggle(key="aug_on_rotate").set_value(True).run()
+    at.slider(key="aug_rotate").set_value(12.0)
+    at.run()
+    assert not errors(at)
+    start_button(at).click().run()
+    assert not at.exception
+    run_id = at.session_state["train_run_id"]
+    run = JobManager().store.get(run_id)
+    cfg = TrainConfig.from_dict(run.config)
+    assert (cfg.model, cfg.lr, cfg.batch_size, cfg.epochs, cfg.weight_decay) == ("mlp_128_64", 3e-3, 128, 1, 1e-3)
+    assert (cfg.label_smoothing, cfg.schedule, cfg.limit, cfg.seed, cfg.rotate) == (0.1, "cosine", 600, 7, 12.0)
+    assert cfg.translate == 0.0 and cfg.model_args == {"dropout": 0.35, "batchnorm": False}
+    assert any(run_id in s.value for s in at.subheader)
+    done = JobManager().wait(run_id, timeout_s=120)
+    assert done.status == "completed", JobManager().log_tail(run_id)
+
+
+def test_a_new_session_reattaches_to_the_running_run(at, tmp_path):
+    run = JobManager().submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=2, limit=20000)))
+    second = AppTest.from_file(PAGE, default_timeout=60).run()  # a reload or another tab
+    assert second.session_state["train_run_id"] == run.id
+    assert any(f"{run.id}" in s.value and "running" in s.value for s in second.subheader)
+    assert any(b.label == "Stop" for b in second.button)
+    assert len(JobManager().store.list()) == 1  # nothing started twice
