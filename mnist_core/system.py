@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
 from . import __version__
 from .config import DATA_ENV, data_dir
 from .data import missing_files
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def environment_status() -> dict:
@@ -27,11 +35,9 @@ def environment_status() -> dict:
                                 size_kb=default.stat().st_size / 1024)
         except CheckpointError as exc:
             default_info.update(error=str(exc))
-    import torchvision
-
     return dict(data_dir=str(folder), data_env=DATA_ENV, data_env_set=bool(os.environ.get(DATA_ENV)),
                 data_missing=missing, device=str(pick_device("auto")), cpu_cores=os.cpu_count(),
                 torch_threads=torch.get_num_threads(), versions=dict(
                     mnist_lab=__version__, python=platform.python_version(), torch=torch.__version__,
-                    torchvision=torchvision.__version__),
+                    torchvision=_version("torchvision")),
                 default_model=default_info)

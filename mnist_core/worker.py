@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -101,6 +102,10 @@ def main(argv=None) -> int:
     p.add_argument("--root", required=True, help="run store folder")
     p.add_argument("run_id")
     args = p.parse_args(argv)
+    try:  # training yields the CPU to the dashboard: pages stay responsive while a run trains
+        os.nice(5)
+    except (AttributeError, OSError):
+        pass
     store = RunStore(args.root)
     try:
         return run(store, args.run_id)

@@ -12,7 +12,7 @@ st.write(
     "architecture, train it, see what it gets wrong, and draw your own digits for it to read."
 )
 
-status = environment_status()
+status = st.cache_data(ttl=30, show_spinner=False)(environment_status)()
 data_col, device_col, model_col = st.columns(3)
 with data_col:
     st.subheader("Dataset")

@@ -6,7 +6,7 @@ import torch
 from mnist_core.augment import augment_batch
 from mnist_core.config import ConfigError, TrainConfig, field_help
 from mnist_core.data import normalize
-from mnist_core.models import REGISTRY, build_model, count_parameters, flops, layer_table
+from mnist_core.models import REGISTRY, build_model, count_parameters, layer_table
 from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, image_grid
 from mnist_core.runs import RunError
 from pages.common import ensure_app_shell, job_manager, mnist_or_stop, progress_text
@@ -54,12 +54,12 @@ with left:
     st.write(spec.description)
     model = build_model(spec.key, {"dropout": st.session_state.cfg_dropout,
                                    "batchnorm": st.session_state.cfg_batchnorm})
+    table = pd.DataFrame(layer_table(model))
     p1, p2 = st.columns(2)
     p1.metric("Parameters", f"{count_parameters(model):,}")
-    p2.metric("Forward FLOPs / image", f"{flops(model) / 1e6:.2f} M")
+    p2.metric("Forward FLOPs / image", f"{table['flops'].sum() / 1e6:.2f} M")
     st.button("Reset to reference settings", on_click=apply_preset, icon=":material/restart_alt:")
 with right:
-    table = pd.DataFrame(layer_table(model))
     table["output_shape"] = table["output_shape"].map(lambda s: " x ".join(map(str, s)))
     st.dataframe(table[["layer", "type", "output_shape", "params", "flops"]], hide_index=True,
                  height=260, width="stretch",

@@ -1,4 +1,6 @@
 """Real Chromium: start a run from the Train page, watch the live curve grow, press Stop."""
+import time
+
 from browser import browser, page, plotted_points, server, wait_until  # noqa: F401
 
 
@@ -24,6 +26,14 @@ def test_live_curve_grows_then_stop(page, server):
     later = wait_until(lambda: (n := plotted_points(page)) > first and n, timeout_s=30)
     assert later > first
     page.screenshot(path=str(server.log.name).replace("streamlit.log", "train-live.png"), full_page=True)
-    page.get_by_role("button", name="Stop", exact=True).click()
+
+    # while it trains, leave for another page and come back: the run is still attached
+    t0 = time.perf_counter()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Home").click()
+    page.get_by_text("The quick path").wait_for()
+    print(f"page switch while training: {time.perf_counter() - t0:.2f} s")  # a figure, not a gate
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+    page.get_by_text("cnn_basic · running").wait_for()
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("cnn_basic · stopped").wait_for(timeout=30_000)
     page.get_by_text("Stopped by request").wait_for()
