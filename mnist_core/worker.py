@@ -9,7 +9,6 @@ import threading
 import time
 import traceback
 
-import torch
 
 from .checkpoints import CheckpointError, atomic_save, describe, load_checkpoint
 from .config import ConfigError, TrainConfig

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import wait_until  # noqa: F401  (re-exported for the browser tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -30,7 +30,7 @@ def require_browser() -> None:
 
 def _has_playwright() -> bool:
     try:
-        import playwright.sync_api  # noqa: F401
+        from playwright.sync_api import sync_playwright  # noqa: F401
         return True
     except ImportError:
         return False
@@ -115,14 +115,3 @@ def plotted_points(page, index: int = 0) -> int:
     }""", index)
 
 
-def wait_until(predicate, timeout_s: float = 60, poll_s: float = 0.25):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError("condition not reached in time")
-
-
-__all__ = ["server", "browser", "page", "plotted_points", "wait_until", "shutil"]

@@ -10,6 +10,7 @@ from mnist_core.checkpoints import load_checkpoint
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
 from mnist_core.runs import RunError, RunStore
+from helpers import wait_until as wait_for
 
 
 def cfg(**kw):
@@ -24,15 +25,6 @@ def jobs(tmp_path):
     for run in manager.store.list(("running", "queued")):  # never leave a worker behind
         manager.stop(run.id, grace_s=2)
 
-
-def wait_for(predicate, timeout=90, poll=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not reached in time")
 
 
 def test_start_poll_complete(jobs):
@@ -66,7 +58,7 @@ def test_kill_9_marks_interrupted_and_keeps_checkpoints(jobs):
     wait_for(lambda: jobs.store.get(run.id).epochs_done >= 1)
     os.kill(jobs.store.get(run.id).pid, signal.SIGKILL)
     t0 = time.time()
-    lost = wait_for(lambda: (r := jobs.get(run.id)).status == "interrupted" and r, timeout=10)
+    lost = wait_for(lambda: (r := jobs.get(run.id)).status == "interrupted" and r, timeout_s=10)
     assert time.time() - t0 < 5
     assert "ended unexpectedly" in lost.reason
     for e in jobs.store.epochs(run.id):

@@ -1,7 +1,7 @@
 """Real Chromium: start a run from the Train page, watch the live curve grow, press Stop."""
 import time
 
-from browser import browser, page, plotted_points, server, wait_until  # noqa: F401
+from browser import plotted_points, wait_until
 
 
 def test_live_curve_grows_then_stop(page, server):

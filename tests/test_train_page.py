@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
 
