@@ -35,9 +35,9 @@ def _plain(value):
 
 
 def versions() -> dict:
-    import torchvision
+    from .system import package_version  # not `import torchvision`: that costs a second
 
-    return dict(mnist_core=__version__, torch=str(torch.__version__), torchvision=str(torchvision.__version__),
+    return dict(mnist_core=__version__, torch=str(torch.__version__), torchvision=package_version("torchvision"),
                 python=platform.python_version())
 
 

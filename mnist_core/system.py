@@ -12,7 +12,7 @@ from .config import DATA_ENV, data_dir
 from .data import missing_files
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
     try:
         return version(package)
     except PackageNotFoundError:
@@ -39,5 +39,5 @@ def environment_status() -> dict:
                 data_missing=missing, device=str(pick_device("auto")), cpu_cores=os.cpu_count(),
                 torch_threads=torch.get_num_threads(), versions=dict(
                     mnist_lab=__version__, python=platform.python_version(), torch=torch.__version__,
-                    torchvision=_version("torchvision")),
+                    torchvision=package_version("torchvision")),
                 default_model=default_info)

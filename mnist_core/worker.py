@@ -46,8 +46,8 @@ class StoreWriter:
     def on_batch_end(self, state) -> None:
         self.step += 1
         self.buffer.append((self.step, state.epoch, state.batch_loss, time.time()))
-        if time.time() - self.last_flush >= FLUSH_EVERY_S:
-            self.flush(state)
+        if time.time() - self.last_flush >= FLUSH_EVERY_S or state.batch == state.batches_per_epoch:
+            self.flush(state)  # and before validation, so the epoch's last batches never wait for it
 
     def on_epoch_end(self, state) -> None:
         self.flush(state)
