@@ -113,7 +113,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for damaged files
-        found = [line.strip() for line in str(exc).splitlines() if "Unsupported global" in line]
+        found = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
         if isinstance(exc, pickle.UnpicklingError) and found:
             raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than "
                                   f"tensors and plain data, which could run code ({found[0]}).") from None

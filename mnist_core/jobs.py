@@ -36,13 +36,18 @@ def _alive(pid: int | None, run_id: str) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.parent.exists():
-        try:
-            return run_id.encode() in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no /proc (macOS): the signal check is all there is
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    if state in ("Z", "X"):
+        return False  # exited, waiting to be reaped by its parent
+    # empty while the process is exec-ing or exiting; otherwise it must be this run's worker
+    return not cmdline or run_id.encode() in cmdline
 
 
 class JobManager:

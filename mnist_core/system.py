@@ -19,12 +19,12 @@ def package_version(package: str) -> str:
         return "not installed"
 
 
-def environment_status() -> dict:
-    """Plain facts for a status panel; never raises."""
+def environment_status(folder: str | None = None) -> dict:
+    """Plain facts for a status panel; never raises. `folder` defaults to the configured data dir."""
     from .checkpoints import CheckpointError, default_model_path, read_checkpoint
     from .train import pick_device
 
-    folder = data_dir()
+    folder = folder or data_dir()
     missing = missing_files(folder)
     default = default_model_path()
     default_info: dict = {"path": str(default), "present": default.is_file()}

@@ -3,6 +3,7 @@ import streamlit as st
 
 from pages.common import ensure_app_shell
 
+from mnist_core.config import data_dir
 from mnist_core.system import environment_status
 
 ensure_app_shell()
@@ -12,7 +13,7 @@ st.write(
     "architecture, train it, see what it gets wrong, and draw your own digits for it to read."
 )
 
-status = st.cache_data(ttl=30, show_spinner=False)(environment_status)()
+status = st.cache_data(ttl=30, show_spinner=False)(environment_status)(str(data_dir()))
 data_col, device_col, model_col = st.columns(3)
 with data_col:
     st.subheader("Dataset")

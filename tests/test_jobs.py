@@ -82,6 +82,7 @@ def test_extend_continues_the_curves(jobs):
     run = jobs.wait(jobs.submit(cfg(epochs=1)).id)
     first = jobs.store.epochs(run.id)
     steps_before = [s for s, _, _ in jobs.store.batch_losses(run.id)]
+    assert run.status == "completed" and run.epochs_done == 1, (run, jobs.log_tail(run.id))
     extended = jobs.extend(run.id, 2)
     assert extended.config["epochs"] == 3
     done = jobs.wait(run.id)
