@@ -137,18 +137,25 @@ if "train_run_id" not in st.session_state:  # reattach: the active run, else the
 
 
 def summary(run) -> None:
-    cols = st.columns(4)
-    cols[0].metric("Best validation accuracy", f"{run.best_val_acc:.2%}" if run.best_val_acc else "n/a")
-    cols[1].metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "n/a")
-    cols[2].metric("Training time", f"{run.train_seconds:.0f} s")
-    cols[3].metric("Images / s", f"{run.images_per_s:,.0f}" if run.images_per_s else "n/a")
-    go_eval, go_draw, _ = st.columns([1, 1, 3])
-    if go_eval.button("Evaluate this run", icon=":material/fact_check:"):
-        st.session_state.selected_run = run.id
-        st.switch_page("pages/evaluate.py")
-    if go_draw.button("Draw with this run", icon=":material/draw:"):
-        st.session_state.selected_run = run.id
-        st.switch_page("pages/draw.py")
+    """Figures of a finished run, then what to do next: evaluate, draw, or train longer."""
+    if run.status == "completed":
+        cols = st.columns(4)
+        cols[0].metric("Best validation accuracy", f"{run.best_val_acc:.2%}" if run.best_val_acc else "n/a")
+        cols[1].metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "n/a")
+        cols[2].metric("Training time", f"{run.train_seconds:.0f} s")
+        cols[3].metric("Images / s", f"{run.images_per_s:,.0f}" if run.images_per_s else "n/a")
+    go_eval, go_draw, more_col, extend_col = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
+    if run.epochs_done:
+        if go_eval.button("Evaluate this run", icon=":material/fact_check:", width="stretch"):
+            st.session_state.selected_run = run.id
+            st.switch_page("pages/evaluate.py")
+        if go_draw.button("Draw with this run", icon=":material/draw:", width="stretch"):
+            st.session_state.selected_run = run.id
+            st.switch_page("pages/draw.py")
+    more = more_col.number_input("More epochs", 1, 100, 2, key="extend_n")
+    if extend_col.button(f"Extend by {more} epochs", icon=":material/add:", width="stretch"):
+        jobs.extend(run.id, int(more))
+        st.rerun()
 
 
 @st.fragment(run_every=1.0)
@@ -176,13 +183,7 @@ def live(run_id: str) -> None:
         if run.status == "failed":
             with st.expander("Log of the run"):
                 st.code(jobs.log_tail(run.id) or "(empty)")
-        ext_n, ext_btn, _ = st.columns([1, 1, 4])
-        more = ext_n.number_input("More epochs", 1, 100, 2, key="extend_n", label_visibility="collapsed")
-        if ext_btn.button(f"Extend by {more} epochs", icon=":material/add:"):
-            jobs.extend(run.id, int(more))
-            st.rerun()
-        if run.status == "completed":
-            summary(run)
+        summary(run)
     rows = jobs.store.batch_losses(run.id)
     epochs = jobs.store.epochs(run.id)
     if rows:
