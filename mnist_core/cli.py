@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the model registry with parameter counts")
 
+    pr = sub.add_parser("predict", help="read digits from image files (PNG, JPEG, ...), one batch")
+    pr.add_argument("images", nargs="+", help="image files; dark-on-light or light-on-dark, any size")
+    pr.add_argument("--model", default=None, help="checkpoint to use (default: checkpoints/default.pt)")
+
     r = sub.add_parser("reproduce", help="train every model with its reference preset; print the README table")
     r.add_argument("--models", nargs="*", default=None, help="registry keys (default: all)")
     r.add_argument("--seeds", type=int, default=3, help="seeds for better_cnn (its target is a mean of 3)")
@@ -156,6 +160,29 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    """One line per image: name prediction=D confidence=0.XXXX (or error=...); one forward pass."""
+    import torch
+
+    from .checkpoints import default_model_path, load_checkpoint
+    from .evaluate import predict_proba
+    from .preprocess import InputError, preprocess
+
+    model = load_checkpoint(args.model or default_model_path()).model
+    ready, failed = [], 0
+    for path in args.images:
+        try:
+            ready.append((path, preprocess(path).tensor))
+        except InputError as exc:
+            failed += 1
+            print(f"{path} error={exc}")
+    if ready:
+        probs = predict_proba(model, torch.cat([t for _, t in ready]))
+        for (path, _), p in zip(ready, probs):
+            print(f"{path} prediction={int(p.argmax())} confidence={float(p.max()):.4f}")
+    return 1 if failed else 0
+
+
 def cmd_models(args) -> int:
     from .models import REGISTRY, build_model, count_parameters, flops
 
@@ -209,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             from .reproduce import run_reproduction
             return run_reproduction(args)
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models, "runs": cmd_runs,
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models, "predict": cmd_predict,
+                "runs": cmd_runs,
                 "stop": cmd_runs, "extend": cmd_runs, "delete": cmd_runs}[args.command](args)
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,146 @@
+"""Any digit image -> an MNIST-style 28x28 input, made the way MNIST itself was, stage by stage."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import MNIST_MEAN, MNIST_STD
+
+MAX_PIXELS = 25_000_000  # larger uploads are refused before decoding (a 10000x10000 image is 100M)
+BOX = 20                 # MNIST digits were scaled to fit 20x20, then centred by mass in 28x28
+SIDE = 28
+
+
+class InputError(ValueError):
+    """The image cannot be read as a digit; the message tells the learner what to do."""
+
+
+def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
+    """Open a file path, raw bytes or a PIL image, refusing huge, corrupt and non-image input."""
+    if isinstance(source, Image.Image):
+        return source
+    name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
+    try:
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except FileNotFoundError:
+        raise InputError(f"{name}: file not found.") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise InputError(f"{name} is not an image PIL can read; use a PNG or JPEG.") from None
+    if img.width * img.height > MAX_PIXELS:
+        raise InputError(f"{name} is {img.width}x{img.height} pixels, too large; use an image under "
+                         f"{MAX_PIXELS // 1_000_000} megapixels (a digit needs only 28x28).")
+    try:
+        img.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{name} is corrupt or truncated ({exc}).") from None
+    return img
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """Grayscale in [0, 1]; transparency is composited over white, as a page would show it."""
+    img = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
+    if img.mode in ("P", "PA", "LA", "RGBA", "La") or "transparency" in img.info:
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    if img.mode == "CMYK":
+        img = img.convert("RGB")
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def rgba_to_gray(rgba: np.ndarray) -> np.ndarray:
+    """A canvas's RGBA array (H, W, 4) -> grayscale in [0, 1] composited over white."""
+    return to_gray(Image.fromarray(np.asarray(rgba, dtype=np.uint8), "RGBA"))
+
+
+@dataclass
+class Preprocessed:
+    """The model input plus every intermediate image (each a float array in [0, 1])."""
+
+    tensor: torch.Tensor                      # (1, 1, 28, 28), normalised
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
+    inverted: bool = False
+
+
+def _bbox(ink: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    rows, cols = np.where(ink > threshold)
+    return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(img))[None, None]
+    return F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+
+
+def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = True,
+               center: bool = True, min_ink: float = 0.002) -> Preprocessed:
+    """Grayscale -> (invert) -> crop to the ink -> fit 20x20 -> centre of mass at 28x28's centre.
+
+    invert: "auto" (flip light backgrounds, judged from the border), "yes" or "no".
+    Switching a stage off shows why it matters: crop=False keeps the margins, scale=False squashes
+    the whole image to 28x28, center=False centres the box instead of the mass.
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3:
+            gray = to_gray(Image.fromarray(np.asarray(image, dtype=np.uint8)))
+        else:
+            gray = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
+    else:
+        gray = to_gray(load_image(image))
+    gray = np.clip(gray.astype(np.float32), 0.0, 1.0)
+    stages = {"grayscale": gray}
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    flip = invert == "yes" or (invert == "auto" and float(np.median(border)) > 0.5)
+    ink = 1.0 - gray if flip else gray
+    stages["inverted"] = ink
+    if invert != "no":  # a grey paper or photo background becomes black; "no" shows the raw image
+        ink = np.clip(ink - float(np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))), 0.0, None)
+    peak = float(ink.max())
+    if peak < 0.15 or float((ink > 0.5 * peak).mean()) < min_ink:
+        raise InputError("The image looks empty: draw a digit (or upload one) with clearly visible ink.")
+    ink = ink / peak
+    if crop:
+        r0, r1, c0, c1 = _bbox(ink, 0.1)
+        ink = ink[r0:r1, c0:c1]
+    stages["cropped"] = ink
+    if scale:
+        h, w = ink.shape
+        k = BOX / max(h, w)
+        ink = np.clip(_resize(ink, max(1, round(h * k)), max(1, round(w * k))), 0.0, 1.0)
+        stages["scaled"] = ink
+        canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
+        h, w = ink.shape
+        top, left = (SIDE - h) // 2, (SIDE - w) // 2
+        if center:
+            ys, xs = np.indices(ink.shape)
+            mass = ink.sum()
+            cy, cx = (ys * ink).sum() / mass, (xs * ink).sum() / mass
+            top = int(np.clip(round(SIDE / 2 - 0.5 - cy), 0, SIDE - h))
+            left = int(np.clip(round(SIDE / 2 - 0.5 - cx), 0, SIDE - w))
+        canvas[top:top + h, left:left + w] = ink
+    else:
+        canvas = np.clip(_resize(ink, SIDE, SIDE), 0.0, 1.0)
+        stages["scaled"] = canvas
+    stages["centered"] = canvas
+    tensor = ((torch.from_numpy(canvas) - MNIST_MEAN) / MNIST_STD)[None, None].float()
+    return Preprocessed(tensor, stages, flip)
+
+
+def render_like_canvas(digit28: torch.Tensor | np.ndarray, rng: np.random.Generator, side: int = 280,
+                       dark_on_light: bool | None = None) -> np.ndarray:
+    """A 28x28 MNIST digit drawn big, off-centre, at a random size, maybe dark on light (for tests)."""
+    img = np.asarray(digit28, dtype=np.float32) / (255.0 if np.asarray(digit28).max() > 1 else 1.0)
+    size = int(rng.integers(side // 3, side))
+    big = np.clip(_resize(img, size, size), 0, 1)
+    out = np.zeros((side, side), dtype=np.float32)
+    top, left = rng.integers(0, side - size + 1, size=2)
+    out[top:top + size, left:left + size] = big
+    if dark_on_light if dark_on_light is not None else rng.random() < 0.5:
+        out = 1.0 - out
+    return out
