@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queue the run as a background job, print run_id=ID and return at once")
     _add_config_flags(t)
 
+    bd = sub.add_parser("bench-draw", help="accuracy through preprocessing; prediction + saliency latency")
+    bd.add_argument("--digits", type=int, default=1000, help="test digits to redraw and read")
+    bd.add_argument("--repeats", type=int, default=20, help="timed predictions per saliency method")
+    bd.add_argument("--model", default=None, help="checkpoint (default: checkpoints/default.pt)")
+    bd.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
+
     bj = sub.add_parser("bench-jobs", help="background-run overhead, metric latency, listing 500 runs")
     bj.add_argument("--epochs", type=int, default=2, help="epochs per timed run")
     bj.add_argument("--limit", type=int, default=20000, help="training images per timed run")
@@ -230,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import run_bench
             return run_bench(args)
+        if args.command == "bench-draw":
+            from .bench_draw import run_draw_bench
+            return run_draw_bench(args)
         if args.command == "bench-jobs":
             from .bench_jobs import run_jobs_bench
             return run_jobs_bench(args)
