@@ -95,3 +95,34 @@ def gap_sentence(epochs: list[dict]) -> tuple[str, str]:
         return "info", (f"Validation accuracy is {-gap:.1%} above train accuracy. That is normal with dropout "
                         f"or augmentation, which make training harder than evaluation.{trend}")
     return "success", f"Train and validation accuracy are within {abs(gap):.1%}: no sign of overfitting.{trend}"
+
+
+def probability_bars(probs, title: str = "", k: int = 10) -> go.Figure:
+    """Top-k class probabilities as horizontal bars, the winner highlighted."""
+    probs = [float(p) for p in probs]
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])[:k][::-1]
+    best = order[-1]
+    fig = go.Figure(go.Bar(x=[probs[i] for i in order], y=[str(i) for i in order], orientation="h",
+                           marker_color=[TRAIN if i == best else "#cbd5e1" for i in order],
+                           text=[f"{probs[i]:.1%}" for i in order], textposition="outside",
+                           hovertemplate="digit %{y}: %{x:.2%}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", title_text="probability")
+    fig.update_yaxes(title_text="digit", type="category")
+    fig.update_layout(height=60 + 26 * len(order), margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      font=FONT, template="plotly_white", title=dict(text=title, x=0), showlegend=False)
+    return fig
+
+
+def saliency_figure(image28, attribution, title: str) -> go.Figure:
+    """The input in gray with the attribution on top (red raises the score, blue lowers it)."""
+    limit = float(abs(attribution).max()) or 1.0
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=image28[::-1].tolist(), colorscale="gray", showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=attribution[::-1].tolist(), colorscale="RdBu_r", zmin=-limit, zmax=limit,
+                             opacity=0.6, colorbar=dict(thickness=10, len=0.8, tickformat=".2g"),
+                             hovertemplate="attribution %{z:.3g}<extra></extra>"))
+    fig.update_xaxes(visible=False, scaleanchor="y", constrain="domain")
+    fig.update_yaxes(visible=False, constrain="domain")
+    fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0), font=FONT, template="plotly_white",
+                      title=dict(text=title, x=0, font=dict(size=13)))
+    return fig

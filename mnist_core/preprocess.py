@@ -144,3 +144,23 @@ def render_like_canvas(digit28: torch.Tensor | np.ndarray, rng: np.random.Genera
     if dark_on_light if dark_on_light is not None else rng.random() < 0.5:
         out = 1.0 - out
     return out
+
+
+def to_tensor(canvas28: np.ndarray) -> torch.Tensor:
+    """A [0, 1] 28x28 image (light ink on black) -> the normalised (1, 1, 28, 28) model input."""
+    return ((torch.from_numpy(np.ascontiguousarray(canvas28, dtype=np.float32)) - MNIST_MEAN) / MNIST_STD)[None, None]
+
+
+def perturb(canvas28: np.ndarray, rotate: float = 0.0, shift_x: float = 0.0, shift_y: float = 0.0,
+            thicken: int = 0) -> np.ndarray:
+    """The robustness probe: rotate (degrees), shift (pixels) and thicken (dilate) a 28x28 digit."""
+    x = torch.from_numpy(np.ascontiguousarray(canvas28, dtype=np.float32))[None, None]
+    if thicken:
+        x = F.max_pool2d(x, 2 * int(thicken) + 1, stride=1, padding=int(thicken))
+    if rotate or shift_x or shift_y:
+        a = np.radians(rotate)
+        theta = torch.tensor([[[np.cos(a), -np.sin(a), -2 * shift_x / SIDE],
+                               [np.sin(a), np.cos(a), -2 * shift_y / SIDE]]], dtype=torch.float32)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return x[0, 0].clamp(0, 1).numpy()

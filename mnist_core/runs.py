@@ -185,6 +185,11 @@ class RunStore:
                                  "ORDER BY epoch", (check_run_id(run_id),))
         return [{**json.loads(rec), "checkpoint": ck} for rec, ck in rows]
 
+    def checkpoints(self, run_id: str) -> list[tuple[int, Path]]:
+        """(epoch, path) of every per-epoch checkpoint still on disk, for time travel."""
+        return [(e["epoch"], Path(e["checkpoint"])) for e in self.epochs(run_id)
+                if e.get("checkpoint") and Path(e["checkpoint"]).is_file()]
+
     # ---- writes made by the worker and the job controller ----
     def update(self, run_id: str, **fields) -> None:
         for key in ("config", "progress", "test_metrics"):

@@ -1,8 +1,186 @@
-"""Draw: placeholder until its issue lands."""
-import streamlit as st
+"""Draw: a digit in, what the network sees, what it predicts, and why (saliency maps)."""
+from pathlib import Path
 
-from pages.common import ensure_app_shell
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from mnist_core.checkpoints import CheckpointError, default_model_path, load_checkpoint
+from mnist_core.evaluate import predict_proba
+from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, randomized_copy
+from mnist_core.plots import probability_bars, saliency_figure
+from mnist_core.preprocess import InputError, load_image, perturb, preprocess, to_gray, to_tensor
+from pages.common import ensure_app_shell, job_manager
 
 ensure_app_shell()
+from streamlit_drawable_canvas import st_canvas  # noqa: E402  (after the shell check)
+
+STAGE_TITLES = {"grayscale": "1. grayscale", "inverted": "2. ink made light", "cropped": "3. cropped to ink",
+                "scaled": "4. fit in 20x20", "centered": "5. centred by mass"}
+jobs = job_manager()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_model(path: str, mtime: float):
+    return load_checkpoint(path).model
+
+
+def model_sources() -> dict[str, str]:
+    """Label -> run id ('' for the shipped default model)."""
+    out = {"Default model (better_cnn, shipped)": ""}
+    for run in jobs.list():
+        if run.epochs_done and jobs.store.checkpoints(run.id):
+            acc = f"{run.best_val_acc:.2%} val" if run.best_val_acc else run.status
+            out[f"Run {run.id[-6:]} · {run.model} · {acc}"] = run.id
+    return out
+
+
+def checkpoint_path(run_id: str, epoch="best") -> Path:
+    if not run_id:
+        return default_model_path()
+    if epoch == "best":
+        return jobs.store.best_checkpoint(run_id)
+    return dict(jobs.store.checkpoints(run_id))[epoch]
+
+
+def square(img: np.ndarray) -> np.ndarray:
+    """Pad a stage image to a square with its own background, so the strip lines up."""
+    h, w = img.shape
+    side = max(h, w)
+    fill = float(np.median(np.concatenate([img[0], img[-1]])))
+    out = np.full((side, side), fill, dtype=np.float32)
+    out[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = img
+    return np.clip(out, 0, 1)
+
+
+def load(path: Path):
+    try:
+        return cached_model(str(path), path.stat().st_mtime)
+    except (CheckpointError, OSError) as exc:
+        st.error(f"This model could not be loaded: {exc}")
+        return None
+
+
 st.title("Draw")
-st.info("The drawing canvas is coming: draw a digit and see the prediction, the preprocessing steps and saliency maps.")
+st.caption("Draw a digit (or upload a photo of one). See what the network sees, what it predicts, and why.")
+
+sources = model_sources()
+labels = list(sources)
+wanted = st.session_state.get("selected_run")
+start = next((i for i, lab in enumerate(labels) if wanted and sources[lab] == wanted), 0)
+pick_col, epoch_col, compare_col = st.columns([3, 2, 3])
+chosen = pick_col.selectbox("Model", labels, index=start, key="draw_model")
+epoch = "best"
+if sources[chosen]:
+    epochs = ["best"] + [e for e, _ in jobs.store.checkpoints(sources[chosen])]
+    epoch = epoch_col.select_slider("Epoch", epochs, value="best", key="draw_epoch",
+                                    help="travel back to an earlier epoch's weights")
+compare = compare_col.multiselect("Compare with (up to 2)", [lab for lab in labels if lab != chosen],
+                                  max_selections=2, key="draw_compare")
+model = load(checkpoint_path(sources[chosen], epoch))
+if model is None:
+    st.stop()
+
+# ---------------- input ----------------
+in_col, out_col = st.columns([1, 1], gap="large")
+with in_col:
+    draw_tab, upload_tab = st.tabs(["Draw", "Upload"])
+    with draw_tab:
+        brush_col, clear_col = st.columns([3, 1], vertical_alignment="bottom")
+        brush = brush_col.slider("Brush width", 6, 40, 20, key="brush")
+        if clear_col.button("Clear", icon=":material/ink_eraser:", width="stretch"):
+            st.session_state.canvas_n = st.session_state.get("canvas_n", 0) + 1
+        canvas = st_canvas(stroke_width=brush, stroke_color="#000000", background_color="#ffffff",
+                           height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+                           key=f"canvas_{st.session_state.get('canvas_n', 0)}")
+    with upload_tab:
+        upload = st.file_uploader("A PNG or JPEG of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
+
+source_name = "drawing"
+try:
+    if upload is not None:
+        gray, source_name = to_gray(load_image(upload.getvalue())), upload.name
+    else:
+        rgba = canvas.image_data
+        gray = None if rgba is None else to_gray(Image.fromarray(rgba.astype("uint8"), "RGBA"))
+except InputError as exc:
+    gray = None
+    in_col.error(str(exc))
+
+with st.expander("Preprocessing steps (switch one off to see why it matters)", expanded=True):
+    t1, t2, t3, t4 = st.columns(4)
+    invert = t1.radio("Invert dark ink", ["auto", "yes", "no"], horizontal=True, key="pp_invert")
+    crop = t2.toggle("Crop to the ink", True, key="pp_crop")
+    scale = t3.toggle("Fit in 20x20", True, key="pp_scale")
+    center = t4.toggle("Centre by mass", True, key="pp_center")
+    prepared = None
+    if gray is not None:
+        try:
+            prepared = preprocess(gray, invert=invert, crop=crop, scale=scale, center=center)
+        except InputError as exc:
+            st.info(str(exc))
+    if prepared is not None:
+        cols = st.columns(len(prepared.stages))
+        for col, (name, img) in zip(cols, prepared.stages.items()):
+            col.image(square(img), caption=STAGE_TITLES[name], width="stretch", clamp=True)
+
+if prepared is None:
+    with out_col:
+        st.info("Draw a digit on the canvas, or upload an image, to see the network read it.")
+    st.stop()
+
+# ---------------- robustness probe ----------------
+with st.expander("Robustness probe: rotate, shift and thicken your digit"):
+    r1, r2, r3, r4 = st.columns(4)
+    rotate = r1.slider("Rotate (degrees)", -60, 60, 0, key="probe_rotate")
+    shift_x = r2.slider("Shift right (pixels)", -8, 8, 0, key="probe_dx")
+    shift_y = r3.slider("Shift down (pixels)", -8, 8, 0, key="probe_dy")
+    thicken = r4.slider("Thicken (pixels)", 0, 3, 0, key="probe_thicken")
+image28 = perturb(prepared.stages["centered"], rotate, shift_x, shift_y, thicken)
+x = to_tensor(image28)
+
+# ---------------- prediction ----------------
+probs = predict_proba(model, x)[0]
+pred = int(probs.argmax())
+with out_col:
+    st.metric("Prediction", str(pred))
+    st.caption(f"{float(probs[pred]):.1%} confident · {chosen}" + ("" if epoch == "best" else f", epoch {epoch}"))
+    st.plotly_chart(probability_bars(probs), width="stretch", config={"displayModeBar": False},
+                    key="bars_main")
+    for label in compare:
+        other = load(checkpoint_path(sources[label]))
+        if other is not None:
+            p = predict_proba(other, x)[0]
+            st.plotly_chart(probability_bars(p, f"{label}: predicts {int(p.argmax())}", k=3), width="stretch",
+                            config={"displayModeBar": False}, key=f"bars_{label}")
+
+# ---------------- saliency ----------------
+st.subheader("Why? Saliency maps")
+s1, s2, s3 = st.columns([1, 3, 1], vertical_alignment="bottom")
+target = s1.selectbox("Explain the score of", ["prediction"] + list(range(10)), key="sal_target",
+                      format_func=lambda t: f"the prediction ({pred})" if t == "prediction" else f"digit {t}")
+target = pred if target == "prediction" else int(target)
+available = methods_for(model)
+methods = s2.multiselect("Methods", available, default=available, key="sal_methods",
+                         format_func=lambda m: m.replace("_", " ").capitalize())
+sanity = s3.toggle("Sanity check", key="sal_sanity",
+                   help="the same maps from the same architecture with random weights")
+if methods:
+    cols = st.columns(len(methods))
+    for col, method in zip(cols, methods):
+        with col:
+            try:
+                attr = attribute(model, x, method, target)
+                st.plotly_chart(saliency_figure(image28, attr, method.replace("_", " ").capitalize()),
+                                width="stretch", config={"displayModeBar": False}, key=f"sal_{method}")
+                st.caption(METHODS[method])
+                if sanity:
+                    noise = attribute(randomized_copy(model), x, method, target)
+                    st.plotly_chart(saliency_figure(image28, noise, "random weights"), width="stretch",
+                                    config={"displayModeBar": False}, key=f"sal_rand_{method}")
+            except ExplainError as exc:
+                st.warning(str(exc))
+    if sanity:
+        st.caption("A map that looks the same with random weights says nothing about what the network "
+                   "learned; a trustworthy method changes completely.")
+st.caption(f"Input: {source_name}. Red pixels raise the score of digit {target}; blue ones lower it.")

@@ -1,0 +1,32 @@
+"""Real Chromium: draw a 1 and a 7 with the mouse; the default model reads them."""
+from browser import wait_until
+
+
+def draw(page, strokes):
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+        page.mouse.up()
+
+
+def prediction(page) -> str:
+    text = page.get_by_test_id("stMetric").first.inner_text()
+    return text.split("\n")[-1].strip() if text.startswith("Prediction") else ""
+
+
+def test_drawn_one_and_seven_are_read(page, server):
+    page.goto(server.url + "/draw")
+    page.get_by_text("Draw a digit on the canvas").wait_for()
+    draw(page, [[(140, 40), (138, 150), (136, 250)]])
+    assert wait_until(lambda: prediction(page) == "1" or None, timeout_s=30)
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("Draw a digit on the canvas").wait_for()
+    draw(page, [[(70, 60), (140, 60), (210, 60), (165, 145), (120, 240)]])
+    assert wait_until(lambda: prediction(page) == "7" or None, timeout_s=30)
+    page.get_by_text("Why? Saliency maps").wait_for()
