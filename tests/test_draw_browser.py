@@ -25,7 +25,7 @@ def test_drawn_one_and_seven_are_read(page, server):
     page.get_by_text("Draw a digit on the canvas").wait_for()
     draw(page, [[(140, 40), (138, 150), (136, 250)]])
     assert wait_until(lambda: prediction(page) == "1" or None, timeout_s=30)
-    page.get_by_role("button", name="Clear").click()
+    page.get_by_role("button", name="Clear", exact=True).click()
     page.get_by_text("Draw a digit on the canvas").wait_for()
     draw(page, [[(70, 60), (140, 60), (210, 60), (165, 145), (120, 240)]])
     assert wait_until(lambda: prediction(page) == "7" or None, timeout_s=30)
