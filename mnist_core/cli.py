@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queue the run as a background job, print run_id=ID and return at once")
     _add_config_flags(t)
 
+    be = sub.add_parser("bench-eval", help="time to evaluate a checkpoint, cold and cached")
+    be.add_argument("checkpoint", help="path to a .pt checkpoint")
+    be.add_argument("--split", choices=("test", "val"), default="test", help="which split")
+    be.add_argument("--repeats", type=int, default=3, help="cold repeats; the median is reported")
+    be.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
+
     bd = sub.add_parser("bench-draw", help="accuracy through preprocessing; prediction + saliency latency")
     bd.add_argument("--digits", type=int, default=1000, help="test digits to redraw and read")
     bd.add_argument("--repeats", type=int, default=20, help="timed predictions per saliency method")
@@ -236,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import run_bench
             return run_bench(args)
+        if args.command == "bench-eval":
+            from .analysis_cache import run_eval_bench
+            return run_eval_bench(args)
         if args.command == "bench-draw":
             from .bench_draw import run_draw_bench
             return run_draw_bench(args)

@@ -56,3 +56,57 @@ def confusion_text(cm: list[list[int]]) -> str:
     for i, row in enumerate(cm):
         lines.append(f"{i:>9}" + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+# ---------------- error analysis (the Evaluate page and its tests) ----------------
+from dataclasses import dataclass, field  # noqa: E402
+
+
+@dataclass
+class Analysis:
+    """Predictions of one model on one split, with everything the Evaluate page shows."""
+
+    y_true: torch.Tensor       # (N,)
+    y_pred: torch.Tensor       # (N,)
+    probs: torch.Tensor        # (N, 10)
+    confusion: torch.Tensor    # (10, 10), rows true, columns predicted
+    accuracy: float
+    per_class: list[dict] = field(default_factory=list)  # precision, recall, f1, support per digit
+    images: torch.Tensor | None = None  # the normalised inputs, for galleries and saliency
+
+    def cell(self, true: int, pred: int) -> torch.Tensor:
+        """Indices of the images in one confusion cell, most telling first: confidently wrong
+        for an error cell, least sure for a correct (diagonal) cell."""
+        idx = torch.nonzero((self.y_true == true) & (self.y_pred == pred)).flatten()
+        conf = self.probs[idx, pred]
+        order = conf.argsort(descending=true != pred)
+        return idx[order]
+
+    def most_confused(self, k: int = 10) -> list[tuple[int, int, int]]:
+        """(true, predicted, count) of the k largest off-diagonal cells."""
+        cells = [(t, p, int(c)) for t, row in enumerate(self.confusion.tolist()) for p, c in enumerate(row)
+                 if t != p and c > 0]
+        return sorted(cells, key=lambda cell: (-cell[2], cell[0], cell[1]))[:k]
+
+    def errors(self, true: int | None = None, pred: int | None = None) -> torch.Tensor:
+        """Indices of misclassified images, optionally filtered, most confident mistakes first."""
+        mask = self.y_true != self.y_pred
+        if true is not None:
+            mask &= self.y_true == true
+        if pred is not None:
+            mask &= self.y_pred == pred
+        idx = torch.nonzero(mask).flatten()
+        return idx[self.probs[idx, self.y_pred[idx]].argsort(descending=True)]
+
+
+def analyse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Analysis:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    probs = predict_proba(model, x)
+    pred = probs.argmax(1)
+    y = y.cpu()
+    p, r, f, s = precision_recall_fscore_support(y.numpy(), pred.numpy(), labels=list(range(NUM_CLASSES)),
+                                                 zero_division=0)
+    per_class = [dict(digit=d, precision=float(p[d]), recall=float(r[d]), f1=float(f[d]), support=int(s[d]))
+                 for d in range(NUM_CLASSES)]
+    return Analysis(y, pred, probs, confusion_matrix(y, pred), (pred == y).float().mean().item(), per_class)

@@ -74,6 +74,7 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, cols: int 
                                  hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(visible=False, scaleanchor="y", constrain="domain")
     fig.update_yaxes(visible=False, constrain="domain")
+    fig.update_annotations(font_size=10)
     fig.update_layout(height=rows * height_per_row + 20, margin=dict(l=0, r=0, t=20 if titles else 0, b=0),
                       font=FONT, template="plotly_white")
     return fig
@@ -126,3 +127,50 @@ def saliency_figure(image28, attribution, title: str) -> go.Figure:
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=30, b=0), font=FONT, template="plotly_white",
                       title=dict(text=title, x=0, font=dict(size=13)))
     return fig
+
+
+def confusion_figure(cm, percent: bool = False, diff: bool = False) -> go.Figure:
+    """Confusion matrix: a heatmap to look at, plus invisible square markers that make every cell
+    clickable in Streamlit (heatmap clicks return no selection there); customdata = (true, pred)."""
+    n = len(cm)
+    rows = [[float(v) for v in row] for row in cm]
+    if percent and not diff:
+        rows = [[v / max(sum(row), 1) * 100 for v in row] for row in rows]
+    text = [[(f"{v:+.0f}" if diff else f"{v:.1f}%" if percent else f"{v:.0f}") if v else "" for v in row]
+            for row in rows]
+    if diff:
+        limit = max(1.0, max(abs(v) for row in rows for v in row))
+        heat = dict(colorscale="RdBu", zmin=-limit, zmax=limit, zmid=0)
+    else:
+        off = [[0.0 if i == j else v for j, v in enumerate(row)] for i, row in enumerate(rows)]
+        heat = dict(colorscale="Blues", zmin=0, zmax=max(1.0, max(v for row in off for v in row)))
+    fig = go.Figure(go.Heatmap(z=rows, x=list(range(n)), y=list(range(n)), text=text, texttemplate="%{text}",
+                               showscale=False, hoverinfo="skip", **heat))
+    xs, ys, data = [], [], []
+    for i in range(n):
+        for j in range(n):
+            xs.append(j)
+            ys.append(i)
+            data.append([i, j, text[i][j] or "0"])
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=data,
+                             marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"),
+                             hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
+                                           "%{customdata[2]}<extra>click to see them</extra>"))
+    fig.update_xaxes(title_text="predicted digit", dtick=1, side="top", range=[-0.5, n - 0.5])
+    fig.update_yaxes(title_text="true digit", dtick=1, range=[n - 0.5, -0.5])
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=60, b=10), font=FONT, template="plotly_white",
+                      showlegend=False, clickmode="event+select", dragmode=False)
+    return fig
+
+
+def per_class_figure(per_class: list[dict]) -> go.Figure:
+    """Precision, recall and F1 per digit as grouped bars."""
+    fig = go.Figure()
+    digits = [str(r["digit"]) for r in per_class]
+    for key, color in (("precision", TRAIN), ("recall", VAL), ("f1", "#16a34a")):
+        fig.add_trace(go.Bar(x=digits, y=[r[key] for r in per_class], name=key, marker_color=color,
+                             hovertemplate=f"{key} %{{y:.2%}}<extra></extra>"))
+    low = min(min(r[k] for k in ("precision", "recall", "f1")) for r in per_class)
+    fig.update_yaxes(range=[max(0.0, low - 0.02), 1.0], tickformat=".1%", title_text="score")
+    fig.update_xaxes(title_text="digit", type="category")
+    return _layout(fig, height=300, barmode="group")

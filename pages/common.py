@@ -66,3 +66,64 @@ def sidebar_runs() -> None:
     for run in sorted(active, key=lambda r: (r.status != "running", r.queue_seq)):
         done, text = progress_text(run)
         st.progress(done, text=f"**{run.model}** `{run.id[-6:]}` · {text}")
+
+
+def model_sources() -> dict[str, str]:
+    """Label -> run id ('' for the shipped default model), for every run that has checkpoints."""
+    from mnist_core.checkpoints import default_model_path
+
+    out = {"Default model (better_cnn, shipped)": ""} if default_model_path().is_file() else {}
+    jobs = job_manager()
+    for run in jobs.list():
+        if run.epochs_done and jobs.store.checkpoints(run.id):
+            acc = f"{run.best_val_acc:.2%} val" if run.best_val_acc else run.status
+            out[f"Run {run.id[-6:]} · {run.model} · {acc}"] = run.id
+    return out
+
+
+def checkpoint_path(run_id: str, epoch="best"):
+    """The checkpoint file of the default model, a run's best epoch, or one of its epochs."""
+    from mnist_core.checkpoints import default_model_path
+
+    if not run_id:
+        return default_model_path()
+    store = job_manager().store
+    return store.best_checkpoint(run_id) if epoch == "best" else dict(store.checkpoints(run_id))[epoch]
+
+
+def choose_checkpoint(prefix: str, columns) -> tuple[str, str, object]:
+    """Model and epoch pickers (preselecting the run opened from Train): (label, run id, epoch)."""
+    sources = model_sources()
+    if not sources:
+        st.info("No model yet: train one on the Train page.")
+        st.stop()
+    labels = list(sources)
+    wanted = st.session_state.get("selected_run")
+    start = next((i for i, lab in enumerate(labels) if wanted and sources[lab] == wanted), 0)
+    if wanted and wanted not in sources.values():
+        st.warning(f"Run {wanted} has no checkpoint yet (or was deleted); showing {labels[0]} instead.")
+    label = columns[0].selectbox("Model", labels, index=start, key=f"{prefix}_model")
+    epoch = "best"
+    if sources[label]:
+        epochs = ["best"] + [e for e, _ in job_manager().store.checkpoints(sources[label])]
+        epoch = columns[1].select_slider("Epoch", epochs, value="best", key=f"{prefix}_epoch",
+                                         help="travel back to an earlier epoch's weights")
+    return label, sources[label], epoch
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_model(path: str, mtime: float):
+    from mnist_core.checkpoints import load_checkpoint
+
+    return load_checkpoint(path).model
+
+
+def load_model(path):
+    """A checkpoint's model (cached per file version), or None after showing why it failed."""
+    from mnist_core.checkpoints import CheckpointError
+
+    try:
+        return _cached_model(str(path), path.stat().st_mtime)
+    except (CheckpointError, OSError) as exc:
+        st.error(f"This model could not be loaded: {exc}")
+        return None

@@ -1,46 +1,19 @@
 """Draw: a digit in, what the network sees, what it predicts, and why (saliency maps)."""
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnist_core.checkpoints import CheckpointError, default_model_path, load_checkpoint
 from mnist_core.evaluate import predict_proba
 from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, randomized_copy
 from mnist_core.plots import probability_bars, saliency_figure
 from mnist_core.preprocess import InputError, load_image, perturb, preprocess, to_gray, to_tensor
-from pages.common import ensure_app_shell, job_manager
+from pages.common import checkpoint_path, choose_checkpoint, ensure_app_shell, load_model, model_sources
 
 ensure_app_shell()
 from streamlit_drawable_canvas import st_canvas  # noqa: E402  (after the shell check)
 
 STAGE_TITLES = {"grayscale": "1. grayscale", "inverted": "2. ink made light", "cropped": "3. cropped to ink",
                 "scaled": "4. fit in 20x20", "centered": "5. centred by mass"}
-jobs = job_manager()
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def cached_model(path: str, mtime: float):
-    return load_checkpoint(path).model
-
-
-def model_sources() -> dict[str, str]:
-    """Label -> run id ('' for the shipped default model)."""
-    out = {"Default model (better_cnn, shipped)": ""}
-    for run in jobs.list():
-        if run.epochs_done and jobs.store.checkpoints(run.id):
-            acc = f"{run.best_val_acc:.2%} val" if run.best_val_acc else run.status
-            out[f"Run {run.id[-6:]} · {run.model} · {acc}"] = run.id
-    return out
-
-
-def checkpoint_path(run_id: str, epoch="best") -> Path:
-    if not run_id:
-        return default_model_path()
-    if epoch == "best":
-        return jobs.store.best_checkpoint(run_id)
-    return dict(jobs.store.checkpoints(run_id))[epoch]
 
 
 def square(img: np.ndarray) -> np.ndarray:
@@ -53,31 +26,15 @@ def square(img: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 1)
 
 
-def load(path: Path):
-    try:
-        return cached_model(str(path), path.stat().st_mtime)
-    except (CheckpointError, OSError) as exc:
-        st.error(f"This model could not be loaded: {exc}")
-        return None
-
-
 st.title("Draw")
 st.caption("Draw a digit (or upload a photo of one). See what the network sees, what it predicts, and why.")
 
-sources = model_sources()
-labels = list(sources)
-wanted = st.session_state.get("selected_run")
-start = next((i for i, lab in enumerate(labels) if wanted and sources[lab] == wanted), 0)
 pick_col, epoch_col, compare_col = st.columns([3, 2, 3])
-chosen = pick_col.selectbox("Model", labels, index=start, key="draw_model")
-epoch = "best"
-if sources[chosen]:
-    epochs = ["best"] + [e for e, _ in jobs.store.checkpoints(sources[chosen])]
-    epoch = epoch_col.select_slider("Epoch", epochs, value="best", key="draw_epoch",
-                                    help="travel back to an earlier epoch's weights")
-compare = compare_col.multiselect("Compare with (up to 2)", [lab for lab in labels if lab != chosen],
+chosen, run_id, epoch = choose_checkpoint("draw", (pick_col, epoch_col))
+sources = model_sources()
+compare = compare_col.multiselect("Compare with (up to 2)", [lab for lab in sources if lab != chosen],
                                   max_selections=2, key="draw_compare")
-model = load(checkpoint_path(sources[chosen], epoch))
+model = load_model(checkpoint_path(run_id, epoch))
 if model is None:
     st.stop()
 
@@ -97,8 +54,17 @@ with in_col:
         upload = st.file_uploader("A PNG or JPEG of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
 
 source_name = "drawing"
+opened = st.session_state.get("draw_digit")
+if opened is not None:
+    with in_col:
+        st.info("Showing a digit opened from the Evaluate page.")
+        if st.button("Back to drawing", icon=":material/close:"):
+            del st.session_state["draw_digit"]
+            st.rerun()
 try:
-    if upload is not None:
+    if opened is not None:
+        gray, source_name = opened, "a digit from Evaluate"
+    elif upload is not None:
         gray, source_name = to_gray(load_image(upload.getvalue())), upload.name
     else:
         rgba = canvas.image_data
@@ -148,7 +114,7 @@ with out_col:
     st.plotly_chart(probability_bars(probs), width="stretch", config={"displayModeBar": False},
                     key="bars_main")
     for label in compare:
-        other = load(checkpoint_path(sources[label]))
+        other = load_model(checkpoint_path(sources[label]))
         if other is not None:
             p = predict_proba(other, x)[0]
             st.plotly_chart(probability_bars(p, f"{label}: predicts {int(p.argmax())}", k=3), width="stretch",

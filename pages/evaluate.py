@@ -1,8 +1,133 @@
-"""Evaluate: placeholder until its issue lands."""
+"""Evaluate: what the network gets wrong. Confusion matrix, galleries, per-class metrics, time travel."""
+import pandas as pd
 import streamlit as st
 
-from pages.common import ensure_app_shell
+from mnist_core.analysis_cache import evaluate_checkpoint
+from mnist_core.checkpoints import CheckpointError
+from mnist_core.explain import attribute, methods_for
+from mnist_core.plots import confusion_figure, image_grid, per_class_figure, probability_bars, saliency_figure
+from pages.common import (checkpoint_path, choose_checkpoint, ensure_app_shell, job_manager, load_model,
+                          mnist_or_stop)
 
 ensure_app_shell()
+PAGE = 24  # digits per gallery page
+
 st.title("Evaluate")
-st.info("The evaluation page is coming: an interactive confusion matrix, misclassified digits and per-class metrics. Until then `python -m mnist_core evaluate CHECKPOINT` prints them.")
+st.caption("Where does the network go wrong? Click a cell of the confusion matrix to see those digits.")
+
+pick, epoch_col, split_col = st.columns([3, 2, 2])
+label, run_id, epoch = choose_checkpoint("eval", (pick, epoch_col))
+split = split_col.radio("Split", ["test", "val"], horizontal=True, key="eval_split",
+                        format_func=lambda s: {"test": "test", "val": "validation"}[s])
+
+
+@st.cache_resource(max_entries=16, show_spinner="Evaluating (cached afterwards)...")
+def analysis(path: str, mtime: float, split: str):
+    return evaluate_checkpoint(path, split, mnist_or_stop())
+
+
+def analysis_for(run, ep, sp):
+    try:
+        path = checkpoint_path(run, ep)
+        return analysis(str(path), path.stat().st_mtime, sp)
+    except (CheckpointError, OSError, KeyError) as exc:
+        st.error(f"This checkpoint cannot be evaluated: {exc}. Pick another model or epoch.")
+        st.stop()
+
+
+result = analysis_for(run_id, epoch, split)
+errors = int((result.y_true != result.y_pred).sum())
+m1, m2, m3 = st.columns(3)
+m1.metric("Accuracy", f"{result.accuracy:.2%}")
+m2.metric("Mistakes", f"{errors:,}", help=f"out of {len(result.y_true):,} {split} images")
+m3.metric("Worst digit (F1)", min(result.per_class, key=lambda r: r["f1"])["digit"])
+
+
+def show_gallery(indices, title: str, key: str) -> None:
+    """A paged grid of digits with true label, prediction and confidence; pick one to inspect it."""
+    st.markdown(f"**{title}** ({len(indices)})")
+    if not len(indices):
+        st.caption("None here.")
+        return
+    pages = (len(indices) + PAGE - 1) // PAGE
+    page = st.number_input("Page", 1, pages, 1, key=f"{key}_page") if pages > 1 else 1
+    chunk = indices[(page - 1) * PAGE: page * PAGE]
+    titles = [f"{int(result.y_true[i])}→{int(result.y_pred[i])} {float(result.probs[i].max()):.0%}" for i in chunk]
+    st.plotly_chart(image_grid(result.images[chunk], titles, cols=12, height_per_row=95), width="stretch",
+                    config={"displayModeBar": False}, key=f"{key}_grid")
+    st.caption("Each digit: true → predicted, and the model's confidence.")
+    pick = st.selectbox("Inspect one", [int(i) for i in chunk], key=f"{key}_pick",
+                        format_func=lambda i: f"#{i}: true {int(result.y_true[i])}, predicted {int(result.y_pred[i])}")
+    inspect(pick, key)
+
+
+def inspect(i: int, key: str) -> None:
+    model = load_model(checkpoint_path(run_id, epoch))
+    if model is None:
+        return
+    x = result.images[i:i + 1]
+    left, mid, right = st.columns([2, 2, 1])
+    left.plotly_chart(probability_bars(result.probs[i], k=5), width="stretch", config={"displayModeBar": False},
+                      key=f"{key}_bars")
+    method = "grad_cam" if "grad_cam" in methods_for(model) else "saliency"
+    pred = int(result.y_pred[i])
+    image = (x[0, 0] * 0.3081 + 0.1307).clamp(0, 1).numpy()
+    mid.plotly_chart(saliency_figure(image, attribute(model, x, method, pred), f"{method.replace('_', ' ')} "
+                                     f"for {pred}"), width="stretch", config={"displayModeBar": False},
+                     key=f"{key}_sal")
+    if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
+        st.session_state.draw_digit = image
+        st.session_state.selected_run = run_id or None
+        st.switch_page("pages/draw.py")
+
+
+# ---------------- confusion matrix ----------------
+cm_col, side_col = st.columns([3, 2], gap="large")
+with cm_col:
+    view = st.segmented_control("Show", ["counts", "row %", "difference"], default="counts", key="cm_view")
+    cm, diff = result.confusion.tolist(), False
+    if view == "difference":
+        epochs = ["best"] + [e for e, _ in (job_manager().store.checkpoints(run_id) if run_id else [])]
+        if len(epochs) < 3:
+            st.info("The difference view compares two epochs of a run; pick a run with several epochs.")
+        else:
+            other = st.select_slider("Compare with epoch", epochs, value=epochs[1], key="cm_other")
+            base = analysis_for(run_id, other, split)
+            cm = (result.confusion - base.confusion).tolist()
+            diff = True
+            st.caption(f"Counts of epoch {epoch} minus epoch {other}: on the diagonal green-blue is better "
+                       "(more correct); off it, red is better (fewer mistakes).")
+    event = st.plotly_chart(confusion_figure(cm, percent=view == "row %", diff=diff), width="stretch",
+                            on_select="rerun", selection_mode="points", key="cm_chart",
+                            config={"displayModeBar": False})
+    points = (event.selection.points if event and event.selection else []) or []
+    if points:
+        st.session_state.cm_cell = tuple(points[0]["customdata"][:2])
+
+with side_col:
+    st.markdown("**Most confused pairs**")
+    for true, pred, count in result.most_confused(10):
+        if st.button(f"{true} read as {pred}: {count}", key=f"pair_{true}_{pred}", width="stretch"):
+            st.session_state.cm_cell = (true, pred)
+
+cell = st.session_state.get("cm_cell")
+if cell:
+    true, pred = int(cell[0]), int(cell[1])
+    title = (f"Correct {true}s the model was least sure of" if true == pred
+             else f"True {true}, predicted {pred}, most confident first")
+    show_gallery(result.cell(true, pred), title, "cell")
+
+# ---------------- per-class metrics and the error gallery ----------------
+st.subheader("Per-class metrics")
+table_col, chart_col = st.columns([2, 3])
+table_col.dataframe(pd.DataFrame(result.per_class), hide_index=True, width="stretch",
+                    column_config={k: st.column_config.NumberColumn(k, format="%.4f")
+                                   for k in ("precision", "recall", "f1")})
+chart_col.plotly_chart(per_class_figure(result.per_class), width="stretch", key="per_class")
+
+st.subheader("All mistakes")
+f1, f2 = st.columns(2)
+only_true = f1.selectbox("True digit", ["any"] + list(range(10)), key="err_true")
+only_pred = f2.selectbox("Predicted digit", ["any"] + list(range(10)), key="err_pred")
+show_gallery(result.errors(None if only_true == "any" else only_true, None if only_pred == "any" else only_pred),
+             "Misclassified digits, most confident mistakes first", "errors")

@@ -1,0 +1,54 @@
+"""Evaluations cached per (checkpoint file, its mtime, split): going back to one is instant."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from .checkpoints import load_checkpoint
+from .data import load_mnist, make_splits
+from .evaluate import Analysis, analyse
+
+_CACHE: OrderedDict[tuple, Analysis] = OrderedDict()
+MAX_ENTRIES = 16
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> Analysis:
+    """Analysis of a checkpoint on 'test' or 'val' (its own run's validation split)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', not {split!r}")
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, split)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.config
+    data = make_splits(mnist or load_mnist(), cfg.val_fraction, cfg.seed)
+    x, y = (data.test_x, data.test_y) if split == "test" else (data.val_x, data.val_y)
+    result = analyse(ckpt.model, x, y)
+    result.images = x  # normalised images, for galleries and saliency
+    _CACHE[key] = result
+    while len(_CACHE) > MAX_ENTRIES:
+        _CACHE.popitem(last=False)
+    return result
+
+
+def run_eval_bench(args) -> int:
+    """Cold and cached evaluation times of one checkpoint (medians of `repeats` cold runs)."""
+    import statistics
+    import time
+
+    mnist = load_mnist(args.data_dir)
+    cold, cached = [], []
+    for _ in range(args.repeats):
+        _CACHE.clear()
+        t = time.perf_counter()
+        result = evaluate_checkpoint(args.checkpoint, args.split, mnist)
+        cold.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        evaluate_checkpoint(args.checkpoint, args.split, mnist)
+        cached.append(time.perf_counter() - t)
+    print(f"{args.checkpoint}: {len(result.y_true)} {args.split} images, accuracy {result.accuracy:.4f}")
+    print(f"evaluate_cold_s={statistics.median(cold):.2f}")
+    print(f"evaluate_cached_ms={1000 * statistics.median(cached):.2f}")
+    return 0

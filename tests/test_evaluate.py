@@ -1,0 +1,83 @@
+"""Error analysis in the core, the evaluation cache, and the Evaluate page (AppTest)."""
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from sklearn.metrics import confusion_matrix as sk_confusion
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import analysis_cache
+from mnist_core.checkpoints import default_model_path
+from mnist_core.evaluate import Analysis, analyse, confusion_matrix
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "evaluate.py")
+
+
+def test_confusion_matrix_equals_sklearns():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (5000,), generator=g)
+    pred = torch.where(torch.rand(5000, generator=g) < 0.8, y, torch.randint(0, 10, (5000,), generator=g))
+    assert confusion_matrix(y, pred).tolist() == sk_confusion(y.numpy(), pred.numpy(), labels=list(range(10))).tolist()
+
+
+def toy() -> Analysis:
+    y = torch.tensor([3, 3, 3, 5, 5, 8])
+    probs = torch.full((6, 10), 0.01)
+    for i, (p, c) in enumerate([(3, 0.9), (3, 0.6), (5, 0.7), (3, 0.95), (5, 0.8), (3, 0.5)]):
+        probs[i, p] = c
+    pred = probs.argmax(1)
+    return Analysis(y, pred, probs, confusion_matrix(y, pred), (pred == y).float().mean().item())
+
+
+def test_cells_pairs_and_error_gallery_order():
+    a = toy()
+    assert a.cell(3, 3).tolist() == [1, 0]  # correct digits: least sure first
+    assert a.cell(5, 3).tolist() == [3]
+    assert a.most_confused(3) == [(3, 5, 1), (5, 3, 1), (8, 3, 1)]
+    assert a.errors().tolist() == [3, 2, 5]  # most confident mistakes first
+    assert a.errors(true=8).tolist() == [5] and a.errors(pred=5).tolist() == [2]
+
+
+def test_evaluation_is_cached_per_checkpoint_and_split(mnist, monkeypatch):
+    analysis_cache._CACHE.clear()
+    calls = []
+    real = analysis_cache.analyse
+    monkeypatch.setattr(analysis_cache, "analyse", lambda *a: calls.append(1) or real(*a))
+    first = analysis_cache.evaluate_checkpoint(default_model_path(), "test", mnist)
+    again = analysis_cache.evaluate_checkpoint(default_model_path(), "test", mnist)
+    val = analysis_cache.evaluate_checkpoint(default_model_path(), "val", mnist)
+    assert first is again and len(calls) == 2 and len(val.y_true) == 6000
+    assert first.accuracy >= 0.993 and sum(r["support"] for r in first.per_class) == 10000
+
+
+@pytest.fixture()
+def at():
+    st.cache_resource.clear()
+    return AppTest.from_file(PAGE, default_timeout=120).run()
+
+
+def test_page_shows_accuracy_pairs_and_opens_a_cell(at):
+    assert not at.exception
+    acc = next(m for m in at.metric if m.label == "Accuracy")
+    assert acc.value == "99.56%"
+    pair = next(b for b in at.button if " read as " in b.label)
+    pair.click().run()
+    true, pred = (int(v) for v in pair.label.split(":")[0].split(" read as "))
+    assert any(f"True {true}, predicted {pred}" in md.value for md in at.markdown)
+    assert at.session_state["cm_cell"] == (true, pred)
+    at.selectbox(key="err_true").set_value(9).run()
+    assert not at.exception and any("Misclassified digits" in md.value for md in at.markdown)
+
+
+def test_a_deleted_run_and_a_corrupt_checkpoint_give_clear_messages(at, tmp_path, monkeypatch):
+    at.session_state["selected_run"] = "20990101-000000-gone00"
+    at.run()
+    assert any("has no checkpoint yet (or was deleted)" in w.value for w in at.warning)
+    bad = tmp_path / "default.pt"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr("mnist_core.checkpoints.default_model_path", lambda: bad)
+    st.cache_resource.clear()
+    fresh = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not fresh.exception
+    assert any("cannot be evaluated" in e.value for e in fresh.error)
