@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import analysis_cache
 from mnist_core.checkpoints import default_model_path
-from mnist_core.evaluate import Analysis, analyse, confusion_matrix
+from mnist_core.evaluate import Analysis, confusion_matrix
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "evaluate.py")
 
