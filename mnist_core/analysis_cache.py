@@ -5,7 +5,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from .checkpoints import load_checkpoint
-from .data import load_mnist, make_splits
+from .data import load_mnist, normalize, split_indices
 from .evaluate import Analysis, analyse
 
 _CACHE: OrderedDict[tuple, Analysis] = OrderedDict()
@@ -23,8 +23,12 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> An
         return _CACHE[key]
     ckpt = load_checkpoint(path)
     cfg = ckpt.config
-    data = make_splits(mnist or load_mnist(), cfg.val_fraction, cfg.seed)
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.val_x, data.val_y)
+    mnist = mnist or load_mnist()
+    if split == "test":  # normalise only the split we need
+        x, y = normalize(mnist.test_images), mnist.test_labels
+    else:  # the run's own (seeded) validation split, in full
+        _, val_idx = split_indices(len(mnist.train_labels), cfg.val_fraction, cfg.seed)
+        x, y = normalize(mnist.train_images[val_idx]), mnist.train_labels[val_idx]
     result = analyse(ckpt.model, x, y)
     result.images = x  # normalised images, for galleries and saliency
     _CACHE[key] = result

@@ -15,6 +15,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) ->
     model.eval()
     param = next(model.parameters())
     fmt = torch.channels_last if getattr(model, "family", "") == "cnn" else torch.contiguous_format
+    model.to(memory_format=fmt)  # input and weights in one layout: mixing them is ~3x slower
     out = []
     try:
         for start in range(0, len(x), batch_size):
