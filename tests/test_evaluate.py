@@ -81,3 +81,25 @@ def test_a_deleted_run_and_a_corrupt_checkpoint_give_clear_messages(at, tmp_path
     fresh = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not fresh.exception
     assert any("cannot be evaluated" in e.value for e in fresh.error)
+
+
+def test_time_travel_and_the_difference_between_two_epochs(tmp_path):
+    from mnist_core.config import TrainConfig
+    from mnist_core.jobs import JobManager
+
+    jobs = JobManager()
+    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500))).id)
+    assert run.status == "completed", jobs.log_tail(run.id)
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["selected_run"] = run.id
+    at.run()
+    assert not at.exception and at.selectbox(key="eval_model").value.startswith(f"Run {run.id[-6:]}")
+    at.select_slider(key="eval_epoch").set_value(1).run()
+    epoch1 = next(m for m in at.metric if m.label == "Accuracy").value
+    at.select_slider(key="eval_epoch").set_value(2).run()
+    at.segmented_control(key="cm_view").set_value("difference").run()
+    at.select_slider(key="cm_other").set_value(1).run()
+    assert not at.exception
+    assert any("Counts of epoch 2 minus epoch 1" in c.value for c in at.caption)
+    assert epoch1 != next(m for m in at.metric if m.label == "Accuracy").value
