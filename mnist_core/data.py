@@ -195,3 +195,16 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
         else:
             idx = order[start:start + batch_size]
             yield x[idx], y[idx]
+
+
+def class_counts(mnist: MNIST, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[int]]:
+    """Images per digit in each split: {'train': [...10], 'validation': [...], 'test': [...]}."""
+    train_idx, val_idx = split_indices(len(mnist.train_labels), val_fraction, seed)
+    count = lambda y: torch.bincount(y, minlength=10).tolist()  # noqa: E731
+    return {"train": count(mnist.train_labels[train_idx]), "validation": count(mnist.train_labels[val_idx]),
+            "test": count(mnist.test_labels)}
+
+
+def mean_images(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(10, 28, 28) average image of each digit, in [0, 1]."""
+    return torch.stack([images[labels == d].float().mean(0) / 255.0 for d in range(10)])

@@ -72,8 +72,10 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, cols: int 
         img = (img - img.min()) / (img.max() - img.min() + 1e-8)
         fig.add_trace(go.Heatmap(z=img.flip(0).tolist(), colorscale="gray", showscale=False,
                                  hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
-    fig.update_xaxes(visible=False, scaleanchor="y", constrain="domain")
-    fig.update_yaxes(visible=False, constrain="domain")
+    for k in range(1, rows * cols + 1):  # each picture square against its own y axis
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"xaxis{suffix}"].update(visible=False, scaleanchor=f"y{suffix}", constrain="domain")
+        fig.layout[f"yaxis{suffix}"].update(visible=False, constrain="domain")
     fig.update_annotations(font_size=10)
     fig.update_layout(height=rows * height_per_row + 20, margin=dict(l=0, r=0, t=20 if titles else 0, b=0),
                       font=FONT, template="plotly_white")
@@ -174,3 +176,40 @@ def per_class_figure(per_class: list[dict]) -> go.Figure:
     fig.update_yaxes(range=[max(0.0, low - 0.02), 1.0], tickformat=".1%", title_text="score")
     fig.update_xaxes(title_text="digit", type="category")
     return _layout(fig, height=300, barmode="group")
+
+
+def class_distribution_figure(counts: dict[str, list[int]]) -> go.Figure:
+    """Images per digit for each split, grouped bars."""
+    fig = go.Figure()
+    colors = {"train": TRAIN, "validation": VAL, "test": "#16a34a"}
+    for split, values in counts.items():
+        fig.add_trace(go.Bar(x=[str(d) for d in range(10)], y=values, name=split, marker_color=colors[split],
+                             hovertemplate=f"{split}: %{{y:,}} images<extra></extra>"))
+    fig.update_xaxes(title_text="digit", type="category")
+    fig.update_yaxes(title_text="images")
+    return _layout(fig, height=320, barmode="group")
+
+
+def pixel_histogram_figure(images) -> go.Figure:
+    """Distribution of pixel intensities (0-255): mostly black background, a peak of white ink."""
+    counts = torch.bincount(images.flatten().long(), minlength=256).tolist()
+    fig = go.Figure(go.Bar(x=list(range(256)), y=counts, marker_color=TRAIN,
+                           hovertemplate="value %{x}: %{y:,} pixels<extra></extra>"))
+    fig.update_xaxes(title_text="pixel value (0 = black, 255 = white)")
+    fig.update_yaxes(title_text="pixels (log scale)", type="log")
+    return _layout(fig, height=300, bargap=0)
+
+
+def layer_diagram(rows: list[dict]) -> str:
+    """Graphviz DOT of the layer stack, input to logits, with output shapes."""
+    lines = ['digraph {', 'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eff6ff", '
+             'color="#2563eb", fontname="Helvetica", fontsize=10]; edge [color="#94a3b8"];',
+             'input [label="input\\n1x28x28", fillcolor="#f1f5f9"];']
+    prev = "input"
+    for i, r in enumerate(rows):
+        shape = "x".join(map(str, r["output_shape"]))
+        lines.append(f'n{i} [label="{r["type"]}\\n{shape}"];')
+        lines.append(f"{prev} -> n{i};")
+        prev = f"n{i}"
+    lines.append("}")
+    return "\n".join(lines)

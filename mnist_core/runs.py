@@ -174,6 +174,12 @@ class RunStore:
             r.queue_position = pos
         return runs
 
+    def best_by_model(self) -> dict[str, tuple[float, str]]:
+        """Best test accuracy any completed run of each model reached: {model: (accuracy, run id)}."""
+        rows = self.conn.execute("SELECT model, test_acc, id FROM runs WHERE status = 'completed' AND "
+                                 "test_acc IS NOT NULL ORDER BY test_acc")
+        return {model: (acc, run_id) for model, acc, run_id in rows}  # the last (highest) wins
+
     def batch_losses(self, run_id: str, after_step: int = 0) -> list[tuple[int, int, float]]:
         """(step, epoch, loss) rows after `after_step`, so a live chart can fetch only what is new."""
         return [tuple(r) for r in self.conn.execute(

@@ -1,0 +1,33 @@
+"""AppTest for the Data and Models pages."""
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mnist_core.models import REGISTRY
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+
+
+def test_data_page_shows_splits_balance_and_reacts_to_the_fraction():
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(PAGES / "data.py"), default_timeout=90).run()
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values == {"Train": "54,000", "Validation": "6,000", "Test": "10,000"}
+    table = at.dataframe[0].value
+    assert table["test"].tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    at.slider(key="data_val").set_value(0.2).run()
+    assert {m.label: m.value for m in at.metric}["Validation"] == "12,000"
+    assert any("0.1307" in md.value and "0.3081" in md.value for md in at.markdown)
+
+
+def test_models_page_lists_every_registry_model():
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(PAGES / "models.py"), default_timeout=90).run()
+    assert not at.exception
+    overview = at.dataframe[0].value
+    assert overview["model"].tolist() == list(REGISTRY)
+    assert int(overview.set_index("model").loc["cnn_basic", "parameters"]) == 421_642
+    assert len(at.expander) == len(REGISTRY)
+    assert any(m.value == "not trained yet" for m in at.metric)
