@@ -1,8 +1,115 @@
-"""Runs: placeholder until its issue lands."""
+"""Runs: every experiment in one table; overlay several to see overfitting and what one change did."""
+import pandas as pd
 import streamlit as st
 
-from pages.common import ensure_app_shell
+from mnist_core.compare import change_summary, comparison_rows, config_diff, to_csv
+from mnist_core.config import ConfigError, field_help
+from mnist_core.plots import gap_figure, runs_batch_figure, runs_epoch_figure
+from pages.common import ensure_app_shell, job_manager
 
 ensure_app_shell()
+jobs = job_manager()
 st.title("Runs")
-st.info("Run comparison is coming: overlaid curves, config diffs and 'change one thing' experiments. Until then `python -m mnist_core runs` lists every run.")
+runs = jobs.list()
+if not runs:
+    st.info("No runs yet. Start one on the Train page, or queue the comparison models below.")
+
+
+def row(run) -> dict:
+    c = run.config
+    aug = "+".join(k for k in ("rotate", "translate", "scale", "erase") if c.get(k)) or "none"
+    return dict(id=run.id, model=run.model, status=run.status, optimizer=c["optimizer"], lr=c["lr"],
+                batch=c["batch_size"], weight_decay=c["weight_decay"],
+                dropout=c.get("model_args", {}).get("dropout", ""), augmentation=aug, epochs=run.epochs_done,
+                best_val_acc=run.best_val_acc, test_acc=run.test_acc, seconds=round(run.train_seconds),
+                images_per_s=round(run.images_per_s) if run.images_per_s else None, seed=c["seed"])
+
+
+by_id = {r.id: r for r in runs}
+if runs:
+    f1, f2 = st.columns(2)
+    models = f1.multiselect("Model", sorted({r.model for r in runs}), key="runs_models", placeholder="all")
+    statuses = f2.multiselect("Status", sorted({r.status for r in runs}), key="runs_status", placeholder="all")
+    shown = [r for r in runs if (not models or r.model in models) and (not statuses or r.status in statuses)]
+    table = pd.DataFrame([row(r) for r in shown])
+    st.caption("Click a column header to sort.")
+    st.dataframe(table, hide_index=True, width="stretch", key="runs_table", column_config={
+                             "best_val_acc": st.column_config.NumberColumn("best val acc", format="percent"),
+                             "test_acc": st.column_config.NumberColumn("test acc", format="percent"),
+                             "lr": st.column_config.NumberColumn("lr", format="%g")})
+    selected = st.multiselect("Select runs to compare", [r.id for r in shown], key="runs_selected",
+                              format_func=lambda rid: f"{by_id[rid].model} {rid[-6:]} ({by_id[rid].status})")
+    st.download_button("Export the table as CSV", to_csv([row(r) for r in shown]), "runs.csv", "text/csv",
+                       icon=":material/download:")
+else:
+    selected = []
+
+# ---------------- comparing selected runs ----------------
+if selected:
+    st.subheader(f"Comparing {len(selected)} run(s)")
+    names = {rid: f"{by_id[rid].model} {rid[-6:]}" for rid in selected}
+    epochs = {names[rid]: jobs.store.epochs(rid) for rid in selected}
+    view = st.segmented_control("Curves", ["per epoch", "per batch"], default="per epoch", key="runs_view")
+    if view == "per batch":
+        series = {}
+        for rid in selected:
+            rows = jobs.store.batch_losses(rid)
+            per_epoch = by_id[rid].progress.get("batches") or max(1, len(rows) // max(1, by_id[rid].epochs_done))
+            series[names[rid]] = ([r[0] for r in rows], [r[2] for r in rows], per_epoch)
+        st.plotly_chart(runs_batch_figure(series), width="stretch", key="runs_batches")
+    else:
+        st.plotly_chart(runs_epoch_figure(epochs), width="stretch", key="runs_epochs")
+    st.plotly_chart(gap_figure(epochs), width="stretch", key="runs_gap")
+    diff = config_diff({names[rid]: by_id[rid].config for rid in selected})
+    if len(selected) > 1:
+        st.markdown("**What differs between them**")
+        if diff:
+            st.dataframe(pd.DataFrame(diff).T.astype(str), width="stretch")
+        else:
+            st.caption("Same settings: only chance (or nothing) separates these runs.")
+    if len(selected) == 2 and all(by_id[r].status == "completed" for r in selected):
+        a, b = (by_id[r] for r in selected)
+        st.info(change_summary(a, b, jobs.store.epochs(a.id), jobs.store.epochs(b.id)))
+
+    first = by_id[selected[0]]
+    st.download_button(f"Export the metrics of {names[first.id]} as CSV", to_csv(jobs.store.epochs(first.id)),
+                       f"{first.id}-epochs.csv", "text/csv", icon=":material/download:")
+
+    # ---------------- change one thing ----------------
+    with st.expander(f"Change one thing: clone {names[first.id]} with one setting changed (same seed)"):
+        helps = field_help()
+        c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+        knob = c1.selectbox("Setting", ["weight_decay", "lr", "batch_size", "epochs", "label_smoothing",
+                                        "rotate", "translate", "scale", "erase", "optimizer", "schedule"],
+                            key="change_knob", help="the one setting the new run changes")
+        current = first.config[knob]
+        raw = c2.text_input(f"New value (now {current})", key="change_value", help=helps[knob])
+        if c3.button("Start the clone", type="primary", disabled=not raw):
+            try:
+                value = type(current)(raw) if not isinstance(current, str) else raw
+                clone = jobs.clone(first.id, **{knob: value})
+                st.success(f"Started {clone.id}: select both runs when it ends to see what changed.")
+            except (ValueError, ConfigError) as exc:
+                st.error(str(exc))
+
+    # ---------------- delete ----------------
+    with st.expander(f"Delete {len(selected)} selected run(s)"):
+        sure = st.checkbox("Yes, delete their records and checkpoint files", key="delete_sure")
+        if st.button("Delete", disabled=not sure, icon=":material/delete:"):
+            for rid in selected:
+                jobs.delete(rid)
+            st.rerun()
+
+# ---------------- the reference comparison table ----------------
+st.subheader("Model comparison")
+st.caption("The classic table, filled from your completed full-data runs (best test accuracy of each).")
+rows = comparison_rows(runs)
+st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k != "config"} for r in rows]), hide_index=True,
+             width="stretch", column_config={"test_accuracy": st.column_config.NumberColumn(
+                 "test accuracy", format="percent")})
+missing = [r for r in rows if r["test_accuracy"] is None]
+if missing and st.button(f"Queue the {len(missing)} missing run(s) with their reference settings",
+                         icon=":material/playlist_add:"):
+    for r in missing:
+        jobs.submit(r["config"])
+    st.rerun()

@@ -46,6 +46,7 @@ class Server:
     """`streamlit run app.py` headless on a free port, with its own run store."""
 
     def __init__(self, store: Path):
+        self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MNIST_LAB_CHECKPOINTS": str(store), "MNIST_LAB_MAX_RUNS": "1"}
@@ -83,7 +84,7 @@ def server(tmp_path_factory):
     from mnist_core.jobs import JobManager
     from mnist_core.runs import RunStore
 
-    jobs = JobManager(RunStore(srv.url and Path(srv.log.name).parent / "store"))
+    jobs = JobManager(RunStore(srv.store))
     for run in jobs.store.list(("running", "queued")):
         jobs.stop(run.id, grace_s=2)
 

@@ -1,0 +1,72 @@
+"""Run comparison: config diffs, summaries, the reference table, and the Runs page (AppTest)."""
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mnist_core.compare import change_summary, comparison_rows, config_diff, to_csv
+from mnist_core.config import TrainConfig
+from mnist_core.jobs import JobManager
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "runs.py")
+
+
+def test_config_diff_finds_exactly_the_changed_keys():
+    a = TrainConfig.for_model("cnn_basic").to_dict()
+    b = {**a, "weight_decay": 1e-3, "rotate": 10.0, "threads": 4}
+    c = {**a, "weight_decay": 1e-3}
+    diff = config_diff({"a": a, "b": b, "c": c})
+    assert set(diff) == {"weight_decay", "rotate"}  # threads is how it ran, not what it trained
+    assert diff["weight_decay"] == {"a": 0.0, "b": 1e-3, "c": 1e-3}
+    assert config_diff({"a": a, "b": dict(a)}) == {} and config_diff({"a": a}) == {}
+
+
+def test_change_summary_and_comparison_rows():
+    base = SimpleNamespace(config={"weight_decay": 0.0, "seed": 0}, test_acc=0.9786, status="completed", id="x")
+    new = SimpleNamespace(config={"weight_decay": 1e-3, "seed": 0}, test_acc=0.9810, status="completed", id="y")
+    ep = lambda t, v: [{"epoch": 1, "train_acc": t, "val_acc": v}]  # noqa: E731
+    text = change_summary(base, new, ep(0.99, 0.97), ep(0.985, 0.978))
+    assert "weight_decay from 0.0 to 0.001" in text and "+0.24 points" in text and "less overfitting" in text
+    done = SimpleNamespace(status="completed", test_acc=0.92, id="p",
+                           config=TrainConfig.for_model("perceptron").to_dict())
+    rows = comparison_rows([done])
+    assert [r["model"] for r in rows] == ["Perceptron", "Deep", "Deep + L2", "CNN", "BetterCNN"]
+    assert rows[0]["test_accuracy"] == 0.92 and rows[1]["test_accuracy"] is None
+    assert rows[1]["config"].weight_decay == 0.0 and rows[2]["config"].weight_decay == 1e-4
+    assert to_csv([{"a": 1}, {"a": 2, "b": 3}]).splitlines() == ["a,b", "1,", "2,3"]
+
+
+@pytest.fixture()
+def two_runs():
+    jobs = JobManager()
+    base = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500))).id)
+    other = jobs.wait(jobs.clone(base.id, weight_decay=1e-3).id)
+    assert base.status == other.status == "completed"
+    st.cache_resource.clear()
+    return jobs, base, other
+
+
+def test_page_lists_runs_and_compares_a_selection(two_runs):
+    jobs, base, other = two_runs
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["id"]) == {base.id, other.id}
+    at.multiselect(key="runs_selected").set_value([base.id, other.id]).run()
+    assert not at.exception
+    assert any("Comparing 2 run(s)" in s.value for s in at.subheader)
+    assert any("Changing weight_decay from 0.0 to 0.001" in i.value for i in at.info)
+    assert any("What differs" in m.value for m in at.markdown)
+
+
+def test_delete_needs_confirmation(two_runs):
+    jobs, base, other = two_runs
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.multiselect(key="runs_selected").set_value([other.id]).run()
+    delete = next(b for b in at.button if b.label == "Delete")
+    assert delete.disabled
+    at.checkbox(key="delete_sure").check().run()
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert not at.exception and len(jobs.store.list()) == 1
