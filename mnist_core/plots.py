@@ -259,6 +259,6 @@ def gap_figure(series: dict[str, list[dict]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=label,
                                  line=dict(color=PALETTE[n % len(PALETTE)])))
     fig.add_hline(y=0, line=dict(color="#94a3b8", dash="dot"))
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="train - validation accuracy", tickformat=".1%")
     return _layout(fig, height=300, title=dict(text="Overfitting: the generalisation gap", x=0))

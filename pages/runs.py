@@ -68,7 +68,7 @@ if selected:
         else:
             st.caption("Same settings: only chance (or nothing) separates these runs.")
     if len(selected) == 2 and all(by_id[r].status == "completed" for r in selected):
-        a, b = (by_id[r] for r in selected)
+        a, b = sorted((by_id[r] for r in selected), key=lambda r: r.created)  # the older run is the base
         st.info(change_summary(a, b, jobs.store.epochs(a.id), jobs.store.epochs(b.id)))
 
     first = by_id[selected[0]]
