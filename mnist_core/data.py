@@ -200,9 +200,9 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
 def class_counts(mnist: MNIST, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[int]]:
     """Images per digit in each split: {'train': [...10], 'validation': [...], 'test': [...]}."""
     train_idx, val_idx = split_indices(len(mnist.train_labels), val_fraction, seed)
-    count = lambda y: torch.bincount(y, minlength=10).tolist()  # noqa: E731
-    return {"train": count(mnist.train_labels[train_idx]), "validation": count(mnist.train_labels[val_idx]),
-            "test": count(mnist.test_labels)}
+    labels = {"train": mnist.train_labels[train_idx], "validation": mnist.train_labels[val_idx],
+              "test": mnist.test_labels}
+    return {split: torch.bincount(y, minlength=10).tolist() for split, y in labels.items()}
 
 
 def mean_images(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

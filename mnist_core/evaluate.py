@@ -1,6 +1,8 @@
 """Predictions and metrics: accuracy, loss, confusion matrix and per-class accuracy."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,9 +62,6 @@ def confusion_text(cm: list[list[int]]) -> str:
 
 
 # ---------------- error analysis (the Evaluate page and its tests) ----------------
-from dataclasses import dataclass, field  # noqa: E402
-
-
 @dataclass
 class Analysis:
     """Predictions of one model on one split, with everything the Evaluate page shows."""
