@@ -76,7 +76,7 @@ class TrainConfig:
 
     # ---- validation: the single place where a bad value becomes a clear message ----
     def validate(self) -> "TrainConfig":
-        from .models import REGISTRY, build_model  # late import: models imports config
+        from .models import REGISTRY  # late import: models imports config
 
         problems: list[str] = []
         for f in fields(self):
@@ -128,10 +128,7 @@ class TrainConfig:
         need(finite(self.erase) and 0 <= self.erase <= 1, f"erase probability must be between 0 and 1, got {self.erase}")
         need(0 <= self.threads <= 256, f"threads must be between 0 and 256, got {self.threads}")
         if not problems and self.model in REGISTRY:
-            try:
-                build_model(self.model, self.model_args)
-            except (TypeError, ValueError) as exc:
-                problems.append(f"model arguments for {self.model!r} are invalid: {exc}")
+            problems += _model_args_problems(self.model, self.model_args)
         if problems:
             raise ConfigError("Invalid training configuration: " + "; ".join(problems) + ".")
         return self
@@ -167,6 +164,34 @@ class TrainConfig:
     @property
     def augments(self) -> bool:
         return any((self.rotate, self.translate, self.scale, self.erase))
+
+
+MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; the registry's largest model has under 2 million
+
+
+def _model_args_problems(model: str, args: dict) -> list[str]:
+    """Check model arguments by building the model on PyTorch's meta device: shapes and parameter
+    counts without allocating a single weight, so a typo such as a billion-unit layer is refused
+    instead of exhausting the machine's memory."""
+    import json
+
+    import torch
+
+    from .models import build_model, count_parameters
+
+    try:
+        json.dumps(args, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return [f"model arguments must be plain JSON values (numbers, lists, true/false): {exc}"]
+    try:
+        with torch.device("meta"):
+            n = count_parameters(build_model(model, args))
+    except (TypeError, ValueError, RuntimeError, OverflowError, KeyError, IndexError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [f"model arguments for {model!r} are invalid: {first[:300]}"]
+    if n > MAX_PARAMETERS:
+        return [f"model arguments for {model!r} give {n:,} parameters; the limit is {MAX_PARAMETERS:,}"]
+    return []
 
 
 def field_help() -> dict[str, str]:

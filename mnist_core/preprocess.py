@@ -30,6 +30,9 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
         raise InputError(f"{name}: file not found.") from None
+    except Image.DecompressionBombError:  # PIL refuses to open more than ~179 megapixels at all
+        raise InputError(f"{name} is too large; use an image under {MAX_PIXELS // 1_000_000} megapixels "
+                         "(a digit needs only 28x28).") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError(f"{name} is not an image PIL can read; use a PNG or JPEG.") from None
     if img.width * img.height > MAX_PIXELS:
@@ -44,14 +47,20 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
 
 def to_gray(img: Image.Image) -> np.ndarray:
     """Grayscale in [0, 1]; transparency is composited over white, as a page would show it."""
-    img = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
-    if img.mode in ("P", "PA", "LA", "RGBA", "La") or "transparency" in img.info:
-        img = img.convert("RGBA")
-        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, img)
-    if img.mode == "CMYK":
-        img = img.convert("RGB")
-    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    try:
+        img = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
+        if img.mode in ("P", "PA", "LA", "RGBA", "La") or "transparency" in img.info:
+            img = img.convert("RGBA")
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(white, img)
+        if img.mode == "CMYK":
+            img = img.convert("RGB")
+        elif img.mode in ("LAB", "HSV"):  # PIL cannot convert these; their lightness band is the gray
+            img = img.getchannel("L" if img.mode == "LAB" else "V")
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, ValueError, SyntaxError) as exc:  # corrupt metadata or a mode PIL cannot convert
+        raise InputError(f"This image ({img.mode}) cannot be turned into grayscale ({exc}); "
+                         "save it as a PNG or JPEG.") from None
 
 
 def rgba_to_gray(rgba: np.ndarray) -> np.ndarray:

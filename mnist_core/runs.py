@@ -17,7 +17,7 @@ from .config import checkpoints_dir
 
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,7 +42,7 @@ class RunError(ValueError):
 
 def check_run_id(run_id: str) -> str:
     """Refuse anything that could name a path outside the store ('..', separators, absolute)."""
-    if not isinstance(run_id, str) or not _ID.match(run_id) or ".." in run_id:
+    if not isinstance(run_id, str) or not _ID.fullmatch(run_id) or ".." in run_id:
         raise RunError(f"Refused run id {run_id!r}: ids are letters, digits, '-' and '_' only.")
     return run_id
 
