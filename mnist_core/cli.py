@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", help="delete a run's records and files")
     d.add_argument("run_id", help="run id from `runs`")
 
+    sub.add_parser("check", help="check the run store: database, epoch records, checkpoints; exit 1 on problems")
+
     e = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix")
     e.add_argument("checkpoint", help="path to a .pt checkpoint")
     e.add_argument("--split", choices=("test", "val"), default="test", help="which split to measure")
@@ -230,6 +232,19 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .integrity import summary, verify
+    from .jobs import JobManager
+
+    jobs = JobManager()
+    jobs.reap()  # runs whose process died are marked first, as the dashboard would
+    problems = verify(jobs.store)
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(" ".join(f"{k}={v}" for k, v in summary(jobs.store).items()) + f" problems={len(problems)}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataError
@@ -255,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             from .reproduce import run_reproduction
             return run_reproduction(args)
         return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models, "predict": cmd_predict,
-                "runs": cmd_runs,
+                "runs": cmd_runs, "check": cmd_check,
                 "stop": cmd_runs, "extend": cmd_runs, "delete": cmd_runs}[args.command](args)
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)

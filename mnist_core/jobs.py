@@ -111,6 +111,7 @@ class JobManager:
                                   reason=(f"The training process (pid {run.pid}) ended unexpectedly: it was "
                                           f"killed or ran out of memory. {fresh.epochs_done} finished "
                                           "epoch(s) and their checkpoints are kept; Extend continues it."))
+                self.store.remove_temp_files(run.id)  # a save cut short by the kill
                 lost.append(run.id)
         return lost
 
@@ -158,6 +159,7 @@ class JobManager:
             self.store.update(run_id, status="stopped", finished=time.time(), pid=None,
                               reason=f"Did not stop within {grace_s:.0f} s and was killed; "
                                      f"{run.epochs_done} finished epoch(s) kept.")
+            self.store.remove_temp_files(run_id)
         self.schedule()
         return self.store.get(run_id)
 

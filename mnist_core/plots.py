@@ -1,6 +1,7 @@
 """Every Plotly figure of the dashboard, with one colour scheme: train blue, validation orange."""
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -27,13 +28,28 @@ def ema(values: list[float], smoothing: float) -> list[float]:
     return out
 
 
+def thin(n: int, max_points: int) -> np.ndarray:
+    """Indices of at most max_points evenly spread points out of n, always keeping the last one."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.append(np.linspace(0, n - 1, max_points - 1).round().astype(int), n - 1))
+
+
 def batch_loss_figure(steps: list[int], losses: list[float], smoothing: float = 0.6,
-                      batches_per_epoch: int | None = None) -> go.Figure:
-    """Loss of every training batch, raw (faint) and smoothed, x in epochs when known."""
-    x = [s / batches_per_epoch for s in steps] if batches_per_epoch else steps
+                      batches_per_epoch: int | None = None, max_points: int = 1000) -> go.Figure:
+    """Loss of every training batch, raw (faint) and smoothed, x in epochs when known.
+
+    Long runs are thinned to max_points for display (a chart is about that many pixels wide);
+    the smoothing is computed on every batch first, and the newest batch is always shown."""
+    keep = thin(len(steps), max_points)
+    x = np.asarray(steps, dtype=np.float64)[keep]
+    if batches_per_epoch:
+        x = x / batches_per_epoch
+    smooth = np.asarray(ema(losses, smoothing))[keep]
+    raw = np.asarray(losses, dtype=np.float64)[keep]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=losses, mode="lines", name="batch loss", line=dict(color=RAW, width=1)))
-    fig.add_trace(go.Scatter(x=x, y=ema(losses, smoothing), mode="lines", name=f"smoothed ({smoothing:.2f})",
+    fig.add_trace(go.Scatter(x=x, y=raw, mode="lines", name="batch loss", line=dict(color=RAW, width=1)))
+    fig.add_trace(go.Scatter(x=x, y=smooth, mode="lines", name=f"smoothed ({smoothing:.2f})",
                              line=dict(color=TRAIN, width=2)))
     fig.update_xaxes(title_text="epoch" if batches_per_epoch else "batch", rangemode="tozero")
     fig.update_yaxes(title_text="cross-entropy loss", rangemode="tozero")

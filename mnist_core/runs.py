@@ -231,6 +231,13 @@ class RunStore:
             c.execute("DELETE FROM batch_metrics WHERE run_id = ? AND step > ?", (run_id, step))
             c.execute("DELETE FROM epoch_metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
 
+    def remove_temp_files(self, run_id: str) -> int:
+        """Delete half-written checkpoint files a killed process left behind; returns how many."""
+        leftovers = list(self.run_dir(run_id).glob(".*.tmp"))
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
     def delete(self, run_id: str) -> None:
         """Remove the records and the files of a run that is not active."""
         run = self.get(run_id)

@@ -1,4 +1,6 @@
 """Train: pick a model and its hyperparameters, start a background run, watch it live."""
+import json
+
 import pandas as pd
 import streamlit as st
 import torch
@@ -129,11 +131,11 @@ if st.button("Start training", type="primary", disabled=config is None, icon=":m
                                  f"queued at position {run.queue_position}"))
 
 # ---------------- live section ----------------
-if "train_run_id" not in st.session_state:  # reattach: the active run, else the latest one
+if "train_run_id" not in st.session_state:  # reattach: the training run, else a queued one, else the latest
     runs = jobs.list()
-    active = [r for r in runs if r.active]
-    if active or runs:
-        st.session_state.train_run_id = (active or runs)[0].id
+    if runs:
+        st.session_state.train_run_id = min(runs, key=lambda r: ("running", "queued").index(r.status)
+                                            if r.active else 2).id
 
 
 def summary(run) -> None:
@@ -158,8 +160,19 @@ def summary(run) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def live(run_id: str) -> None:
+# Every learner watching the same run asks for the same figures each second: build each once.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def batch_chart(run_id: str, last_step: int, count: int, smoothing: float, batches: int | None, _rows):
+    return batch_loss_figure([r[0] for r in _rows], [r[2] for r in _rows], smoothing, batches)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def epoch_chart(run_id: str, records: str, _epochs):
+    return epoch_figure(_epochs)
+
+
+def run_view(run_id: str) -> None:
+    """A run's header, progress or summary, and its loss per batch."""
     try:
         run = jobs.get(run_id)
     except RunError as exc:
@@ -185,22 +198,37 @@ def live(run_id: str) -> None:
                 st.code(jobs.log_tail(run.id) or "(empty)")
         summary(run)
     rows = jobs.store.batch_losses(run.id)
-    epochs = jobs.store.epochs(run.id)
     if rows:
         smoothing = st.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="smoothing",
                               help="exponential moving average of the batch losses")
-        steps = [r[0] for r in rows]
-        losses = [r[2] for r in rows]
-        st.plotly_chart(batch_loss_figure(steps, losses, smoothing, run.progress.get("batches")),
-                        width="stretch", key="batch_chart")
+        fig = batch_chart(run.id, rows[-1][0], len(rows), smoothing, run.progress.get("batches"), rows)
+        st.plotly_chart(fig, width="stretch", key="batch_chart")
     elif run.active:
         st.caption("Waiting for the first batch...")
+
+
+def epoch_view(run_id: str) -> None:
+    """Train vs validation per epoch and the overfitting indicator (they change once an epoch)."""
+    try:
+        epochs = jobs.store.epochs(run_id)
+    except RunError:
+        return
     if epochs:
-        st.plotly_chart(epoch_figure(epochs), width="stretch", key="epoch_chart")
+        st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch", key="epoch_chart")
         level, sentence = gap_sentence(epochs)
         getattr(st, level)(f"**Overfitting indicator.** {sentence}")
 
 
+# While a run is queued or training, its view reruns every second and the per-epoch part every two;
+# a finished run's view is drawn once, so a page left open costs neither the server nor the browser.
+live = st.fragment(run_every=1.0)(run_view)
+live_epochs = st.fragment(run_every=2.0)(epoch_view)
+
 if "train_run_id" in st.session_state:
     st.divider()
-    live(st.session_state.train_run_id)
+    try:
+        watching = jobs.get(st.session_state.train_run_id).active
+    except RunError:
+        watching = False
+    (live if watching else run_view)(st.session_state.train_run_id)
+    (live_epochs if watching else epoch_view)(st.session_state.train_run_id)

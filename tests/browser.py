@@ -45,12 +45,13 @@ def free_port() -> int:
 class Server:
     """`streamlit run app.py` headless on a free port, with its own run store."""
 
-    def __init__(self, store: Path):
+    def __init__(self, store: Path, port: int | None = None):
         self.store = store
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MNIST_LAB_CHECKPOINTS": str(store), "MNIST_LAB_MAX_RUNS": "1"}
-        self.log = open(store.parent / "streamlit.log", "wb")
+        store.mkdir(parents=True, exist_ok=True)
+        self.log = open(store.parent / "streamlit.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.fileWatcherType", "none",
@@ -66,7 +67,22 @@ class Server:
         self.stop()
         raise RuntimeError("streamlit did not become healthy in 60 s")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an out-of-memory kill would end it: no clean-up runs."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process (Linux)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(10)
@@ -108,11 +124,29 @@ def page(browser, server):
     context.close()
 
 
-def plotted_points(page, index: int = 0) -> int:
-    """Number of x values in the first trace of the index-th Plotly chart on the page (0 if none)."""
-    return page.evaluate("""(i) => {
-        const plots = document.querySelectorAll('.js-plotly-plot');
-        return plots.length > i && plots[i].data ? plots[i].data[0].x.length : 0;
-    }""", index)
+# x values of a trace, whether sent as a plain list or as base64 typed-array data (numpy arrays)
+X_VALUES_JS = """(trace) => {
+    const x = trace && trace.x;
+    if (!x || !x.bdata) return x ? Array.from(x) : [];
+    const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+                   u2: Uint16Array, i1: Int8Array, u1: Uint8Array};
+    const bytes = Uint8Array.from(atob(x.bdata), (c) => c.charCodeAt(0));
+    return Array.from(new types[x.dtype](bytes.buffer));
+}"""
 
 
+def chart_x(page, index: int = 0, key: str | None = None, last: bool = False) -> list[float]:
+    """x values of the first trace of a Plotly chart: the one with this Streamlit key, else the
+    index-th chart on the page ([] while it is not drawn); with last=True only the last value."""
+    return page.evaluate(f"""([i, key, last]) => {{
+        const xs = {X_VALUES_JS};
+        const plot = key ? document.querySelector('.st-key-' + key + ' .js-plotly-plot')
+                         : document.querySelectorAll('.js-plotly-plot')[i];
+        const x = plot && plot.data ? xs(plot.data[0]) : [];
+        return last ? x.slice(-1) : x;
+    }}""", [index, key, last])
+
+
+def plotted_points(page, index: int = 0, key: str | None = None) -> int:
+    """Number of points in the first trace of a Plotly chart (0 if none)."""
+    return len(chart_x(page, index, key))

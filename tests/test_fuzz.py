@@ -2,6 +2,7 @@
 import io
 import json
 import math
+from collections import Counter
 import pickle
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mnist_core.preprocess import InputError, load_image, preprocess, to_gray
 from mnist_core.runs import RunError, RunStore, check_run_id
 
 FIELDS = list(TrainConfig.__dataclass_fields__)
+TRIED: Counter = Counter()  # inputs tried per kind, read by tests/reliability.py
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 plain = st.recursive(
@@ -46,6 +48,7 @@ configs = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), near |
 @example({"model": "cnn_1", "model_args": {"channels": [float("nan")]}})
 @example({"lr": float("nan"), "epochs": True, "model_args": {"dropout": {"a": 1}}})
 def test_config_validator_gives_a_valid_config_or_one_clear_error(values):
+    TRIED["configs"] += 1
     try:
         cfg = TrainConfig.from_dict(values)
     except ConfigError as exc:
@@ -61,7 +64,8 @@ def test_config_validator_gives_a_valid_config_or_one_clear_error(values):
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80) | st.sampled_from(["..", "0\n", "ok\n", "../etc", "/abs", "a/b", "a\\b", "a..b", "ok-run_1",
                                                 "a\x00b", "C:\\x", "~", ".hidden", "a" * 65]))
-def test_run_ids_are_plain_names_or_refused(tmp_path_factory, run_id):
+def test_run_ids_are_plain_names_or_refused(run_id):
+    TRIED["run_ids"] += 1
     try:
         check_run_id(run_id)
     except RunError as exc:
@@ -74,6 +78,7 @@ def test_run_ids_are_plain_names_or_refused(tmp_path_factory, run_id):
 def test_store_paths_never_leave_the_store(tmp_path):
     store = RunStore(tmp_path / "store")
     for bad in ["../x", "/etc/passwd", "a/../../b", "..", "x/y", "", ".", "a\\..\\b", "%2e%2e"]:
+        TRIED["run_ids"] += 1
         for call in (store.get, store.log_path, store.run_dir, store.delete, store.batch_losses):
             with pytest.raises(RunError):
                 call(bad)
@@ -113,6 +118,7 @@ def test_any_upload_is_read_or_refused_clearly(mode, fmt, w, h, seed, data):
     raw = encode(mode, fmt, w, h, seed)
     if raw is None:
         return
+    TRIED["images"] += 1
     how = data.draw(st.sampled_from(["intact", "truncate", "flip", "garbage"]))
     if how == "truncate":
         raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
@@ -128,6 +134,7 @@ def test_any_upload_is_read_or_refused_clearly(mode, fmt, w, h, seed, data):
 
 
 def test_decompression_bomb_is_refused_before_decoding():
+    TRIED["images"] += 1
     img = Image.new("1", (20_000, 20_000))  # 400 megapixels, a few KB as PNG
     buf = io.BytesIO()
     img.save(buf, "PNG")
@@ -147,6 +154,7 @@ def checkpoint_bytes(tmp_path_factory):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_damaged_checkpoints_load_or_fail_clearly(tmp_path, checkpoint_bytes, data):
+    TRIED["checkpoints"] += 1
     raw = checkpoint_bytes
     how = data.draw(st.sampled_from(["truncate", "flip", "zero_tail"]))
     at = data.draw(st.integers(0, len(raw) - 1))
@@ -184,6 +192,7 @@ def test_foreign_pickles_are_refused_without_running_them(tmp_path):
     (tmp_path / "plain_pickle.pt").write_bytes(pickle.dumps(Boom()))
     (tmp_path / "text.pt").write_text("not a checkpoint")
     for path in sorted(tmp_path.iterdir()):
+        TRIED["checkpoints"] += 1
         with pytest.raises(CheckpointError):
             load_checkpoint(path)
     assert not Path("/tmp/mnist-lab-pwned").exists()

@@ -1,0 +1,103 @@
+"""Faults and load, driven as they happen: real worker processes, a real dashboard, real Chromium.
+
+The scenarios live in tests/reliability.py, which also prints the report (`python tests/reliability.py`).
+"""
+import os
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import reliability
+from browser import require_browser
+from mnist_core.cli import main as cli
+from mnist_core.integrity import records_lost, snapshot, verify
+from mnist_core.runs import RunStore
+
+TRAIN_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+
+
+def store_root() -> Path:
+    return Path(os.environ["MNIST_LAB_CHECKPOINTS"])  # this test's own folder (conftest)
+
+
+def assert_survived(result: reliability.FaultResult) -> None:
+    assert result.records_before > 0
+    assert result.lost == [], result.lost
+    assert result.problems == [], result.problems
+    assert result.survived, result.detail
+
+
+def test_kill_9_mid_epoch_loses_nothing_and_extend_finishes_it():
+    result = reliability.fault_kill_9(store_root())
+    assert_survived(result)
+    assert "ended unexpectedly" in result.detail and "Extended: completed" in result.detail
+
+
+def test_full_disk_keeps_the_previous_checkpoint_and_the_app_up(capsys):
+    result = reliability.fault_full_disk(store_root())
+    assert_survived(result)
+    assert "No space left on device" in result.detail and "previous file" in result.detail
+    # the dashboard shows the failure as a message, not a traceback
+    st.cache_resource.clear()
+    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("No space left on device" in e.value for e in at.error)
+    assert any("· failed" in h.value for h in at.subheader)
+    # and the store check agrees
+    assert cli(["check"]) == 0
+    assert "problems=0" in capsys.readouterr().out
+
+
+def test_nan_loss_fails_with_advice_and_leaves_other_runs_alone():
+    result = reliability.fault_nan(store_root())
+    assert_survived(result)
+    assert "training diverged" in result.detail and "smaller learning rate" in result.detail
+
+
+def test_check_finds_damage(capsys):
+    reliability.fault_nan(store_root())
+    store = RunStore(store_root())
+    before = snapshot(store)
+    good = next(r for r in store.list() if r.status == "completed")
+    path = Path(store.epochs(good.id)[0]["checkpoint"])
+    path.write_bytes(path.read_bytes()[:1000])  # damage a saved checkpoint behind the store's back
+    (store.run_dir(good.id) / ".epoch-009.pt.abc.tmp").write_bytes(b"half")
+    problems = verify(store)
+    assert any("truncated" in p for p in problems) and any("leftover temporary file" in p for p in problems)
+    assert records_lost(before, snapshot(store)) == [f"{path} is changed"]
+    assert cli(["check"]) == 1
+    assert "problems=2" in capsys.readouterr().out
+
+
+def test_dashboard_killed_mid_training_and_restarted():
+    require_browser()
+    result = reliability.fault_server_restart(store_root())
+    assert_survived(result)
+    assert "run went on while the dashboard was down" in result.detail
+
+
+def check_load(result: reliability.LoadResult, sessions: int) -> dict:
+    figures = result.figures()
+    print(" ".join(f"{k}={v}" for k, v in figures.items()))  # the figures, for the log
+    assert result.errors == []
+    assert figures["sessions_held"] == sessions and figures["second_run_queued"]
+    assert figures["redraws_per_session_min"] >= result.seconds / 2  # every page kept redrawing
+    assert figures["refresh_p95_s"] <= 2.0
+    assert figures["page_switch_max_s"] < 2.0
+    assert figures["server_rss_max_mb"] - figures["server_rss_start_mb"] < 150  # memory bounded
+    return figures
+
+
+def test_ten_sessions_watch_a_live_run_short():
+    """CI's version: ten real Chromium sessions on the Train page for 15 s while a second run waits."""
+    require_browser()
+    check_load(reliability.load(store_root(), sessions=10, seconds=15), 10)
+
+
+@pytest.mark.load
+def test_ten_sessions_watch_a_live_run_for_a_minute():
+    """The full load run (`pytest -m load`): ten sessions for 60 s."""
+    require_browser()
+    check_load(reliability.load(store_root(), sessions=10, seconds=60), 10)
