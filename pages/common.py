@@ -1,6 +1,10 @@
 """Shared UI pieces (not a page): cached core objects and the sidebar list of active runs."""
 from __future__ import annotations
 
+import functools
+import sqlite3
+from contextlib import contextmanager
+
 import streamlit as st
 
 from mnist_core.data import DataError, load_mnist
@@ -56,7 +60,29 @@ def progress_text(run) -> tuple[float, str]:
     return done, " · ".join(parts)
 
 
+@contextmanager
+def machine_errors():
+    """Faults of the machine rather than the code (a full disk, a folder gone, a locked or damaged
+    database) become one message instead of a traceback; bugs still show as errors."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        st.error(f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
+                 "space and try again; runs and checkpoints saved before this are unchanged.",
+                 icon=":material/hard_drive:")
+
+
+def guarded(fn):
+    """For fragments: their reruns on a timer do not pass through app.py's machine_errors()."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with machine_errors():
+            return fn(*args, **kwargs)
+    return run
+
+
 @st.fragment(run_every=2)
+@guarded
 def sidebar_runs() -> None:
     """Running and queued runs with their progress, on every page."""
     active = [r for r in job_manager().list() if r.active]

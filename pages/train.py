@@ -11,7 +11,7 @@ from mnist_core.data import normalize
 from mnist_core.models import REGISTRY, build_model, count_parameters, layer_table
 from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, image_grid
 from mnist_core.runs import RunError
-from pages.common import ensure_app_shell, job_manager, mnist_or_stop, progress_text
+from pages.common import ensure_app_shell, guarded, job_manager, mnist_or_stop, progress_text
 
 ensure_app_shell()
 HELP = field_help()
@@ -171,6 +171,7 @@ def epoch_chart(run_id: str, records: str, _epochs):
     return epoch_figure(_epochs)
 
 
+@guarded
 def run_view(run_id: str) -> None:
     """A run's header, progress or summary, and its loss per batch."""
     try:
@@ -207,6 +208,7 @@ def run_view(run_id: str) -> None:
         st.caption("Waiting for the first batch...")
 
 
+@guarded
 def epoch_view(run_id: str) -> None:
     """Train vs validation per epoch and the overfitting indicator (they change once an epoch)."""
     try:

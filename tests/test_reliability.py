@@ -101,3 +101,22 @@ def test_ten_sessions_watch_a_live_run_for_a_minute():
     """The full load run (`pytest -m load`): ten sessions for 60 s."""
     require_browser()
     check_load(reliability.load(store_root(), sessions=10, seconds=60), 10)
+
+
+@pytest.mark.parametrize("target,error", [
+    ("mnist_core.system.environment_status", OSError(28, "No space left on device")),
+    ("mnist_core.runs.RunStore.list", __import__("sqlite3").OperationalError("disk I/O error")),
+])
+def test_machine_faults_in_the_dashboard_are_a_message_not_a_traceback(monkeypatch, target, error):
+    def fail(*args, **kwargs):
+        raise error
+
+    st.cache_resource.clear()
+    monkeypatch.setattr(target, fail)
+    at = AppTest.from_file(str(Path(TRAIN_PAGE).parent.parent / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any(str(error) in e.value and "free some space" in e.value for e in at.error)
+    monkeypatch.undo()  # the space is freed: the next run of the page is whole again
+    st.cache_resource.clear()
+    at.run()
+    assert not at.exception and not at.error and at.title[0].value == "MNIST Lab"
