@@ -1,7 +1,7 @@
 """MNIST Lab: Streamlit entry point. Navigation and the shared sidebar; pages live in pages/."""
 import streamlit as st
 
-from pages.common import machine_errors, sidebar_runs
+from pages.common import page_shell, sidebar_runs
 
 st.set_page_config(page_title="MNIST Lab", page_icon="✍️", layout="wide")
 
@@ -17,5 +17,5 @@ PAGES = [
 page = st.navigation(PAGES)
 with st.sidebar:
     sidebar_runs()
-with machine_errors():
+with page_shell():
     page.run()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from contextlib import contextmanager
 
 import streamlit as st
@@ -11,16 +12,40 @@ from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import JobManager
 
 
+_shell = threading.local()  # .active is True while app.py runs a page
+_left_fallback = False  # set once this server has switched the legacy fallback off
+
+
+@contextmanager
+def page_shell():
+    """app.py runs the chosen page inside this: it marks the run as going through app.py, and
+    turns machine faults into a message (see machine_errors)."""
+    _shell.active = True
+    try:
+        with machine_errors():
+            yield
+    finally:
+        _shell.active = False
+
+
 def ensure_app_shell() -> None:
     """Call first on every page. When a deep link (say /train) is a fresh server's very first
     request, Streamlit runs that page directly through its legacy pages/-folder fallback, so
-    app.py's navigation and sidebar never load. Leave the fallback and rerun through app.py."""
+    app.py's navigation and sidebar never load. Leave the fallback and rerun through app.py.
+
+    Several sessions can start in the fallback at once (a class of learners opening the same
+    link); the first one switches the flag off, so the others know they are in it because app.py
+    did not run them."""
+    global _left_fallback
+    if getattr(_shell, "active", False):
+        return
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a future Streamlit without the fallback
         return
-    if getattr(PagesManager, "uses_pages_directory", False):
+    if getattr(PagesManager, "uses_pages_directory", False) or _left_fallback:
         PagesManager.uses_pages_directory = False
+        _left_fallback = True
         st.rerun()
 
 

@@ -298,6 +298,8 @@ def load(root: Path, sessions: int = 10, seconds: float = 60.0, screenshot: Path
                 n = page.locator("[data-testid='stException']").count()
                 if n:
                     out.errors.append(f"session {i}: {n} exception(s) shown")
+                if page.get_by_text("ACTIVE RUNS").count() != 1:  # app.py's sidebar, not Streamlit's fallback
+                    out.errors.append(f"session {i}: the page opened without the app's navigation")
             if screenshot:
                 pages[0].screenshot(path=str(screenshot))
             for page in pages:  # each learner leaves for the Runs page while the run trains
