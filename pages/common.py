@@ -5,6 +5,7 @@ import functools
 import sqlite3
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
@@ -12,8 +13,8 @@ from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import JobManager
 
 
+APP = Path(__file__).resolve().parent.parent / "app.py"
 _shell = threading.local()  # .active is True while app.py runs a page
-_left_fallback = False  # set once this server has switched the legacy fallback off
 
 
 @contextmanager
@@ -34,18 +35,20 @@ def ensure_app_shell() -> None:
     app.py's navigation and sidebar never load. Leave the fallback and rerun through app.py.
 
     Several sessions can start in the fallback at once (a class of learners opening the same
-    link); the first one switches the flag off, so the others know they are in it because app.py
-    did not run them."""
-    global _left_fallback
+    link) and the first one switches Streamlit's flag off; the others still know, because the
+    fallback lists app.py itself among the pages, which app.py's own navigation never does."""
     if getattr(_shell, "active", False):
         return
     try:
         from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
     except ImportError:  # a future Streamlit without the fallback
         return
-    if getattr(PagesManager, "uses_pages_directory", False) or _left_fallback:
+    ctx = get_script_run_ctx()
+    pages = ctx.pages_manager.get_pages().values() if ctx is not None else []
+    if getattr(PagesManager, "uses_pages_directory", False) or any(
+            Path(page.get("script_path") or "").resolve() == APP for page in pages):
         PagesManager.uses_pages_directory = False
-        _left_fallback = True
         st.rerun()
 
 

@@ -198,6 +198,7 @@ class LoadResult:
     redraws: list[int] = field(default_factory=list)  # chart redraws per session during the watch
     switch_s: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu_cores: dict[str, float] = field(default_factory=dict)  # mean cores used while watching
     queued_waited: bool = False
 
     def figures(self) -> dict:
@@ -209,7 +210,8 @@ class LoadResult:
                     page_switch_median_s=round(statistics.median(self.switch_s), 2) if self.switch_s else None,
                     page_switch_max_s=round(max(self.switch_s), 2) if self.switch_s else None,
                     server_rss_start_mb=round(self.rss_mb[0]), server_rss_max_mb=round(max(self.rss_mb)),
-                    server_rss_end_mb=round(self.rss_mb[-1]), second_run_queued=self.queued_waited)
+                    server_rss_end_mb=round(self.rss_mb[-1]), second_run_queued=self.queued_waited,
+                    **{f"cpu_{k}_cores": round(v, 2) for k, v in self.cpu_cores.items()})
 
 
 class StoreWatcher(threading.Thread):
@@ -240,6 +242,23 @@ def _waits(updates: list[list[float]], readable_at: dict[int, float], batches: i
         first_unshown = readable_at.get(round(x * batches) + 1)
         waits.append(t_next - first_unshown if first_unshown is not None and first_unshown < t_next else 0.0)
     return waits
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the dashboard, the training workers and the browsers (Linux /proc)."""
+    out = {"server": 0.0, "workers": 0.0, "browsers": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        kind = ("workers" if b"mnist_core.worker" in cmd else "server" if b"streamlit" in cmd
+                else "browsers" if b"chrom" in cmd else None)
+        if kind:
+            fields = stat.rsplit(")", 1)[1].split()
+            out[kind] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _base_path_probe(url: str) -> bool:
@@ -277,11 +296,12 @@ def load(root: Path, sessions: int = 10, seconds: float = 60.0, screenshot: Path
             watcher = StoreWatcher(RunStore(root), live.id)
             watcher.start()
             time.sleep(1.0)
-            start = time.time()
+            start, cpu_start = time.time(), cpu_seconds()
             while time.time() < start + seconds:
                 time.sleep(1.0)
                 out.rss_mb.append(server.rss_mb())
-            end = time.time()
+            end, cpu_end = time.time(), cpu_seconds()
+            out.cpu_cores = {k: (cpu_end[k] - cpu_start[k]) / (end - start) for k in cpu_end}
             watcher.done.set()
             watcher.join()
             batches = jobs.store.get(live.id).progress["batches"]  # the chart's x is step / batches
