@@ -23,6 +23,8 @@ def prediction(page) -> str:
 def test_drawn_one_and_seven_are_read(page, server):
     page.goto(server.url + "/draw")
     page.get_by_text("Draw a digit on the canvas").wait_for()
+    page.get_by_text("ACTIVE RUNS").wait_for()  # the app's shell is up: no rerun will remount the canvas
+    page.wait_for_timeout(500)
     draw(page, [[(140, 40), (138, 150), (136, 250)]])
     assert wait_until(lambda: prediction(page) == "1" or None, timeout_s=30)
     page.get_by_role("button", name="Clear", exact=True).click()
