@@ -5,8 +5,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from .checkpoints import load_checkpoint
-from .data import load_mnist, normalize, split_indices
+from .data import load_mnist, split_indices
 from .evaluate import Analysis, analyse
+from .pixels import normalize
 
 _CACHE: OrderedDict[tuple, Analysis] = OrderedDict()
 MAX_ENTRIES = 16
@@ -37,22 +38,6 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> An
     return result
 
 
-def run_eval_bench(args) -> int:
-    """Cold and cached evaluation times of one checkpoint (medians of `repeats` cold runs)."""
-    import statistics
-    import time
-
-    mnist = load_mnist(args.data_dir)
-    cold, cached = [], []
-    for _ in range(args.repeats):
-        _CACHE.clear()
-        t = time.perf_counter()
-        result = evaluate_checkpoint(args.checkpoint, args.split, mnist)
-        cold.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        evaluate_checkpoint(args.checkpoint, args.split, mnist)
-        cached.append(time.perf_counter() - t)
-    print(f"{args.checkpoint}: {len(result.y_true)} {args.split} images, accuracy {result.accuracy:.4f}")
-    print(f"evaluate_cold_s={statistics.median(cold):.2f}")
-    print(f"evaluate_cached_ms={1000 * statistics.median(cached):.2f}")
-    return 0
+def clear_cache() -> None:
+    """Forget every cached evaluation (the next one is computed from the checkpoint again)."""
+    _CACHE.clear()

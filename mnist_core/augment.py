@@ -6,9 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .config import MNIST_MEAN, MNIST_STD
-
-BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a black pixel after normalisation
+from .pixels import BLACK
 
 
 def augment_batch(x: torch.Tensor, *, rotate: float = 0.0, translate: float = 0.0, scale: float = 0.0,
@@ -33,8 +31,8 @@ def augment_batch(x: torch.Tensor, *, rotate: float = 0.0, translate: float = 0.
                              torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # shift to make the padding value the background, warp, shift back
-        out = F.grid_sample(x - BACKGROUND, grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=False) + BACKGROUND
+        out = F.grid_sample(x - BLACK, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False) + BLACK
     if erase:
         out = out.clone() if out is x else out
         h, w = x.shape[-2:]
@@ -48,5 +46,5 @@ def augment_batch(x: torch.Tensor, *, rotate: float = 0.0, translate: float = 0.
         mask = ((rows >= top.view(-1, 1, 1)) & (rows < (top + size_h).view(-1, 1, 1))
                 & (cols >= left.view(-1, 1, 1)) & (cols < (left + size_w).view(-1, 1, 1))
                 & hit.view(-1, 1, 1))
-        out = out.masked_fill(mask.unsqueeze(1), BACKGROUND)
+        out = out.masked_fill(mask.unsqueeze(1), BLACK)
     return out

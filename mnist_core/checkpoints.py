@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import platform
 import tempfile
 import time
 from dataclasses import dataclass
@@ -12,9 +11,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import MNIST_MEAN, MNIST_STD, TrainConfig, checkpoints_dir
-from . import __version__
+from .config import TrainConfig
 from .models import REGISTRY, build_model
+from .paths import checkpoints_dir
+from .pixels import MNIST_MEAN, MNIST_STD
+from .versions import versions
 
 FORMAT = "mnist-lab-checkpoint"
 FORMAT_VERSION = 1
@@ -32,13 +33,6 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def versions() -> dict:
-    from .system import package_version  # not `import torchvision`: that costs a second
-
-    return dict(mnist_core=__version__, torch=str(torch.__version__), torchvision=package_version("torchvision"),
-                python=platform.python_version())
 
 
 def describe(model: nn.Module, config: TrainConfig, history: dict | None = None,
@@ -144,15 +138,3 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     model.to(device).eval()
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
     return Checkpoint(Path(path), model, meta)
-
-
-def default_model_path() -> Path:
-    """The small pretrained model shipped in the repository."""
-    from .config import PROJECT_ROOT
-
-    return PROJECT_ROOT / "checkpoints" / "default.pt"
-
-
-def list_checkpoints(folder: str | Path | None = None) -> list[Path]:
-    folder = Path(folder) if folder else checkpoints_dir()
-    return sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -1,40 +1,12 @@
-"""The command line: python -m mnist_core {train,evaluate,models,bench}."""
+"""The command line: `mnist-lab` (or `python -m mnist_core`) train, evaluate, predict, runs, check, models."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from dataclasses import fields
 
 from .config import ConfigError, TrainConfig, field_help
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr with live loss and accuracy; a summary line per epoch."""
-
-    def __init__(self, stream=sys.stderr, every_s: float = 0.2):
-        self.stream, self.every_s, self._last = stream, every_s, 0.0
-
-    def on_batch_end(self, s) -> None:
-        now = time.perf_counter()
-        if now - self._last < self.every_s and s.batch != s.batches_per_epoch:
-            return
-        self._last = now
-        done = s.batch / s.batches_per_epoch
-        bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
-        recent = s.history["batch_loss"][-20:]
-        self.stream.write(f"\repoch {s.epoch}/{s.config.epochs} [{bar}] {s.batch}/{s.batches_per_epoch} "
-                          f"loss {sum(recent) / len(recent):.4f}")
-        self.stream.flush()
-
-    def on_epoch_end(self, s) -> None:
-        e = s.last
-        val = (f"  val loss {e['val_loss']:.4f} acc {e['val_acc']:.2%}" if "val_loss" in e else "")
-        self.stream.write(f"\repoch {e['epoch']}/{s.config.epochs}  train loss {e['train_loss']:.4f} "
-                          f"acc {e['train_acc']:.2%}{val}  {e['images_per_s']:,.0f} img/s  "
-                          f"elapsed {e['elapsed_s']:.0f}s  ETA {e['eta_s']:.0f}s\n")
-        self.stream.flush()
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -57,7 +29,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mnist_core", description="MNIST Lab command line.")
+    parser = argparse.ArgumentParser(prog="mnist-lab", description="MNIST Lab command line "
+                                     "(also `python -m mnist_core`). Benchmarks live in benchmarks/.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a registry model and save a checkpoint")
@@ -68,23 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--background", action="store_true",
                    help="queue the run as a background job, print run_id=ID and return at once")
     _add_config_flags(t)
-
-    be = sub.add_parser("bench-eval", help="time to evaluate a checkpoint, cold and cached")
-    be.add_argument("checkpoint", help="path to a .pt checkpoint")
-    be.add_argument("--split", choices=("test", "val"), default="test", help="which split")
-    be.add_argument("--repeats", type=int, default=3, help="cold repeats; the median is reported")
-    be.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
-
-    bd = sub.add_parser("bench-draw", help="accuracy through preprocessing; prediction + saliency latency")
-    bd.add_argument("--digits", type=int, default=1000, help="test digits to redraw and read")
-    bd.add_argument("--repeats", type=int, default=20, help="timed predictions per saliency method")
-    bd.add_argument("--model", default=None, help="checkpoint (default: checkpoints/default.pt)")
-    bd.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
-
-    bj = sub.add_parser("bench-jobs", help="background-run overhead, metric latency, listing 500 runs")
-    bj.add_argument("--epochs", type=int, default=2, help="epochs per timed run")
-    bj.add_argument("--limit", type=int, default=20000, help="training images per timed run")
-    bj.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
 
     sub.add_parser("runs", help="one line per run: id, status, model, progress, accuracy")
     s = sub.add_parser("stop", help="stop a running run (or cancel a queued one)")
@@ -108,16 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files; dark-on-light or light-on-dark, any size")
     pr.add_argument("--model", default=None, help="checkpoint to use (default: checkpoints/default.pt)")
 
-    r = sub.add_parser("reproduce", help="train every model with its reference preset; print the README table")
-    r.add_argument("--models", nargs="*", default=None, help="registry keys (default: all)")
-    r.add_argument("--seeds", type=int, default=3, help="seeds for better_cnn (its target is a mean of 3)")
-    r.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
-
-    b = sub.add_parser("bench", help="throughput against the textbook pipeline, time to 99%%, peak RSS")
-    b.add_argument("--steps", type=int, default=150, help="training steps timed per pipeline")
-    b.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
-    b.add_argument("--skip-time-to-99", action="store_true", help="only measure throughput")
-    b.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
     return parser
 
 
@@ -138,20 +84,20 @@ def cmd_train(args) -> int:
         print(f"run_id={run.id}{where}")
         return 0
     mnist = load_mnist(args.data_dir)
-    from .train import train_model
+    from .train import ProgressBar, train_model
 
     print(f"training {cfg.model} for {cfg.epochs} epoch(s): "
           + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k != "model"), file=sys.stderr)
     result = train_model(cfg, [ProgressBar()], mnist=mnist)
     m = result.metrics
-    val = f"{m['val_acc']:.4f}" if m["val_acc"] is not None else "n/a"
+    val = f"{m.val_acc:.4f}" if m.val_acc is not None else "n/a"
     print(f"model={cfg.model}")
-    print(f"epochs_run={m['epochs_run']} best_epoch={m['best_epoch']} train_seconds={m['train_seconds']:.1f}")
-    print(f"images_per_s={m['images_per_s']:.0f}" if m["images_per_s"] else "images_per_s=n/a")
+    print(f"epochs_run={m.epochs_run} best_epoch={m.best_epoch} train_seconds={m.train_seconds:.1f}")
+    print(f"images_per_s={m.images_per_s:.0f}" if m.images_per_s else "images_per_s=n/a")
     print(f"val_accuracy={val}")
-    print(f"test_accuracy={m['test_acc']:.4f}")
+    print(f"test_accuracy={m.test_acc:.4f}")
     if not args.no_save:
-        path = save_checkpoint(result.model, cfg, args.out, result.state.history, m)
+        path = save_checkpoint(result.model, cfg, args.out, result.state.history, m.to_dict())
         print(f"checkpoint={path}")
     return 0
 
@@ -178,8 +124,9 @@ def cmd_predict(args) -> int:
     """One line per image: name prediction=D confidence=0.XXXX (or error=...); one forward pass."""
     import torch
 
-    from .checkpoints import default_model_path, load_checkpoint
+    from .checkpoints import load_checkpoint
     from .evaluate import predict_proba
+    from .paths import default_model_path
     from .preprocess import InputError, preprocess
 
     model = load_checkpoint(args.model or default_model_path()).model
@@ -198,12 +145,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import REGISTRY, build_model, count_parameters, flops
+    from .models import REGISTRY, summary
 
     print(f"{'key':<12} {'params':>9} {'MFLOPs':>7}  reference / description")
     for key, spec in REGISTRY.items():
-        m = build_model(key)
-        print(f"{key:<12} {count_parameters(m):>9,} {flops(m) / 1e6:>7.2f}  {spec.reference}: {spec.description}")
+        s = summary(key)
+        print(f"{key:<12} {s.parameters:>9,} {s.flops / 1e6:>7.2f}  {spec.reference}: {spec.description}")
     return 0
 
 
@@ -254,21 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "bench":
-            from .bench import run_bench
-            return run_bench(args)
-        if args.command == "bench-eval":
-            from .analysis_cache import run_eval_bench
-            return run_eval_bench(args)
-        if args.command == "bench-draw":
-            from .bench_draw import run_draw_bench
-            return run_draw_bench(args)
-        if args.command == "bench-jobs":
-            from .bench_jobs import run_jobs_bench
-            return run_jobs_bench(args)
-        if args.command == "reproduce":
-            from .reproduce import run_reproduction
-            return run_reproduction(args)
         return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models, "predict": cmd_predict,
                 "runs": cmd_runs, "check": cmd_check,
                 "stop": cmd_runs, "extend": cmd_runs, "delete": cmd_runs}[args.command](args)
@@ -281,3 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The `mnist-lab` console script."""
+    sys.exit(main())

@@ -5,6 +5,7 @@ import csv
 import io
 
 from .config import TrainConfig
+from .metrics import final_gap
 
 IGNORED = ("device", "threads")  # how a run was executed, not what was trained
 
@@ -20,13 +21,6 @@ def config_diff(configs: dict[str, dict]) -> dict[str, dict[str, object]]:
     keys = sorted({k for c in configs.values() for k in c} - set(IGNORED))
     return {k: {run: c.get(k) for run, c in configs.items()} for k in keys
             if len({repr(c.get(k)) for c in configs.values()}) > 1}
-
-
-def final_gap(epochs: list[dict]) -> float | None:
-    """Train minus validation accuracy at the last epoch (None without validation)."""
-    if not epochs or epochs[-1].get("val_acc") is None:
-        return None
-    return epochs[-1]["train_acc"] - epochs[-1]["val_acc"]
 
 
 def change_summary(base, changed, base_epochs: list[dict], changed_epochs: list[dict]) -> str:

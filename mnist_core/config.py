@@ -1,30 +1,10 @@
-"""Paths, dataset constants and the one validated training configuration."""
+"""The one validated training configuration: every entry point builds a TrainConfig."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
-# Training-set pixel statistics after /255 (checked by tests against the data itself).
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
-NUM_CLASSES = 10
-IMAGE_SIZE = 28
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "MNIST_DATA_DIR"
-CHECKPOINTS_ENV = "MNIST_LAB_CHECKPOINTS"
-
-
-def data_dir() -> Path:
-    """Where MNIST is looked for: $MNIST_DATA_DIR, else <project>/data/mnist."""
-    return Path(os.environ.get(DATA_ENV) or PROJECT_ROOT / "data" / "mnist")
-
-
-def checkpoints_dir() -> Path:
-    """Where checkpoints are written: $MNIST_LAB_CHECKPOINTS, else <project>/checkpoints."""
-    return Path(os.environ.get(CHECKPOINTS_ENV) or PROJECT_ROOT / "checkpoints")
+from .models import REGISTRY, check_model_args
 
 
 class ConfigError(ValueError):
@@ -48,36 +28,34 @@ def _f(default, help: str, **kw):
 class TrainConfig:
     """Everything a training run needs besides the data; built by the CLI, the UI and the jobs."""
 
-    model: str = _f("cnn_basic", "registry key of the architecture (see `models`)")
-    model_args: dict = _f({}, "overrides of the architecture's arguments, e.g. {\"dropout\": 0.3}")
-    epochs: int = _f(5, "passes over the training split")
-    batch_size: int = _f(64, "images per gradient step")
-    optimizer: str = _f("adam", "sgd, adam or adamw", choices=OPTIMIZERS)
-    lr: float = _f(1e-3, "learning rate (peak rate for onecycle)")
-    momentum: float = _f(0.9, "SGD momentum (ignored by Adam/AdamW)")
-    nesterov: bool = _f(False, "Nesterov momentum for SGD")
-    weight_decay: float = _f(0.0, "L2 penalty (decoupled for AdamW)")
-    label_smoothing: float = _f(0.0, "share of the target spread over the other classes")
-    schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES)
-    step_size: int = _f(2, "epochs between decays for the step schedule")
-    gamma: float = _f(0.5, "decay factor for the step schedule")
-    patience: int = _f(0, "early stopping: epochs without a better validation loss (0 = off)")
-    val_fraction: float = _f(0.1, "share of the 60,000 training images held out for validation")
-    seed: int = _f(0, "seed for the split, initial weights, shuffling and augmentation")
-    limit: int = _f(0, "train on only the first N training images (0 = all), for smoke runs")
-    rotate: float = _f(0.0, "augmentation: max rotation in degrees (0 = off)")
-    translate: float = _f(0.0, "augmentation: max shift as a fraction of the image (0 = off)")
-    scale: float = _f(0.0, "augmentation: max zoom in or out as a fraction (0 = off)")
-    erase: float = _f(0.0, "augmentation: probability of erasing a random patch (0 = off)")
-    device: str = _f("auto", "auto, cpu, cuda or mps", choices=DEVICES)
-    threads: int = _f(0, "CPU threads for PyTorch (0 = PyTorch's default)")
+    model: str = _f("cnn_basic", "registry key of the architecture (see `models`)", group="model")
+    model_args: dict = _f({}, "overrides of the architecture's arguments, e.g. {\"dropout\": 0.3}", group="model")
+    epochs: int = _f(5, "passes over the training split", group="run")
+    batch_size: int = _f(64, "images per gradient step", group="run")
+    optimizer: str = _f("adam", "sgd, adam or adamw", choices=OPTIMIZERS, group="optimisation")
+    lr: float = _f(1e-3, "learning rate (peak rate for onecycle)", group="optimisation")
+    momentum: float = _f(0.9, "SGD momentum (ignored by Adam/AdamW)", group="optimisation")
+    nesterov: bool = _f(False, "Nesterov momentum for SGD", group="optimisation")
+    weight_decay: float = _f(0.0, "L2 penalty (decoupled for AdamW)", group="regularisation")
+    label_smoothing: float = _f(0.0, "share of the target spread over the other classes", group="regularisation")
+    schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES, group="optimisation")
+    step_size: int = _f(2, "epochs between decays for the step schedule", group="schedule")
+    gamma: float = _f(0.5, "decay factor for the step schedule", group="schedule")
+    patience: int = _f(0, "early stopping: epochs without a better validation loss (0 = off)", group="regularisation")
+    val_fraction: float = _f(0.1, "share of the 60,000 training images held out for validation", group="run")
+    seed: int = _f(0, "seed for the split, initial weights, shuffling and augmentation", group="run")
+    limit: int = _f(0, "train on only the first N training images (0 = all), for smoke runs", group="run")
+    rotate: float = _f(0.0, "augmentation: max rotation in degrees (0 = off)", group="augmentation")
+    translate: float = _f(0.0, "augmentation: max shift as a fraction of the image (0 = off)", group="augmentation")
+    scale: float = _f(0.0, "augmentation: max zoom in or out as a fraction (0 = off)", group="augmentation")
+    erase: float = _f(0.0, "augmentation: probability of erasing a random patch (0 = off)", group="augmentation")
+    device: str = _f("auto", "auto, cpu, cuda or mps", choices=DEVICES, group="execution")
+    threads: int = _f(0, "CPU threads for PyTorch (0 = PyTorch's default)", group="execution")
     precision: str = _f("fp32", "fp32, or bf16 autocast for conv nets on CPUs/GPUs that support it",
-                        choices=PRECISIONS)
+                        choices=PRECISIONS, group="execution")
 
     # ---- validation: the single place where a bad value becomes a clear message ----
     def validate(self) -> "TrainConfig":
-        from .models import REGISTRY  # late import: models imports config
-
         problems: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
@@ -128,7 +106,7 @@ class TrainConfig:
         need(finite(self.erase) and 0 <= self.erase <= 1, f"erase probability must be between 0 and 1, got {self.erase}")
         need(0 <= self.threads <= 256, f"threads must be between 0 and 256, got {self.threads}")
         if not problems and self.model in REGISTRY:
-            problems += _model_args_problems(self.model, self.model_args)
+            problems += check_model_args(self.model, self.model_args)
         if problems:
             raise ConfigError("Invalid training configuration: " + "; ".join(problems) + ".")
         return self
@@ -148,8 +126,6 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str, **overrides) -> "TrainConfig":
         """The model's reference preset, with overrides on top."""
-        from .models import REGISTRY
-
         if model not in REGISTRY:
             raise ConfigError(f"Invalid training configuration: unknown model {model!r}; "
                               f"choose one of {', '.join(REGISTRY)}.")
@@ -166,32 +142,10 @@ class TrainConfig:
         return any((self.rotate, self.translate, self.scale, self.erase))
 
 
-MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; the registry's largest model has under 2 million
-
-
-def _model_args_problems(model: str, args: dict) -> list[str]:
-    """Check model arguments by building the model on PyTorch's meta device: shapes and parameter
-    counts without allocating a single weight, so a typo such as a billion-unit layer is refused
-    instead of exhausting the machine's memory."""
-    import json
-
-    import torch
-
-    from .models import build_model, count_parameters
-
-    try:
-        json.dumps(args, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return [f"model arguments must be plain JSON values (numbers, lists, true/false): {exc}"]
-    try:
-        with torch.device("meta"):
-            n = count_parameters(build_model(model, args))
-    except (TypeError, ValueError, RuntimeError, OverflowError, KeyError, IndexError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return [f"model arguments for {model!r} are invalid: {first[:300]}"]
-    if n > MAX_PARAMETERS:
-        return [f"model arguments for {model!r} give {n:,} parameters; the limit is {MAX_PARAMETERS:,}"]
-    return []
+def settings(*groups: str) -> list[str]:
+    """Names of the settings in these groups (model, optimisation, schedule, regularisation, run,
+    augmentation, execution), in declaration order: what a page lays out in one column."""
+    return [f.name for f in fields(TrainConfig) if f.metadata["group"] in groups]
 
 
 def field_help() -> dict[str, str]:

@@ -12,7 +12,8 @@ from typing import Iterator
 
 import torch
 
-from .config import DATA_ENV, MNIST_MEAN, MNIST_STD, data_dir
+from .paths import DATA_ENV, data_dir
+from .pixels import normalize
 
 
 class DataError(RuntimeError):
@@ -66,7 +67,8 @@ def read_idx(path: str | Path, expected_sha256: str | None = None) -> torch.Tens
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
 
-def _find(folder: Path, name: str) -> Path | None:
+def find_file(folder: Path, name: str) -> Path | None:
+    """The file holding one of the four MNIST arrays (gzip or plain), or None."""
     for candidate in (folder / f"{name}.gz", folder / name, folder / "MNIST" / "raw" / f"{name}.gz"):
         if candidate.is_file():
             return candidate
@@ -75,7 +77,7 @@ def _find(folder: Path, name: str) -> Path | None:
 
 def missing_files(folder: Path | None = None) -> list[str]:
     folder = Path(folder) if folder else data_dir()
-    return [f"{n}.gz" for n in FILES if _find(folder, n) is None]
+    return [f"{n}.gz" for n in FILES if find_file(folder, n) is None]
 
 
 def download(folder: Path, progress: bool = True) -> None:
@@ -85,7 +87,7 @@ def download(folder: Path, progress: bool = True) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     for filename, md5 in MNIST.resources:
-        if _find(folder, filename.removesuffix(".gz")):
+        if find_file(folder, filename.removesuffix(".gz")):
             continue
         errors = []
         for mirror in MNIST.mirrors:
@@ -120,6 +122,11 @@ class MNIST:
 _CACHE: dict[str, MNIST] = {}
 
 
+def clear_cache() -> None:
+    """Forget the arrays read so far, so the next load_mnist reads (and verifies) the files again."""
+    _CACHE.clear()
+
+
 def load_mnist(folder: str | Path | None = None, download_missing: bool | None = None) -> MNIST:
     """Locate ($MNIST_DATA_DIR -> <project>/data/mnist -> download), read and verify MNIST.
 
@@ -137,19 +144,14 @@ def load_mnist(folder: str | Path | None = None, download_missing: bool | None =
         download(folder)
     arrays = {}
     for name, (records, sha) in FILES.items():
-        tensor = read_idx(_find(folder, name), sha)
+        tensor = read_idx(find_file(folder, name), sha)
         if tensor.shape[0] != records:
-            raise DataError(f"{_find(folder, name)}: {tensor.shape[0]} records, expected {records}.")
+            raise DataError(f"{find_file(folder, name)}: {tensor.shape[0]} records, expected {records}.")
         arrays[name] = tensor
     mnist = MNIST(arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].long(),
                   arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"].long(), key)
     _CACHE[key] = mnist
     return mnist
-
-
-def normalize(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) standardised with the training-set mean and std."""
-    return ((images_u8.float() / 255.0) - MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

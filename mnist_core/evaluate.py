@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NUM_CLASSES
+from .models import memory_format
+from .pixels import NUM_CLASSES
 
 
 @torch.inference_mode()
@@ -16,8 +17,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) ->
     was_training = model.training
     model.eval()
     param = next(model.parameters())
-    fmt = torch.channels_last if getattr(model, "family", "") == "cnn" else torch.contiguous_format
-    model.to(memory_format=fmt)  # input and weights in one layout: mixing them is ~3x slower
+    fmt = memory_format(model)
+    model.to(memory_format=fmt)
     out = []
     try:
         for start in range(0, len(x), batch_size):

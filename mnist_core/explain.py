@@ -7,10 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import MNIST_MEAN, MNIST_STD
 from .models import build_model
-
-BLACK = (0.0 - MNIST_MEAN) / MNIST_STD  # a black pixel after normalisation: the honest baseline
+from .pixels import BLACK  # a black pixel after normalisation: the honest baseline
 
 METHODS = {
     "saliency": "Gradient magnitude: pixels where a tiny change would move this digit's score most.",

@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from .metrics import gap
+
 TRAIN = "#2563eb"
 VAL = "#ea580c"
 RAW = "rgba(37, 99, 235, 0.25)"
@@ -103,17 +105,17 @@ def gap_sentence(epochs: list[dict]) -> tuple[str, str]:
     if not epochs or epochs[-1].get("val_acc") is None:
         return "info", "The overfitting indicator needs a validation split and one finished epoch."
     e = epochs[-1]
-    gap = e["train_acc"] - e["val_acc"]
+    g = gap(e)
     trend = ""
     if len(epochs) >= 2 and epochs[-2].get("val_loss") is not None and e["val_loss"] > epochs[-2]["val_loss"]:
         trend = " Validation loss went up this epoch while training continues: a classic sign of overfitting."
-    if gap > 0.02:
-        return "warning", (f"Train accuracy is {gap:.1%} above validation: the network is memorising the "
+    if g > 0.02:
+        return "warning", (f"Train accuracy is {g:.1%} above validation: the network is memorising the "
                            f"training images more than it learns digits that generalise.{trend}")
-    if gap < -0.005:
-        return "info", (f"Validation accuracy is {-gap:.1%} above train accuracy. That is normal with dropout "
+    if g < -0.005:
+        return "info", (f"Validation accuracy is {-g:.1%} above train accuracy. That is normal with dropout "
                         f"or augmentation, which make training harder than evaluation.{trend}")
-    return "success", f"Train and validation accuracy are within {abs(gap):.1%}: no sign of overfitting.{trend}"
+    return "success", f"Train and validation accuracy are within {abs(g):.1%}: no sign of overfitting.{trend}"
 
 
 def probability_bars(probs, title: str = "", k: int = 10) -> go.Figure:
@@ -271,7 +273,7 @@ def gap_figure(series: dict[str, list[dict]]) -> go.Figure:
     """Train minus validation accuracy per epoch: above zero and rising means overfitting."""
     fig = go.Figure()
     for n, (label, epochs) in enumerate(series.items()):
-        pts = [(e["epoch"], e["train_acc"] - e["val_acc"]) for e in epochs if e.get("val_acc") is not None]
+        pts = [(e["epoch"], gap(e)) for e in epochs if gap(e) is not None]
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=label,
                                  line=dict(color=PALETTE[n % len(PALETTE)])))
     fig.add_hline(y=0, line=dict(color="#94a3b8", dash="dot"))

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import MNIST_MEAN, MNIST_STD
+from .pixels import normalize
 
 MAX_PIXELS = 25_000_000  # larger uploads are refused before decoding (a 10000x10000 image is 100M)
 BOX = 20                 # MNIST digits were scaled to fit 20x20, then centred by mass in 28x28
@@ -82,7 +82,8 @@ def _bbox(ink: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
     return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
 
 
-def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+def resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear, anti-aliased resize of a 2-D float image."""
     t = torch.from_numpy(np.ascontiguousarray(img))[None, None]
     return F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
 
@@ -121,7 +122,7 @@ def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = Tru
     if scale:
         h, w = ink.shape
         k = BOX / max(h, w)
-        ink = np.clip(_resize(ink, max(1, round(h * k)), max(1, round(w * k))), 0.0, 1.0)
+        ink = np.clip(resize(ink, max(1, round(h * k)), max(1, round(w * k))), 0.0, 1.0)
         stages["scaled"] = ink
         canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
         h, w = ink.shape
@@ -134,30 +135,11 @@ def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = Tru
             left = int(np.clip(round(SIDE / 2 - 0.5 - cx), 0, SIDE - w))
         canvas[top:top + h, left:left + w] = ink
     else:
-        canvas = np.clip(_resize(ink, SIDE, SIDE), 0.0, 1.0)
+        canvas = np.clip(resize(ink, SIDE, SIDE), 0.0, 1.0)
         stages["scaled"] = canvas
     stages["centered"] = canvas
-    tensor = ((torch.from_numpy(canvas) - MNIST_MEAN) / MNIST_STD)[None, None].float()
+    tensor = normalize(canvas)
     return Preprocessed(tensor, stages, flip)
-
-
-def render_like_canvas(digit28: torch.Tensor | np.ndarray, rng: np.random.Generator, side: int = 280,
-                       dark_on_light: bool | None = None) -> np.ndarray:
-    """A 28x28 MNIST digit drawn big, off-centre, at a random size, maybe dark on light (for tests)."""
-    img = np.asarray(digit28, dtype=np.float32) / (255.0 if np.asarray(digit28).max() > 1 else 1.0)
-    size = int(rng.integers(side // 3, side))
-    big = np.clip(_resize(img, size, size), 0, 1)
-    out = np.zeros((side, side), dtype=np.float32)
-    top, left = rng.integers(0, side - size + 1, size=2)
-    out[top:top + size, left:left + size] = big
-    if dark_on_light if dark_on_light is not None else rng.random() < 0.5:
-        out = 1.0 - out
-    return out
-
-
-def to_tensor(canvas28: np.ndarray) -> torch.Tensor:
-    """A [0, 1] 28x28 image (light ink on black) -> the normalised (1, 1, 28, 28) model input."""
-    return ((torch.from_numpy(np.ascontiguousarray(canvas28, dtype=np.float32)) - MNIST_MEAN) / MNIST_STD)[None, None]
 
 
 def perturb(canvas28: np.ndarray, rotate: float = 0.0, shift_x: float = 0.0, shift_y: float = 0.0,

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import checkpoints_dir
+from .metrics import eta_seconds, fraction_done
+from .paths import checkpoints_dir
 
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -84,6 +85,20 @@ class Run:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def fraction_done(self) -> float:
+        """Share of the run trained, from the worker's last progress report."""
+        if self.status == "completed":
+            return 1.0
+        p = self.progress or {}
+        return fraction_done(p.get("epoch", 0), self.config["epochs"], p.get("batch", 0), p.get("batches") or 1)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far (None until the first report)."""
+        elapsed = (self.progress or {}).get("elapsed_s")
+        return eta_seconds(elapsed, self.fraction_done) if elapsed is not None else None
 
 
 class RunStore:
@@ -186,6 +201,12 @@ class RunStore:
             "SELECT step, epoch, loss FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
             (check_run_id(run_id), after_step))]
 
+    def batch_times(self, run_id: str, after_step: int = 0) -> list[tuple[int, float]]:
+        """(step, time written) rows after `after_step`: how fresh the live curves are."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT step, t FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
+            (check_run_id(run_id), after_step))]
+
     def epochs(self, run_id: str) -> list[dict]:
         rows = self.conn.execute("SELECT record, checkpoint FROM epoch_metrics WHERE run_id = ? "
                                  "ORDER BY epoch", (check_run_id(run_id),))
@@ -230,6 +251,70 @@ class RunStore:
         with self.tx() as c:
             c.execute("DELETE FROM batch_metrics WHERE run_id = ? AND step > ?", (run_id, step))
             c.execute("DELETE FROM epoch_metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
+
+    # ---- the queue ----
+    def has_queued(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone() is not None
+
+    def claim_queued(self, max_running: int) -> list[str]:
+        """Mark the oldest queued runs `running` while fewer than max_running run; returns their ids.
+        One transaction, so two processes scheduling at once never start the same run twice."""
+        now = time.time()
+        with self.tx() as c:
+            running = c.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+            free = max_running - running
+            if free <= 0:
+                return []
+            ids = [r[0] for r in c.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY queue_seq "
+                                           "LIMIT ?", (free,))]
+            for run_id in ids:
+                c.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ?, pid = NULL, "
+                          "reason = NULL WHERE id = ?", (now, now, run_id))
+        return ids
+
+    def cancel_queued(self, run_id: str, reason: str) -> bool:
+        """A queued run becomes `stopped` (False if it had left the queue meanwhile)."""
+        with self.tx() as c:
+            cur = c.execute("UPDATE runs SET status = 'stopped', finished = ?, reason = ? WHERE id = ? "
+                            "AND status = 'queued'", (time.time(), reason, check_run_id(run_id)))
+        return cur.rowcount == 1
+
+    def requeue(self, run_id: str, config: dict) -> None:
+        """Put a finished run back at the end of the queue with a new config (Extend)."""
+        with self.tx() as c:
+            seq = c.execute("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs").fetchone()[0]
+            c.execute("UPDATE runs SET status = 'queued', config = ?, queue_seq = ?, reason = NULL, "
+                      "finished = NULL, stop_requested = 0, pid = NULL WHERE id = ?",
+                      (json.dumps(config), seq, check_run_id(run_id)))
+
+    def stop_requested(self, run_id: str) -> bool:
+        row = self.conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        return bool(row and row[0])
+
+    # ---- what the integrity check reads ----
+    def database_problems(self) -> list[str]:
+        """SQLite's own integrity check (empty when the file is sound)."""
+        return [row[0] for row in self.conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
+
+    def epoch_numbers(self, run_id: str) -> list[int]:
+        return [e for (e,) in self.conn.execute("SELECT epoch FROM epoch_metrics WHERE run_id = ? ORDER BY epoch",
+                                                (check_run_id(run_id),))]
+
+    def last_batch_epoch(self, run_id: str) -> int | None:
+        return self.conn.execute("SELECT MAX(epoch) FROM batch_metrics WHERE run_id = ?",
+                                 (check_run_id(run_id),)).fetchone()[0]
+
+    def orphaned_run_ids(self) -> list[str]:
+        """Ids that metrics rows name but no run has."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT run_id FROM batch_metrics WHERE run_id NOT IN (SELECT id FROM runs) UNION "
+            "SELECT DISTINCT run_id FROM epoch_metrics WHERE run_id NOT IN (SELECT id FROM runs)")]
+
+    def counts(self) -> dict[str, int]:
+        """How many runs, epoch records and batch records the store holds."""
+        c = self.conn
+        return {name: c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for name, table in (("runs", "runs"), ("epochs", "epoch_metrics"), ("batches", "batch_metrics"))}
 
     def remove_temp_files(self, run_id: str) -> int:
         """Delete half-written checkpoint files a killed process left behind; returns how many."""

@@ -1,30 +1,21 @@
-"""What the Home page and `models` show about this machine: data, device, versions, default model."""
+"""What the Home page shows about this machine: data, device, versions, default model."""
 from __future__ import annotations
 
 import os
-import platform
-from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import torch
 
-from . import __version__
-from .config import DATA_ENV, data_dir
+from .checkpoints import CheckpointError, read_checkpoint
 from .data import missing_files
+from .paths import DATA_ENV, data_dir, default_model_path
+from .train import pick_device
+from .versions import versions
 
 
-def package_version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def environment_status(folder: str | None = None) -> dict:
+def environment_status(folder: str | Path | None = None) -> dict:
     """Plain facts for a status panel; never raises. `folder` defaults to the configured data dir."""
-    from .checkpoints import CheckpointError, default_model_path, read_checkpoint
-    from .train import pick_device
-
-    folder = folder or data_dir()
+    folder = Path(folder) if folder else data_dir()
     missing = missing_files(folder)
     default = default_model_path()
     default_info: dict = {"path": str(default), "present": default.is_file()}
@@ -37,7 +28,4 @@ def environment_status(folder: str | None = None) -> dict:
             default_info.update(error=str(exc))
     return dict(data_dir=str(folder), data_env=DATA_ENV, data_env_set=bool(os.environ.get(DATA_ENV)),
                 data_missing=missing, device=str(pick_device("auto")), cpu_cores=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), versions=dict(
-                    mnist_lab=__version__, python=platform.python_version(), torch=torch.__version__,
-                    torchvision=package_version("torchvision")),
-                default_model=default_info)
+                torch_threads=torch.get_num_threads(), versions=versions(), default_model=default_info)

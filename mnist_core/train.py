@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, TextIO
 
 import torch
 from torch import nn
 
 from .augment import augment_batch
 from .config import TrainConfig
-from .data import Splits, batches
+from .data import Splits, batches, load_mnist, make_splits
 from .evaluate import evaluate
+from .metrics import TrainMetrics, eta_seconds, fraction_done
+from .models import build_model, memory_format
 
 
 class TrainingError(RuntimeError):
@@ -32,11 +35,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise TrainingError("device 'mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'.")
     return torch.device(name)
-
-
-def uses_channels_last(model: nn.Module) -> bool:
-    """Conv nets run channels_last: measured 1.1-1.4x faster on this CPU for cnn_basic."""
-    return getattr(model, "family", "") == "cnn"
 
 
 def make_optimizer(cfg: TrainConfig, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
@@ -93,6 +91,18 @@ class FitState:
     def last(self) -> dict:
         return self.history["epochs"][-1] if self.history["epochs"] else {}
 
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def fraction_done(self) -> float:
+        return fraction_done(self.epoch, self.config.epochs, self.batch, self.batches_per_epoch)
+
+    @property
+    def eta_s(self) -> float | None:
+        return eta_seconds(self.elapsed_s, self.fraction_done)
+
 
 def _emit(callbacks, event: str, state: FitState) -> None:
     for cb in callbacks:
@@ -113,8 +123,7 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
     device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    channels_last = uses_channels_last(model)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format(model)
     model.to(device=device, memory_format=fmt)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     steps = math.ceil(len(train_y) / cfg.batch_size)
@@ -139,7 +148,6 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     has_val = len(data.val_y) > 0
     best_loss, best_weights, bad_epochs = math.inf, None, 0
-    epoch_times: list[float] = []
     state.epoch = first_epoch - 1
     for epoch in range(first_epoch, cfg.epochs + 1):
         state.epoch = epoch
@@ -189,9 +197,7 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
                 bad_epochs += 1
         else:
             state.best_epoch = epoch
-        epoch_times.append(time.perf_counter() - t0)
-        record.update(elapsed_s=time.perf_counter() - state.started,
-                      eta_s=(cfg.epochs - epoch) * sum(epoch_times) / len(epoch_times))
+        record.update(elapsed_s=state.elapsed_s, eta_s=state.eta_s)
         state.history["epochs"].append(record)
         _emit(callbacks, "on_epoch_end", state)
         if cfg.patience and bad_epochs >= cfg.patience:
@@ -210,15 +216,12 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
 class TrainResult:
     model: nn.Module
     state: FitState
-    metrics: dict  # best/final validation figures, test accuracy and loss, timing
+    metrics: TrainMetrics
 
 
 def train_model(cfg: TrainConfig, callbacks: Iterable = (), stop: Callable[[], bool] | None = None,
                 mnist=None, resume: dict | None = None, model: nn.Module | None = None) -> TrainResult:
     """Load the data, seed, build the registry model, fit, then measure the test set once."""
-    from .data import load_mnist, make_splits
-    from .models import build_model
-
     cfg.validate()
     mnist = mnist or load_mnist()
     data = make_splits(mnist, cfg.val_fraction, cfg.seed, cfg.limit)
@@ -232,10 +235,37 @@ def train_model(cfg: TrainConfig, callbacks: Iterable = (), stop: Callable[[], b
             dict(accuracy=None, loss=None, confusion=None, per_class_accuracy=None))
     epochs = state.history["epochs"]
     best = next((e for e in epochs if e["epoch"] == state.best_epoch), epochs[-1] if epochs else {})
-    metrics = dict(test_acc=test["accuracy"], test_loss=test["loss"], confusion=test["confusion"],
-                   per_class_accuracy=test["per_class_accuracy"], best_epoch=state.best_epoch,
-                   val_acc=best.get("val_acc"), val_loss=best.get("val_loss"),
-                   epochs_run=len(epochs), train_seconds=train_s, stopped=state.stopped,
-                   early_stopped=state.early_stopped,
-                   images_per_s=(sum(e["images_per_s"] for e in epochs) / len(epochs)) if epochs else None)
+    metrics = TrainMetrics(
+        test_acc=test["accuracy"], test_loss=test["loss"], confusion=test["confusion"],
+        per_class_accuracy=test["per_class_accuracy"], best_epoch=state.best_epoch,
+        val_acc=best.get("val_acc"), val_loss=best.get("val_loss"), epochs_run=len(epochs),
+        train_seconds=train_s, stopped=state.stopped, early_stopped=state.early_stopped,
+        images_per_s=(sum(e["images_per_s"] for e in epochs) / len(epochs)) if epochs else None)
     return TrainResult(model, state, metrics)
+
+
+class ProgressBar:
+    """A training callback for terminals: a one-line bar on stderr with live loss, a line per epoch."""
+
+    def __init__(self, stream: TextIO = sys.stderr, every_s: float = 0.2):
+        self.stream, self.every_s, self._last = stream, every_s, 0.0
+
+    def on_batch_end(self, s: FitState) -> None:
+        now = time.perf_counter()
+        if now - self._last < self.every_s and s.batch != s.batches_per_epoch:
+            return
+        self._last = now
+        filled = int(24 * s.batch / s.batches_per_epoch)
+        recent = s.history["batch_loss"][-20:]
+        self.stream.write(f"\repoch {s.epoch}/{s.config.epochs} [{'#' * filled}{'-' * (24 - filled)}] "
+                          f"{s.batch}/{s.batches_per_epoch} loss {sum(recent) / len(recent):.4f}")
+        self.stream.flush()
+
+    def on_epoch_end(self, s: FitState) -> None:
+        e = s.last
+        val = f"  val loss {e['val_loss']:.4f} acc {e['val_acc']:.2%}" if "val_loss" in e else ""
+        eta = f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "-"
+        self.stream.write(f"\repoch {e['epoch']}/{s.config.epochs}  train loss {e['train_loss']:.4f} "
+                          f"acc {e['train_acc']:.2%}{val}  {e['images_per_s']:,.0f} img/s  "
+                          f"elapsed {e['elapsed_s']:.0f}s  ETA {eta}\n")
+        self.stream.flush()

@@ -10,6 +10,7 @@ import time
 import traceback
 
 
+from . import executor
 from .checkpoints import CheckpointError, atomic_save, describe, load_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import DataError
@@ -50,17 +51,12 @@ class StoreWriter:
 
     def flush(self, state) -> None:
         progress = dict(epoch=state.epoch, epochs=state.config.epochs, batch=state.batch,
-                        batches=state.batches_per_epoch, step=self.step,
+                        batches=state.batches_per_epoch, step=self.step, elapsed_s=state.elapsed_s,
                         images_per_s=(state.last or {}).get("images_per_s"))
-        elapsed = time.perf_counter() - state.started
-        done = (state.epoch - 1) + state.batch / state.batches_per_epoch
-        progress["elapsed_s"] = elapsed
-        progress["eta_s"] = elapsed / max(done, 1e-9) * (state.config.epochs - done) if done else None
         self.store.append_batches(self.run_id, self.buffer, progress=progress, heartbeat=time.time())
         self.buffer = []
         self.last_flush = time.time()
-        row = self.store.conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (self.run_id,)).fetchone()
-        if row and row[0]:
+        if self.store.stop_requested(self.run_id):
             self.stop.set()
 
     def on_batch_end(self, state) -> None:
@@ -106,11 +102,10 @@ def run(store: RunStore, run_id: str) -> int:
     if result.state.stopped:
         store.update(run_id, status="stopped", finished=time.time(), pid=None,
                      train_seconds=record.train_seconds + time.time() - t0,
-                     reason=f"Stopped by request after {m['epochs_run']} finished epoch(s).")
+                     reason=f"Stopped by request after {m.epochs_run} finished epoch(s).")
     else:
-        test = {k: m[k] for k in ("test_loss", "confusion", "per_class_accuracy", "best_epoch", "early_stopped")}
-        store.update(run_id, status="completed", finished=time.time(), pid=None, test_acc=m["test_acc"],
-                     test_metrics=test, train_seconds=record.train_seconds + time.time() - t0)
+        store.update(run_id, status="completed", finished=time.time(), pid=None, test_acc=m.test_acc,
+                     test_metrics=m.test_summary(), train_seconds=record.train_seconds + time.time() - t0)
     print(f"[{time.strftime('%H:%M:%S')}] run {run_id} ended ({'stopped' if result.state.stopped else 'completed'})",
           flush=True)
     return 0
@@ -143,9 +138,8 @@ if __name__ == "__main__":
         code = main()
     finally:
         try:  # hand the freed slot to the next queued run
-            from .jobs import JobManager
-
-            JobManager(RunStore(sys.argv[sys.argv.index("--root") + 1])).schedule()
+            root = sys.argv[sys.argv.index("--root") + 1]
+            executor.schedule(RunStore(root), executor.LocalExecutor(), executor.default_max_concurrent())
         except Exception:
             traceback.print_exc()
     sys.exit(code)

@@ -5,16 +5,26 @@ import functools
 import sqlite3
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 import streamlit as st
 
 from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import JobManager
+from mnist_core.paths import default_model_path
 
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 _shell = threading.local()  # .active is True while app.py runs a page
+
+# The app's pages, in sidebar order; pages link to each other with these objects (st.page_link,
+# st.switch_page), never with path strings.
+HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
+DATA = st.Page("pages/data.py", title="Data", icon=":material/grid_on:")
+MODELS = st.Page("pages/models.py", title="Models", icon=":material/account_tree:")
+TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:")
+RUNS = st.Page("pages/runs.py", title="Runs", icon=":material/stacked_line_chart:")
+EVALUATE = st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:")
+DRAW = st.Page("pages/draw.py", title="Draw", icon=":material/draw:")
+PAGES = [HOME, DATA, MODELS, TRAIN, RUNS, EVALUATE, DRAW]
 
 
 @contextmanager
@@ -30,26 +40,21 @@ def page_shell():
 
 
 def ensure_app_shell() -> None:
-    """Call first on every page. When a deep link (say /train) is a fresh server's very first
-    request, Streamlit runs that page directly through its legacy pages/-folder fallback, so
-    app.py's navigation and sidebar never load. Leave the fallback and rerun through app.py.
+    """Call first on every page: a page always runs inside app.py's navigation and sidebar.
 
-    Several sessions can start in the fallback at once (a class of learners opening the same
-    link) and the first one switches Streamlit's flag off; the others still know, because the
-    fallback lists app.py itself among the pages, which app.py's own navigation never does."""
+    When a deep link (say /train) is a fresh server's very first request, Streamlit runs that
+    page alone through its legacy pages/-folder mode, because app.py has a pages/ folder beside
+    it. Calling st.navigation ends that mode for the whole server (its documented effect), and
+    the rerun then goes through app.py. Public API only: st.navigation and st.rerun. The
+    redirect is tried at most twice per session, so a page can never rerun forever."""
     if getattr(_shell, "active", False):
         return
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:  # a future Streamlit without the fallback
+    tries = st.session_state.get("_shell_redirects", 0)
+    if tries >= 2:
         return
-    ctx = get_script_run_ctx()
-    pages = ctx.pages_manager.get_pages().values() if ctx is not None else []
-    if getattr(PagesManager, "uses_pages_directory", False) or any(
-            Path(page.get("script_path") or "").resolve() == APP for page in pages):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    st.session_state._shell_redirects = tries + 1
+    st.navigation(PAGES, position="hidden")
+    st.rerun()
 
 
 @st.cache_resource
@@ -77,15 +82,12 @@ def progress_text(run) -> tuple[float, str]:
     if run.status == "queued":
         return 0.0, f"queued, position {run.queue_position}"
     p = run.progress or {}
-    epochs, batches = run.config["epochs"], p.get("batches") or 1
-    epoch, batch = p.get("epoch", 1), p.get("batch", 0)
-    done = min(1.0, ((epoch - 1) + batch / batches) / epochs)
-    parts = [f"epoch {epoch}/{epochs}", f"batch {batch}/{batches}"]
-    if p.get("eta_s") is not None:
-        parts.append(f"ETA {int(p['eta_s']) // 60}:{int(p['eta_s']) % 60:02d}")
+    parts = [f"epoch {p.get('epoch', 1)}/{run.config['epochs']}", f"batch {p.get('batch', 0)}/{p.get('batches') or 1}"]
+    if run.eta_s is not None:
+        parts.append(f"ETA {int(run.eta_s) // 60}:{int(run.eta_s) % 60:02d}")
     if p.get("images_per_s"):
         parts.append(f"{p['images_per_s']:,.0f} img/s")
-    return done, " · ".join(parts)
+    return run.fraction_done, " · ".join(parts)
 
 
 @contextmanager
@@ -124,8 +126,6 @@ def sidebar_runs() -> None:
 
 def model_sources() -> dict[str, str]:
     """Label -> run id ('' for the shipped default model), for every run that has checkpoints."""
-    from mnist_core.checkpoints import default_model_path
-
     out = {"Default model (better_cnn, shipped)": ""} if default_model_path().is_file() else {}
     jobs = job_manager()
     for run in jobs.list():
@@ -137,8 +137,6 @@ def model_sources() -> dict[str, str]:
 
 def checkpoint_path(run_id: str, epoch="best"):
     """The checkpoint file of the default model, a run's best epoch, or one of its epochs."""
-    from mnist_core.checkpoints import default_model_path
-
     if not run_id:
         return default_model_path()
     store = job_manager().store

@@ -4,8 +4,8 @@ import streamlit as st
 import torch
 
 from mnist_core.augment import augment_batch
-from mnist_core.config import MNIST_MEAN, MNIST_STD
-from mnist_core.data import class_counts, mean_images, normalize
+from mnist_core.data import class_counts, mean_images
+from mnist_core.pixels import BLACK, MNIST_MEAN, MNIST_STD, normalize
 from mnist_core.plots import class_distribution_figure, image_grid, pixel_histogram_figure
 from pages.common import ensure_app_shell, mnist_or_stop
 
@@ -61,7 +61,7 @@ norm_col.markdown(
     f"Across the training set, pixels (scaled to 0-1) have mean **{MNIST_MEAN}** and standard deviation "
     f"**{MNIST_STD}**. Every model here sees `(pixel - {MNIST_MEAN}) / {MNIST_STD}`: inputs centred on "
     "zero with unit spread, which keeps early gradients well scaled so training starts fast. A black "
-    f"pixel becomes {(0 - MNIST_MEAN) / MNIST_STD:.3f} and a white one {(1 - MNIST_MEAN) / MNIST_STD:.3f}. "
+    f"pixel becomes {BLACK:.3f} and a white one {(1 - MNIST_MEAN) / MNIST_STD:.3f}. "
     "The same constants are used for training, evaluation and your drawings.")
 
 # ---------------- augmentation ----------------

@@ -1,12 +1,12 @@
 """Draw: a digit in, what the network sees, what it predicts, and why (saliency maps)."""
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from mnist_core.evaluate import predict_proba
 from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, randomized_copy
 from mnist_core.plots import probability_bars, saliency_figure
-from mnist_core.preprocess import InputError, load_image, perturb, preprocess, to_gray, to_tensor
+from mnist_core.pixels import normalize
+from mnist_core.preprocess import InputError, load_image, perturb, preprocess, rgba_to_gray, to_gray
 from pages.common import checkpoint_path, choose_checkpoint, ensure_app_shell, load_model, model_sources
 
 ensure_app_shell()
@@ -68,7 +68,7 @@ try:
         gray, source_name = to_gray(load_image(upload.getvalue())), upload.name
     else:
         rgba = canvas.image_data
-        gray = None if rgba is None else to_gray(Image.fromarray(rgba.astype("uint8"), "RGBA"))
+        gray = None if rgba is None else rgba_to_gray(rgba)
 except InputError as exc:
     gray = None
     in_col.error(str(exc))
@@ -103,7 +103,7 @@ with st.expander("Robustness probe: rotate, shift and thicken your digit"):
     shift_y = r3.slider("Shift down (pixels)", -8, 8, 0, key="probe_dy")
     thicken = r4.slider("Thicken (pixels)", 0, 3, 0, key="probe_thicken")
 image28 = perturb(prepared.stages["centered"], rotate, shift_x, shift_y, thicken)
-x = to_tensor(image28)
+x = normalize(image28)
 
 # ---------------- prediction ----------------
 probs = predict_proba(model, x)[0]

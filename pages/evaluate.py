@@ -6,7 +6,8 @@ from mnist_core.analysis_cache import evaluate_checkpoint
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.explain import attribute, methods_for
 from mnist_core.plots import confusion_figure, image_grid, per_class_figure, probability_bars, saliency_figure
-from pages.common import (checkpoint_path, choose_checkpoint, ensure_app_shell, job_manager, load_model,
+from mnist_core.pixels import denormalize
+from pages.common import (DRAW, checkpoint_path, choose_checkpoint, ensure_app_shell, job_manager, load_model,
                           mnist_or_stop)
 
 ensure_app_shell()
@@ -71,14 +72,14 @@ def inspect(i: int, key: str) -> None:
                       key=f"{key}_bars")
     method = "grad_cam" if "grad_cam" in methods_for(model) else "saliency"
     pred = int(result.y_pred[i])
-    image = (x[0, 0] * 0.3081 + 0.1307).clamp(0, 1).numpy()
+    image = denormalize(x[0, 0]).numpy()
     mid.plotly_chart(saliency_figure(image, attribute(model, x, method, pred), f"{method.replace('_', ' ')} "
                                      f"for {pred}"), width="stretch", config={"displayModeBar": False},
                      key=f"{key}_sal")
     if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
         st.session_state.draw_digit = image
         st.session_state.selected_run = run_id or None
-        st.switch_page("pages/draw.py")
+        st.switch_page(DRAW)
 
 
 # ---------------- confusion matrix ----------------

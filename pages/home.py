@@ -1,10 +1,9 @@
 """Home: what MNIST Lab is, and the state of this machine (data, device, default model)."""
 import streamlit as st
 
-from pages.common import ensure_app_shell
-
-from mnist_core.config import data_dir
+from mnist_core.paths import data_dir
 from mnist_core.system import environment_status
+from pages.common import DRAW, EVALUATE, TRAIN, ensure_app_shell
 
 ensure_app_shell()
 st.title("MNIST Lab")
@@ -43,14 +42,14 @@ st.subheader("The quick path")
 step1, step2, step3 = st.columns(3)
 with step1:
     st.markdown("**1. Train** a network. Start with `fast_cnn`: it passes 99% in about 20 seconds.")
-    st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
+    st.page_link(TRAIN, label="Open Train")
 with step2:
     st.markdown("**2. Evaluate** it: which digits does it confuse, and why?")
-    st.page_link("pages/evaluate.py", label="Open Evaluate", icon=":material/fact_check:")
+    st.page_link(EVALUATE, label="Open Evaluate")
 with step3:
     st.markdown("**3. Draw** a digit and watch the network read it.")
-    st.page_link("pages/draw.py", label="Open Draw", icon=":material/draw:")
+    st.page_link(DRAW, label="Open Draw")
 
 st.divider()
 st.caption(" · ".join(f"{k} {v}" for k, v in status["versions"].items())
-           + " · everything here is also on the command line: `python -m mnist_core --help`")
+           + " · everything here is also on the command line: `mnist-lab --help`")

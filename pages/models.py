@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from mnist_core.models import REGISTRY, build_model, count_parameters, layer_table
+from mnist_core.models import REGISTRY, summary
 from mnist_core.plots import layer_diagram
 from pages.common import ensure_app_shell, job_manager
 
@@ -13,10 +13,8 @@ st.caption("Every architecture in the registry: the same list the Train page and
 best = job_manager().store.best_by_model()
 overview = []
 for key, spec in REGISTRY.items():
-    model = build_model(key)
-    rows = layer_table(model)
-    overview.append(dict(model=key, parameters=count_parameters(model),
-                         mflops=sum(r["flops"] for r in rows) / 1e6, reference=spec.reference,
+    s = summary(key)
+    overview.append(dict(model=key, parameters=s.parameters, mflops=s.flops / 1e6, reference=spec.reference,
                          best_test_accuracy=f"{best[key][0]:.2%}" if key in best else "not trained yet"))
 st.dataframe(pd.DataFrame(overview), hide_index=True, width="stretch",
              column_config={"parameters": st.column_config.NumberColumn("parameters", format="localized"),
@@ -24,13 +22,13 @@ st.dataframe(pd.DataFrame(overview), hide_index=True, width="stretch",
                             "best_test_accuracy": st.column_config.TextColumn("best test accuracy (your runs)")})
 
 for key, spec in REGISTRY.items():
-    model = build_model(key)
-    rows = layer_table(model)
-    with st.expander(f"**{key}** · {count_parameters(model):,} parameters · {spec.reference}"):
+    s = summary(key)
+    rows = list(s.layers)
+    with st.expander(f"**{key}** · {s.parameters:,} parameters · {spec.reference}"):
         st.write(spec.description)
         m1, m2, m3 = st.columns(3)
-        m1.metric("Parameters", f"{count_parameters(model):,}")
-        m2.metric("Forward FLOPs / image", f"{sum(r['flops'] for r in rows) / 1e6:.2f} M")
+        m1.metric("Parameters", f"{s.parameters:,}")
+        m2.metric("Forward FLOPs / image", f"{s.flops / 1e6:.2f} M")
         reached = best.get(key)
         m3.metric("Best test accuracy so far", f"{reached[0]:.2%}" if reached else "not trained yet")
         st.graphviz_chart(layer_diagram(rows), width="stretch")

@@ -6,21 +6,19 @@ import streamlit as st
 import torch
 
 from mnist_core.augment import augment_batch
-from mnist_core.config import ConfigError, TrainConfig, field_help
-from mnist_core.data import normalize
-from mnist_core.models import REGISTRY, build_model, count_parameters, layer_table
+from mnist_core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
+from mnist_core.models import REGISTRY, summary
+from mnist_core.pixels import normalize
 from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, image_grid
 from mnist_core.runs import RunError
-from pages.common import ensure_app_shell, guarded, job_manager, mnist_or_stop, progress_text
+from pages.common import DRAW, EVALUATE, ensure_app_shell, guarded, job_manager, mnist_or_stop, progress_text
 
 ensure_app_shell()
 HELP = field_help()
 LRS = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 0.1, 0.2, 0.3, 0.5, 1.0]
 DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCHES = [16, 32, 50, 64, 100, 128, 256, 512, 1024]
-DEFAULTS = TrainConfig()
-FIELDS = ["optimizer", "lr", "momentum", "nesterov", "batch_size", "epochs", "weight_decay", "label_smoothing",
-          "schedule", "patience", "val_fraction", "seed", "limit", "rotate", "translate", "scale", "erase"]
+FIELDS = settings("optimisation", "regularisation", "run", "augmentation")  # what the widgets below set
 AUG = {"rotate": ("Rotation", 30.0, 10.0, "degrees"), "translate": ("Shift", 0.3, 0.1, "of the side"),
        "scale": ("Zoom", 0.3, 0.1, "in or out"), "erase": ("Random erasing", 1.0, 0.3, "probability")}
 jobs = job_manager()
@@ -54,12 +52,11 @@ with left:
                  help="Choosing a model loads its reference settings.")
     spec = REGISTRY[st.session_state.cfg_model]
     st.write(spec.description)
-    model = build_model(spec.key, {"dropout": st.session_state.cfg_dropout,
-                                   "batchnorm": st.session_state.cfg_batchnorm})
-    table = pd.DataFrame(layer_table(model))
+    shape = summary(spec.key, {"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm})
+    table = pd.DataFrame(list(shape.layers))
     p1, p2 = st.columns(2)
-    p1.metric("Parameters", f"{count_parameters(model):,}")
-    p2.metric("Forward FLOPs / image", f"{table['flops'].sum() / 1e6:.2f} M")
+    p1.metric("Parameters", f"{shape.parameters:,}")
+    p2.metric("Forward FLOPs / image", f"{shape.flops / 1e6:.2f} M")
     st.button("Reset to reference settings", on_click=apply_preset, icon=":material/restart_alt:")
 with right:
     table["output_shape"] = table["output_shape"].map(lambda s: " x ".join(map(str, s)))
@@ -73,11 +70,11 @@ st.subheader("Hyperparameters")
 opt_col, reg_col, run_col = st.columns(3)
 with opt_col:
     st.markdown("**Optimisation**")
-    st.selectbox("Optimizer", ["sgd", "adam", "adamw"], key="cfg_optimizer", help=HELP["optimizer"])
+    st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", help=HELP["optimizer"])
     st.select_slider("Learning rate", LRS, key="cfg_lr", format_func=lambda v: f"{v:g}", help=HELP["lr"])
     st.slider("Momentum (SGD)", 0.0, 0.99, key="cfg_momentum", step=0.01, help=HELP["momentum"])
     st.checkbox("Nesterov momentum", key="cfg_nesterov", help=HELP["nesterov"])
-    st.selectbox("Schedule", ["constant", "step", "cosine", "onecycle"], key="cfg_schedule",
+    st.selectbox("Schedule", SCHEDULES, key="cfg_schedule",
                  help=HELP["schedule"])
 with reg_col:
     st.markdown("**Regularisation**")
@@ -150,10 +147,10 @@ def summary(run) -> None:
     if run.epochs_done:
         if go_eval.button("Evaluate this run", icon=":material/fact_check:", width="stretch"):
             st.session_state.selected_run = run.id
-            st.switch_page("pages/evaluate.py")
+            st.switch_page(EVALUATE)
         if go_draw.button("Draw with this run", icon=":material/draw:", width="stretch"):
             st.session_state.selected_run = run.id
-            st.switch_page("pages/draw.py")
+            st.switch_page(DRAW)
     more = more_col.number_input("More epochs", 1, 100, 2, key="extend_n")
     if extend_col.button(f"Extend by {more} epochs", icon=":material/add:", width="stretch"):
         jobs.extend(run.id, int(more))

@@ -1,9 +1,14 @@
-"""Benchmark that prints figures: engine vs textbook throughput, time to 99%, peak RSS."""
+"""Training speed: the engine against the textbook pipeline, time to 99%, peak memory (key=value lines).
+
+    python benchmarks/train_speed.py                 # 3 alternating repeats of 150 steps, then time to 99%
+"""
 from __future__ import annotations
 
+import argparse
 import gzip
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -11,11 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import MNIST_MEAN, MNIST_STD, TrainConfig
-from .data import FILES, _find, data_dir, load_mnist, make_splits, _CACHE
-from .evaluate import evaluate
-from .models import build_model, count_parameters
-from .train import fit
+from mnist_core.config import TrainConfig
+from mnist_core.data import FILES, clear_cache, find_file, load_mnist, make_splits
+from mnist_core.evaluate import evaluate
+from mnist_core.models import build_model, count_parameters
+from mnist_core.paths import data_dir
+from mnist_core.pixels import MNIST_MEAN, MNIST_STD
+from mnist_core.train import fit
 
 
 def textbook_cnn() -> nn.Module:
@@ -83,7 +90,7 @@ def engine_images_per_s(mnist, steps: int, batch_size: int = 64, warmup: int = 1
 
 def time_to_99(folder: Path | None) -> tuple[float, float]:
     """fast_cnn preset: seconds from a cold data load to >= 99% test accuracy (evaluation excluded)."""
-    _CACHE.clear()
+    clear_cache()
     cfg = TrainConfig.for_model("fast_cnn")
     t0 = time.perf_counter()
     mnist = load_mnist(folder)
@@ -113,7 +120,7 @@ def _raw_copy(folder: Path) -> Path:
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in FILES:
-        src = _find(folder, name)
+        src = find_file(folder, name)
         data = src.read_bytes()
         (raw / name).write_bytes(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
     return root
@@ -145,3 +152,16 @@ def run_bench(args) -> int:
         print(f"time_to_99_s={reached:.1f}")
     print(f"peak_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Throughput against the textbook pipeline, time to 99%, peak RSS.")
+    p.add_argument("--steps", type=int, default=150, help="training steps timed per pipeline")
+    p.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
+    p.add_argument("--skip-time-to-99", action="store_true", help="only measure throughput")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or ./data/mnist)")
+    return run_bench(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,23 +1,27 @@
-"""Benchmark of the job machinery: background overhead, metric latency, listing 500 runs."""
+"""The job machinery: a background run against `fit` called directly, metric latency, listing 500 runs.
+
+    python benchmarks/jobs.py          # cnn_basic, 2 epochs on 20,000 images, 3 alternating repeats
+"""
 from __future__ import annotations
 
-import json
+import argparse
 import statistics
+import sys
 import tempfile
 import time
 
-from .config import TrainConfig
-from .data import _CACHE, load_mnist
-from .jobs import JobManager
-from .runs import RunStore
-from .train import train_model
+from mnist_core.config import TrainConfig
+from mnist_core.data import clear_cache, load_mnist
+from mnist_core.jobs import JobManager
+from mnist_core.runs import RunStore
+from mnist_core.train import train_model
 
 
 def _direct(cfg: TrainConfig) -> tuple[float, float]:
-    _CACHE.clear()  # the worker loads the data from disk too
+    clear_cache()  # the worker loads the data from disk too
     t0 = time.perf_counter()
     r = train_model(cfg, mnist=load_mnist())
-    return time.perf_counter() - t0, r.metrics["images_per_s"]
+    return time.perf_counter() - t0, r.metrics.images_per_s
 
 
 def _background(jobs: JobManager, cfg: TrainConfig, latencies: list[float]) -> tuple[float, float]:
@@ -25,8 +29,7 @@ def _background(jobs: JobManager, cfg: TrainConfig, latencies: list[float]) -> t
     run = jobs.submit(cfg)
     seen, reader = 0, RunStore(jobs.store.root)
     while True:
-        rows = reader.conn.execute("SELECT step, t FROM batch_metrics WHERE run_id = ? AND step > ?",
-                                   (run.id, seen)).fetchall()
+        rows = reader.batch_times(run.id, seen)
         now = time.time()
         latencies.extend(now - t for _, t in rows)
         seen = rows[-1][0] if rows else seen
@@ -44,11 +47,9 @@ def _background(jobs: JobManager, cfg: TrainConfig, latencies: list[float]) -> t
 def list_500(root) -> tuple[float, float]:
     store = RunStore(root)
     cfg = TrainConfig().to_dict()
-    with store.tx() as c:
-        for i in range(500):
-            c.execute("INSERT INTO runs (id, model, config, status, created, queue_seq, epochs_done, "
-                      "best_val_acc, test_acc) VALUES (?, ?, ?, 'completed', ?, ?, 5, 0.99, 0.99)",
-                      (f"bench-{i:04d}", cfg["model"], json.dumps(cfg), time.time() + i, i))
+    for i in range(500):
+        store.create(cfg, run_id=f"bench-{i:04d}")
+        store.update(f"bench-{i:04d}", status="completed", epochs_done=5, best_val_acc=0.99, test_acc=0.99)
     jobs = JobManager(store)
     times_store, times_jobs = [], []
     for _ in range(7):
@@ -86,3 +87,15 @@ def run_jobs_bench(args) -> int:
     print(f"list_500_runs_ms={1000 * store_s:.1f}")
     print(f"list_500_runs_with_reap_ms={1000 * jobs_s:.1f}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Background-run overhead, metric latency, listing 500 runs.")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per timed run")
+    p.add_argument("--limit", type=int, default=20000, help="training images per timed run")
+    p.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
+    return run_jobs_bench(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Evaluating a checkpoint: cold (load, predict, metrics) and cached, as the Evaluate page does it.
+
+    python benchmarks/evaluation.py checkpoints/default.pt
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from mnist_core import analysis_cache
+from mnist_core.data import load_mnist
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Cold and cached evaluation time of one checkpoint (key=value).")
+    p.add_argument("checkpoint", help="path to a .pt checkpoint")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="which split")
+    p.add_argument("--repeats", type=int, default=3, help="cold repeats; the median is reported")
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or ./data/mnist)")
+    args = p.parse_args(argv)
+    mnist = load_mnist(args.data_dir)
+    cold, cached = [], []
+    for _ in range(args.repeats):
+        analysis_cache.clear_cache()
+        t = time.perf_counter()
+        result = analysis_cache.evaluate_checkpoint(args.checkpoint, args.split, mnist)
+        cold.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        analysis_cache.evaluate_checkpoint(args.checkpoint, args.split, mnist)
+        cached.append(time.perf_counter() - t)
+    print(f"{args.checkpoint}: {len(result.y_true)} {args.split} images, accuracy {result.accuracy:.4f}")
+    print(f"evaluate_cold_s={statistics.median(cold):.2f}")
+    print(f"evaluate_cached_ms={1000 * statistics.median(cached):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
