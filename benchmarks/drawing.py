@@ -1,7 +1,8 @@
 """Reading drawn digits: accuracy through preprocessing, and latency of a prediction plus each saliency map.
 
-    python benchmarks/drawing.py            # 1,000 redrawn test digits, 20 timed predictions per method
+python benchmarks/drawing.py            # 1,000 redrawn test digits, 20 timed predictions per method
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,6 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support.drawings import render_like_canvas  # noqa: E402  (shared with the tests)
-
 from mnist_core.checkpoints import load_checkpoint  # noqa: E402
 from mnist_core.data import load_mnist  # noqa: E402
 from mnist_core.evaluate import predict_logits, predict_proba  # noqa: E402
@@ -23,6 +22,7 @@ from mnist_core.explain import METHODS, attribute  # noqa: E402
 from mnist_core.paths import default_model_path  # noqa: E402
 from mnist_core.pixels import normalize  # noqa: E402
 from mnist_core.preprocess import preprocess  # noqa: E402
+from support.drawings import render_like_canvas  # noqa: E402  (shared with the tests)
 
 
 def run_draw_bench(args) -> int:
@@ -40,21 +40,24 @@ def run_draw_bench(args) -> int:
     print(f"accuracy_unprocessed={plain:.4f}")
     for method in METHODS:
         times = []
-        for i, img in enumerate(drawn[:args.repeats + 5]):
+        for i, img in enumerate(drawn[: args.repeats + 5]):
             t = time.perf_counter()
             xi = preprocess(img).tensor
             p = predict_proba(model, xi)
             attribute(model, xi, method, int(p.argmax()))
             if i >= 5:  # after warm-up
                 times.append(time.perf_counter() - t)
-        print(f"predict_plus_{method}_ms_median={1000 * statistics.median(times):.0f} "
-              f"max={1000 * max(times):.0f}")
+        print(
+            f"predict_plus_{method}_ms_median={1000 * statistics.median(times):.0f} "
+            f"max={1000 * max(times):.0f}"
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Accuracy through preprocessing; prediction + saliency latency "
-                                "(key=value lines).")
+    p = argparse.ArgumentParser(
+        description="Accuracy through preprocessing; prediction + saliency latency (key=value lines)."
+    )
     p.add_argument("--digits", type=int, default=1000, help="test digits to redraw and read")
     p.add_argument("--repeats", type=int, default=20, help="timed predictions per saliency method")
     p.add_argument("--model", default=None, help="checkpoint (default: checkpoints/default.pt)")

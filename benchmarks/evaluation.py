@@ -1,7 +1,8 @@
 """Evaluating a checkpoint: cold (load, predict, metrics) and cached, as the Evaluate page does it.
 
-    python benchmarks/evaluation.py checkpoints/default.pt
+python benchmarks/evaluation.py checkpoints/default.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         analysis_cache.evaluate_checkpoint(args.checkpoint, args.split, mnist)
         cached.append(time.perf_counter() - t)
-    print(f"{args.checkpoint}: {len(result.y_true)} {args.split} images, accuracy {result.accuracy:.4f}")
+    print(f"checkpoint={args.checkpoint}")
+    print(f"split={args.split}")
+    print(f"images={len(result.y_true)}")
+    print(f"accuracy={result.accuracy:.4f}")
     print(f"evaluate_cold_s={statistics.median(cold):.2f}")
     print(f"evaluate_cached_ms={1000 * statistics.median(cached):.2f}")
     return 0

@@ -1,7 +1,8 @@
 """The job machinery: a background run against `fit` called directly, metric latency, listing 500 runs.
 
-    python benchmarks/jobs.py          # cnn_basic, 2 epochs on 20,000 images, 3 alternating repeats
+python benchmarks/jobs.py          # cnn_basic, 2 epochs on 20,000 images, 3 alternating repeats
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,20 @@ def run_jobs_bench(args) -> int:
     cfg = TrainConfig.for_model("cnn_basic", epochs=args.epochs, limit=args.limit)
     root = tempfile.mkdtemp(prefix="mnist-jobs-bench-")
     jobs = JobManager(RunStore(root), max_concurrent=1)
-    print(f"cnn_basic, {cfg.epochs} epoch(s) on {cfg.limit or 54000} images, {args.repeats} alternating repeats",
-          flush=True)
+    print(
+        f"cnn_basic, {cfg.epochs} epoch(s) on {cfg.limit or 54000} images, "
+        f"{args.repeats} alternating repeats",
+        flush=True,
+    )
     direct, background, latencies = [], [], []
     for r in range(args.repeats):
         direct.append(_direct(cfg))
         background.append(_background(jobs, cfg, latencies))
-        print(f"  repeat {r + 1}: direct {direct[-1][0]:.1f} s ({direct[-1][1]:,.0f} img/s) | background "
-              f"{background[-1][0]:.1f} s ({background[-1][1]:,.0f} img/s)", flush=True)
+        print(
+            f"  repeat {r + 1}: direct {direct[-1][0]:.1f} s ({direct[-1][1]:,.0f} img/s) | background "
+            f"{background[-1][0]:.1f} s ({background[-1][1]:,.0f} img/s)",
+            flush=True,
+        )
     d_wall, b_wall = statistics.median(w for w, _ in direct), statistics.median(w for w, _ in background)
     d_ips, b_ips = statistics.median(i for _, i in direct), statistics.median(i for _, i in background)
     latencies.sort()

@@ -1,8 +1,9 @@
 """Train every registry model with its reference preset and print the README's table.
 
-    python benchmarks/reproduction.py                      # all models (about 20 minutes on 2 cores)
-    python benchmarks/reproduction.py --models perceptron deep
+python benchmarks/reproduction.py                      # all models (about 20 minutes on 2 cores)
+python benchmarks/reproduction.py --models perceptron deep
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,20 @@ def run_reproduction(args) -> int:
             r = train_model(cfg, [ProgressBar()], mnist=mnist)
             m = r.metrics
             path = save_checkpoint(r.model, cfg, None, r.state.history, m.to_dict())
-            runs.append(dict(seed=seed, test_acc=m.test_acc, seconds=m.train_seconds, epochs=m.epochs_run,
-                             checkpoint=str(path)))
-            print(f"{key} seed={seed} test_accuracy={m.test_acc:.4f} train_seconds={m.train_seconds:.0f} "
-                  f"checkpoint={path}", flush=True)
+            runs.append(
+                dict(
+                    seed=seed,
+                    test_acc=m.test_acc,
+                    seconds=m.train_seconds,
+                    epochs=m.epochs_run,
+                    checkpoint=str(path),
+                )
+            )
+            print(
+                f"{key} seed={seed} test_accuracy={m.test_acc:.4f} train_seconds={m.train_seconds:.0f} "
+                f"checkpoint={path}",
+                flush=True,
+            )
         results[key] = runs
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=1))
@@ -48,22 +59,31 @@ def run_reproduction(args) -> int:
 
 
 def table(results: dict) -> str:
-    lines = ["| model | parameters | epochs | time on this CPU | test accuracy | reference |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| model | parameters | epochs | time on this CPU | test accuracy | reference |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for key, runs in results.items():
         spec = REGISTRY[key]
         accs = [r["test_acc"] for r in runs]
-        acc = f"{statistics.mean(accs):.2%}" + (f" (mean of {len(runs)} seeds: "
-                                                + ", ".join(f"{a:.2%}" for a in accs) + ")" if len(runs) > 1 else "")
+        acc = f"{statistics.mean(accs):.2%}" + (
+            f" (mean of {len(runs)} seeds: " + ", ".join(f"{a:.2%}" for a in accs) + ")"
+            if len(runs) > 1
+            else ""
+        )
         secs = statistics.mean(r["seconds"] for r in runs)
-        lines.append(f"| `{key}` | {summary(key).parameters:,} | {runs[0]['epochs']} | "
-                     f"{secs:.0f} s | {acc} | {spec.reference} |")
+        lines.append(
+            f"| `{key}` | {summary(key).parameters:,} | {runs[0]['epochs']} | "
+            f"{secs:.0f} s | {acc} | {spec.reference} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Train every model with its reference preset; print the README table "
-                                "and key=value lines per run.")
+    p = argparse.ArgumentParser(
+        description="Train every model with its reference preset; print the README table "
+        "and key=value lines per run."
+    )
     p.add_argument("--models", nargs="*", default=None, help="registry keys (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="seeds for better_cnn (its target is a mean of 3)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or ./data/mnist)")

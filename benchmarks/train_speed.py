@@ -1,7 +1,8 @@
 """Training speed: the engine against the textbook pipeline, time to 99%, peak memory (key=value lines).
 
-    python benchmarks/train_speed.py                 # 3 alternating repeats of 150 steps, then time to 99%
+python benchmarks/train_speed.py                 # 3 alternating repeats of 150 steps, then time to 99%
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,18 @@ from mnist_core.train import fit
 def textbook_cnn() -> nn.Module:
     """cnn_basic written the way tutorials write it (conv -> ReLU -> pool), 421,642 parameters."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, 10),
+    )
 
 
 def textbook_images_per_s(root: Path, steps: int, batch_size: int = 64, warmup: int = 10) -> float:
@@ -75,12 +85,18 @@ class _StepTimer:
         return self.count >= self.warmup + self.steps
 
 
-def engine_images_per_s(mnist, steps: int, batch_size: int = 64, warmup: int = 10,
-                        precision: str = "fp32") -> float:
+def engine_images_per_s(
+    mnist, steps: int, batch_size: int = 64, warmup: int = 10, precision: str = "fp32"
+) -> float:
     """This project's `fit` on cnn_basic with the same batch size and optimizer settings."""
-    cfg = TrainConfig.for_model("cnn_basic", batch_size=batch_size, epochs=1, val_fraction=0.0,
-                                precision=precision,
-                                limit=min(60000, (steps + warmup + 2) * batch_size))
+    cfg = TrainConfig.for_model(
+        "cnn_basic",
+        batch_size=batch_size,
+        epochs=1,
+        val_fraction=0.0,
+        precision=precision,
+        limit=min(60000, (steps + warmup + 2) * batch_size),
+    )
     data = make_splits(mnist, cfg.val_fraction, cfg.seed, cfg.limit)
     torch.manual_seed(0)
     timer = _StepTimer(warmup, steps)
@@ -108,7 +124,9 @@ def time_to_99(folder: Path | None) -> tuple[float, float]:
             excluded += time.perf_counter() - t
             if acc >= 0.99 and reached == float("inf"):
                 reached = t - t0 - excluded
-            print(f"  fast_cnn epoch {s.epoch}: test accuracy {acc:.4f} at {t - t0 - excluded:.1f}s", flush=True)
+            print(
+                f"  fast_cnn epoch {s.epoch}: test accuracy {acc:.4f} at {t - t0 - excluded:.1f}s", flush=True
+            )
 
     fit(model, data, cfg, [Probe()])
     return reached, best
@@ -131,15 +149,20 @@ def run_bench(args) -> int:
     mnist = load_mnist(folder)
     assert count_parameters(textbook_cnn()) == count_parameters(build_model("cnn_basic")) == 421642
     root = _raw_copy(folder)
-    print(f"threads={torch.get_num_threads()} torch={torch.__version__}  (cnn_basic, batch 64, "
-          f"{args.steps} timed steps, {args.repeats} alternating repeats)", flush=True)
+    print(
+        f"threads={torch.get_num_threads()} torch={torch.__version__}  (cnn_basic, batch 64, "
+        f"{args.steps} timed steps, {args.repeats} alternating repeats)",
+        flush=True,
+    )
     runs: dict[str, list[float]] = {"textbook": [], "engine": [], "engine_bf16": [], "engine_batch256": []}
     for r in range(args.repeats):
         runs["textbook"].append(textbook_images_per_s(root, args.steps))
         runs["engine"].append(engine_images_per_s(mnist, args.steps))
         runs["engine_bf16"].append(engine_images_per_s(mnist, args.steps, precision="bf16"))
         runs["engine_batch256"].append(engine_images_per_s(mnist, max(20, args.steps // 4), batch_size=256))
-        print(f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in runs.items()), flush=True)
+        print(
+            f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in runs.items()), flush=True
+        )
     med = {k: statistics.median(v) for k, v in runs.items()}
     for k, v in med.items():
         print(f"{k}_images_per_s={v:.0f}")
@@ -155,7 +178,9 @@ def run_bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Throughput against the textbook pipeline, time to 99%, peak RSS.")
+    p = argparse.ArgumentParser(
+        description="Throughput against the textbook pipeline, time to 99%, peak RSS."
+    )
     p.add_argument("--steps", type=int, default=150, help="training steps timed per pipeline")
     p.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
     p.add_argument("--skip-time-to-99", action="store_true", help="only measure throughput")

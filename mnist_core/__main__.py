@@ -1,4 +1,5 @@
 """Entry point for `python -m mnist_core`."""
+
 import sys
 
 from .cli import main

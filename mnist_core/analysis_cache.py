@@ -1,4 +1,5 @@
 """Evaluations cached per (checkpoint file, its mtime, split): going back to one is instant."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -1,4 +1,5 @@
 """Self-describing checkpoints: atomic writes, safe loads, clear errors."""
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,13 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .models import REGISTRY, build_model
+from .models import REGISTRY, build_model, identity
 from .paths import checkpoints_dir
 from .pixels import MNIST_MEAN, MNIST_STD
 from .versions import versions
 
 FORMAT = "mnist-lab-checkpoint"
 FORMAT_VERSION = 1
-
 
 
 class CheckpointError(RuntimeError):
@@ -35,16 +35,36 @@ def _plain(value):
     return value
 
 
-def describe(model: nn.Module, config: TrainConfig, history: dict | None = None,
-             metrics: dict | None = None, extra: dict | None = None) -> dict:
+def describe(
+    model: nn.Module,
+    config: TrainConfig,
+    history: dict | None = None,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
     """Everything needed to rebuild and understand the model, as one plain dict."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return dict(format=FORMAT, format_version=FORMAT_VERSION, model_key=model.registry_key,
-                model_args=_plain(model.model_args), state_dict=state, config=config.to_dict(),
-                dataset=dict(name="MNIST", mean=MNIST_MEAN, std=MNIST_STD,
-                             val_fraction=config.val_fraction, seed=config.seed, limit=config.limit),
-                history=_plain(history or {}), metrics=dict(metrics or {}), versions=versions(),
-                created=time.strftime("%Y-%m-%dT%H:%M:%S"), extra=extra or {})
+    return dict(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        model_key=identity(model)[0],
+        model_args=_plain(identity(model)[1]),
+        state_dict=state,
+        config=config.to_dict(),
+        dataset=dict(
+            name="MNIST",
+            mean=MNIST_MEAN,
+            std=MNIST_STD,
+            val_fraction=config.val_fraction,
+            seed=config.seed,
+            limit=config.limit,
+        ),
+        history=_plain(history or {}),
+        metrics=dict(metrics or {}),
+        versions=versions(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        extra=extra or {},
+    )
 
 
 def default_name(model_key: str, accuracy: float | None) -> str:
@@ -69,20 +89,27 @@ def atomic_save(obj, path: str | Path) -> Path:
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise CheckpointError(f"Could not write checkpoint {path}: {exc.strerror or exc}. "
-                                  "The previous file, if any, is unchanged.") from exc
+            raise CheckpointError(
+                f"Could not write checkpoint {path}: {exc.strerror or exc}. "
+                "The previous file, if any, is unchanged."
+            ) from exc
         raise
     return path
 
 
-def save_checkpoint(model: nn.Module, config: TrainConfig, path: str | Path | None = None,
-                    history: dict | None = None, metrics: dict | None = None,
-                    extra: dict | None = None) -> Path:
+def save_checkpoint(
+    model: nn.Module,
+    config: TrainConfig,
+    path: str | Path | None = None,
+    history: dict | None = None,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write a checkpoint; without a path it goes to checkpoints/<model>-<time>-acc<NN.NN>.pt."""
     metrics = metrics or {}
     if path is None:
         acc = metrics.get("test_acc", metrics.get("val_acc"))
-        path = checkpoints_dir() / default_name(model.registry_key, acc)
+        path = checkpoints_dir() / default_name(identity(model)[0], acc)
     return atomic_save(describe(model, config, history, metrics, extra), path)
 
 
@@ -109,13 +136,19 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # torch.load raises many types for damaged files
         found = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
         if isinstance(exc, pickle.UnpicklingError) and found:
-            raise CheckpointError(f"Checkpoint {path} was refused: it holds Python objects other than "
-                                  f"tensors and plain data, which could run code ({found[0]}).") from None
-        raise CheckpointError(f"Checkpoint {path} is truncated or not a PyTorch file "
-                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from None
+            raise CheckpointError(
+                f"Checkpoint {path} was refused: it holds Python objects other than "
+                f"tensors and plain data, which could run code ({found[0]})."
+            ) from None
+        raise CheckpointError(
+            f"Checkpoint {path} is truncated or not a PyTorch file "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})."
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an MNIST Lab checkpoint (no '{FORMAT}' header); "
-                              "it may be a bare state_dict from another project.")
+        raise CheckpointError(
+            f"{path} is not an MNIST Lab checkpoint (no '{FORMAT}' header); "
+            "it may be a bare state_dict from another project."
+        )
     missing = [k for k in ("model_key", "model_args", "state_dict", "config") if k not in obj]
     if missing:
         raise CheckpointError(f"Checkpoint {path} lacks {', '.join(missing)}.")
@@ -133,8 +166,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         model.load_state_dict(obj["state_dict"])
     except (RuntimeError, TypeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"Checkpoint {path}: its weights do not fit a {key!r} model "
-                              f"with arguments {obj['model_args']} ({first}).") from None
+        raise CheckpointError(
+            f"Checkpoint {path}: its weights do not fit a {key!r} model "
+            f"with arguments {obj['model_args']} ({first})."
+        ) from None
     model.to(device).eval()
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
     return Checkpoint(Path(path), model, meta)

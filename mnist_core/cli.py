@@ -1,4 +1,5 @@
 """The command line: `mnist-lab` (or `python -m mnist_core`) train, evaluate, predict, runs, check, models."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,24 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-lab", description="MNIST Lab command line "
-                                     "(also `python -m mnist_core`). Benchmarks live in benchmarks/.")
+    parser = argparse.ArgumentParser(
+        prog="mnist-lab",
+        description="MNIST Lab command line (also `python -m mnist_core`). Benchmarks live in benchmarks/.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a registry model and save a checkpoint")
     t.add_argument("--preset", action="store_true", help="start from the model's reference settings")
-    t.add_argument("--out", default=None, help="checkpoint path (default: checkpoints/<model>-<time>-acc<NN>.pt)")
+    t.add_argument(
+        "--out", default=None, help="checkpoint path (default: checkpoints/<model>-<time>-acc<NN>.pt)"
+    )
     t.add_argument("--no-save", action="store_true", help="do not write a checkpoint")
     t.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
-    t.add_argument("--background", action="store_true",
-                   help="queue the run as a background job, print run_id=ID and return at once")
+    t.add_argument(
+        "--background",
+        action="store_true",
+        help="queue the run as a background job, print run_id=ID and return at once",
+    )
     _add_config_flags(t)
 
     sub.add_parser("runs", help="one line per run: id, status, model, progress, accuracy")
@@ -51,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", help="delete a run's records and files")
     d.add_argument("run_id", help="run id from `runs`")
 
-    sub.add_parser("check", help="check the run store: database, epoch records, checkpoints; exit 1 on problems")
+    sub.add_parser(
+        "check", help="check the run store: database, epoch records, checkpoints; exit 1 on problems"
+    )
 
     e = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix")
     e.add_argument("checkpoint", help="path to a .pt checkpoint")
@@ -86,8 +96,11 @@ def cmd_train(args) -> int:
     mnist = load_mnist(args.data_dir)
     from .train import ProgressBar, train_model
 
-    print(f"training {cfg.model} for {cfg.epochs} epoch(s): "
-          + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k != "model"), file=sys.stderr)
+    print(
+        f"training {cfg.model} for {cfg.epochs} epoch(s): "
+        + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k != "model"),
+        file=sys.stderr,
+    )
     result = train_model(cfg, [ProgressBar()], mnist=mnist)
     m = result.metrics
     val = f"{m.val_acc:.4f}" if m.val_acc is not None else "n/a"
@@ -170,12 +183,16 @@ def cmd_runs(args) -> int:
     else:
         for run in jobs.list():
             p = run.progress
-            state = {"queued": f"position {run.queue_position}",
-                     "running": f"epoch {p.get('epoch', 0)}/{run.config['epochs']} batch {p.get('batch', 0)}"
-                                f"/{p.get('batches', '?')}"}.get(run.status, f"{run.epochs_done} epochs")
+            state = {
+                "queued": f"position {run.queue_position}",
+                "running": f"epoch {p.get('epoch', 0)}/{run.config['epochs']} batch {p.get('batch', 0)}"
+                f"/{p.get('batches', '?')}",
+            }.get(run.status, f"{run.epochs_done} epochs")
             acc = f" test {run.test_acc:.4f}" if run.test_acc is not None else ""
-            print(f"{run.id} {run.status:<11} {run.model:<12} {state}{acc}"
-                  + (f"  ({run.reason})" if run.reason else ""))
+            print(
+                f"{run.id} {run.status:<11} {run.model:<12} {state}{acc}"
+                + (f"  ({run.reason})" if run.reason else "")
+            )
     return 0
 
 
@@ -201,9 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "models": cmd_models, "predict": cmd_predict,
-                "runs": cmd_runs, "check": cmd_check,
-                "stop": cmd_runs, "extend": cmd_runs, "delete": cmd_runs}[args.command](args)
+        return {
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "models": cmd_models,
+            "predict": cmd_predict,
+            "runs": cmd_runs,
+            "check": cmd_check,
+            "stop": cmd_runs,
+            "extend": cmd_runs,
+            "delete": cmd_runs,
+        }[args.command](args)
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
 """The one validated training configuration: every entry point builds a TrainConfig."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +30,9 @@ class TrainConfig:
     """Everything a training run needs besides the data; built by the CLI, the UI and the jobs."""
 
     model: str = _f("cnn_basic", "registry key of the architecture (see `models`)", group="model")
-    model_args: dict = _f({}, "overrides of the architecture's arguments, e.g. {\"dropout\": 0.3}", group="model")
+    model_args: dict = _f(
+        {}, 'overrides of the architecture\'s arguments, e.g. {"dropout": 0.3}', group="model"
+    )
     epochs: int = _f(5, "passes over the training split", group="run")
     batch_size: int = _f(64, "images per gradient step", group="run")
     optimizer: str = _f("adam", "sgd, adam or adamw", choices=OPTIMIZERS, group="optimisation")
@@ -37,25 +40,37 @@ class TrainConfig:
     momentum: float = _f(0.9, "SGD momentum (ignored by Adam/AdamW)", group="optimisation")
     nesterov: bool = _f(False, "Nesterov momentum for SGD", group="optimisation")
     weight_decay: float = _f(0.0, "L2 penalty (decoupled for AdamW)", group="regularisation")
-    label_smoothing: float = _f(0.0, "share of the target spread over the other classes", group="regularisation")
+    label_smoothing: float = _f(
+        0.0, "share of the target spread over the other classes", group="regularisation"
+    )
     schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES, group="optimisation")
     step_size: int = _f(2, "epochs between decays for the step schedule", group="schedule")
     gamma: float = _f(0.5, "decay factor for the step schedule", group="schedule")
-    patience: int = _f(0, "early stopping: epochs without a better validation loss (0 = off)", group="regularisation")
+    patience: int = _f(
+        0, "early stopping: epochs without a better validation loss (0 = off)", group="regularisation"
+    )
     val_fraction: float = _f(0.1, "share of the 60,000 training images held out for validation", group="run")
     seed: int = _f(0, "seed for the split, initial weights, shuffling and augmentation", group="run")
     limit: int = _f(0, "train on only the first N training images (0 = all), for smoke runs", group="run")
     rotate: float = _f(0.0, "augmentation: max rotation in degrees (0 = off)", group="augmentation")
-    translate: float = _f(0.0, "augmentation: max shift as a fraction of the image (0 = off)", group="augmentation")
+    translate: float = _f(
+        0.0, "augmentation: max shift as a fraction of the image (0 = off)", group="augmentation"
+    )
     scale: float = _f(0.0, "augmentation: max zoom in or out as a fraction (0 = off)", group="augmentation")
-    erase: float = _f(0.0, "augmentation: probability of erasing a random patch (0 = off)", group="augmentation")
+    erase: float = _f(
+        0.0, "augmentation: probability of erasing a random patch (0 = off)", group="augmentation"
+    )
     device: str = _f("auto", "auto, cpu, cuda or mps", choices=DEVICES, group="execution")
     threads: int = _f(0, "CPU threads for PyTorch (0 = PyTorch's default)", group="execution")
-    precision: str = _f("fp32", "fp32, or bf16 autocast for conv nets on CPUs/GPUs that support it",
-                        choices=PRECISIONS, group="execution")
+    precision: str = _f(
+        "fp32",
+        "fp32, or bf16 autocast for conv nets on CPUs/GPUs that support it",
+        choices=PRECISIONS,
+        group="execution",
+    )
 
     # ---- validation: the single place where a bad value becomes a clear message ----
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         problems: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
@@ -83,27 +98,57 @@ class TrainConfig:
             problems.append(f"unknown model {self.model!r}; choose one of {', '.join(REGISTRY)}")
         need(1 <= self.epochs <= 1000, f"epochs must be between 1 and 1000, got {self.epochs}")
         need(1 <= self.batch_size <= 60000, f"batch size must be between 1 and 60000, got {self.batch_size}")
-        need(finite(self.lr) and 0 < self.lr <= 10, f"learning rate must be above 0 and at most 10, got {self.lr}")
-        need(finite(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        need(not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
-             "Nesterov momentum needs the sgd optimizer with momentum above 0")
-        need(finite(self.weight_decay) and 0 <= self.weight_decay <= 1,
-             f"weight decay must be between 0 and 1, got {self.weight_decay}")
-        need(finite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
-             f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        need(1 <= self.step_size <= 1000, f"step size must be between 1 and 1000 epochs, got {self.step_size}")
+        need(
+            finite(self.lr) and 0 < self.lr <= 10,
+            f"learning rate must be above 0 and at most 10, got {self.lr}",
+        )
+        need(
+            finite(self.momentum) and 0 <= self.momentum < 1,
+            f"momentum must be in [0, 1), got {self.momentum}",
+        )
+        need(
+            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+            "Nesterov momentum needs the sgd optimizer with momentum above 0",
+        )
+        need(
+            finite(self.weight_decay) and 0 <= self.weight_decay <= 1,
+            f"weight decay must be between 0 and 1, got {self.weight_decay}",
+        )
+        need(
+            finite(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+            f"label smoothing must be in [0, 1), got {self.label_smoothing}",
+        )
+        need(
+            1 <= self.step_size <= 1000, f"step size must be between 1 and 1000 epochs, got {self.step_size}"
+        )
         need(finite(self.gamma) and 0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         need(0 <= self.patience <= 1000, f"patience must be between 0 and 1000, got {self.patience}")
-        need(finite(self.val_fraction) and 0 <= self.val_fraction <= 0.5,
-             f"validation fraction must be between 0 and 0.5, got {self.val_fraction}")
-        need(self.patience == 0 or self.val_fraction > 0,
-             "early stopping (patience > 0) needs a validation split (validation fraction > 0)")
+        need(
+            finite(self.val_fraction) and 0 <= self.val_fraction <= 0.5,
+            f"validation fraction must be between 0 and 0.5, got {self.val_fraction}",
+        )
+        need(
+            self.patience == 0 or self.val_fraction > 0,
+            "early stopping (patience > 0) needs a validation split (validation fraction > 0)",
+        )
         need(0 <= self.seed < 2**32, f"seed must be between 0 and 2**32-1, got {self.seed}")
         need(0 <= self.limit <= 60000, f"limit must be between 0 and 60000, got {self.limit}")
-        need(finite(self.rotate) and 0 <= self.rotate <= 180, f"rotation must be between 0 and 180 degrees, got {self.rotate}")
-        need(finite(self.translate) and 0 <= self.translate <= 0.5, f"translation must be between 0 and 0.5, got {self.translate}")
-        need(finite(self.scale) and 0 <= self.scale <= 0.5, f"scale must be between 0 and 0.5, got {self.scale}")
-        need(finite(self.erase) and 0 <= self.erase <= 1, f"erase probability must be between 0 and 1, got {self.erase}")
+        need(
+            finite(self.rotate) and 0 <= self.rotate <= 180,
+            f"rotation must be between 0 and 180 degrees, got {self.rotate}",
+        )
+        need(
+            finite(self.translate) and 0 <= self.translate <= 0.5,
+            f"translation must be between 0 and 0.5, got {self.translate}",
+        )
+        need(
+            finite(self.scale) and 0 <= self.scale <= 0.5,
+            f"scale must be between 0 and 0.5, got {self.scale}",
+        )
+        need(
+            finite(self.erase) and 0 <= self.erase <= 1,
+            f"erase probability must be between 0 and 1, got {self.erase}",
+        )
         need(0 <= self.threads <= 256, f"threads must be between 0 and 256, got {self.threads}")
         if not problems and self.model in REGISTRY:
             problems += check_model_args(self.model, self.model_args)
@@ -113,10 +158,12 @@ class TrainConfig:
 
     # ---- construction from plain data (CLI, UI widgets, job files, JSON) ----
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         """Build and validate; unknown keys are an error, not silently ignored."""
         if not isinstance(values, dict):
-            raise ConfigError(f"Invalid training configuration: expected a mapping, got {type(values).__name__}.")
+            raise ConfigError(
+                f"Invalid training configuration: expected a mapping, got {type(values).__name__}."
+            )
         names = {f.name for f in fields(cls)}
         unknown = sorted(str(k) for k in values if k not in names)
         if unknown:
@@ -124,17 +171,19 @@ class TrainConfig:
         return cls(**values).validate()
 
     @classmethod
-    def for_model(cls, model: str, **overrides) -> "TrainConfig":
+    def for_model(cls, model: str, **overrides) -> TrainConfig:
         """The model's reference preset, with overrides on top."""
         if model not in REGISTRY:
-            raise ConfigError(f"Invalid training configuration: unknown model {model!r}; "
-                              f"choose one of {', '.join(REGISTRY)}.")
+            raise ConfigError(
+                f"Invalid training configuration: unknown model {model!r}; "
+                f"choose one of {', '.join(REGISTRY)}."
+            )
         return cls.from_dict({"model": model, **REGISTRY[model].preset, **overrides})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
     @property

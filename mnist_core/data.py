@@ -1,4 +1,5 @@
 """MNIST: IDX reading with checks, locating or downloading the files, seeded splits, batches."""
+
 from __future__ import annotations
 
 import gzip
@@ -6,9 +7,9 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -41,14 +42,17 @@ def read_idx(path: str | Path, expected_sha256: str | None = None) -> torch.Tens
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: the gzip stream is truncated or corrupt ({exc}). "
-                        "Delete the file and download it again.") from None
+        raise DataError(
+            f"{path}: the gzip stream is truncated or corrupt ({exc}). Delete the file and download it again."
+        ) from None
     if len(raw) < 4:
         raise DataError(f"{path}: only {len(raw)} bytes, too short to be an IDX file.")
     zero1, zero2, dtype, ndim = raw[0], raw[1], raw[2], raw[3]
     if zero1 or zero2 or dtype != _DTYPE_CODE or not 1 <= ndim <= 4:
-        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000080N "
-                        "for unsigned bytes); this is not an MNIST IDX file.")
+        raise DataError(
+            f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000080N "
+            "for unsigned bytes); this is not an MNIST IDX file."
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: header cut short ({len(raw)} bytes).")
@@ -57,13 +61,17 @@ def read_idx(path: str | Path, expected_sha256: str | None = None) -> torch.Tens
     for d in dims:
         count *= d
     if len(raw) != header + count:
-        raise DataError(f"{path}: header promises {'x'.join(map(str, dims))} = {count} bytes of data "
-                        f"but the file holds {len(raw) - header}; it is truncated or corrupt.")
+        raise DataError(
+            f"{path}: header promises {'x'.join(map(str, dims))} = {count} bytes of data "
+            f"but the file holds {len(raw) - header}; it is truncated or corrupt."
+        )
     if expected_sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != expected_sha256:
-            raise DataError(f"{path}: SHA-256 of the decompressed data is {digest[:16]}..., expected "
-                            f"{expected_sha256[:16]}...; the file is corrupt or not the original MNIST.")
+            raise DataError(
+                f"{path}: SHA-256 of the decompressed data is {digest[:16]}..., expected "
+                f"{expected_sha256[:16]}...; the file is corrupt or not the original MNIST."
+            )
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
 
@@ -103,9 +111,11 @@ def download(folder: Path, progress: bool = True) -> None:
 
 def offline_message(folder: Path) -> str:
     names = ", ".join(f"{n}.gz" for n in FILES)
-    return (f"MNIST was not found in {folder} and could not be downloaded. Either connect to the "
-            f"internet, or set the environment variable {DATA_ENV} to a folder holding the four "
-            f"files {names}.")
+    return (
+        f"MNIST was not found in {folder} and could not be downloaded. Either connect to the "
+        f"internet, or set the environment variable {DATA_ENV} to a folder holding the four "
+        f"files {names}."
+    )
 
 
 @dataclass
@@ -144,12 +154,20 @@ def load_mnist(folder: str | Path | None = None, download_missing: bool | None =
         download(folder)
     arrays = {}
     for name, (records, sha) in FILES.items():
-        tensor = read_idx(find_file(folder, name), sha)
+        path = find_file(folder, name)
+        if path is None:  # removed between the check above and now
+            raise DataError(offline_message(folder))
+        tensor = read_idx(path, sha)
         if tensor.shape[0] != records:
             raise DataError(f"{find_file(folder, name)}: {tensor.shape[0]} records, expected {records}.")
         arrays[name] = tensor
-    mnist = MNIST(arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].long(),
-                  arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"].long(), key)
+    mnist = MNIST(
+        arrays["train-images-idx3-ubyte"],
+        arrays["train-labels-idx1-ubyte"].long(),
+        arrays["t10k-images-idx3-ubyte"],
+        arrays["t10k-labels-idx1-ubyte"].long(),
+        key,
+    )
     _CACHE[key] = mnist
     return mnist
 
@@ -182,28 +200,33 @@ def make_splits(mnist: MNIST, val_fraction: float = 0.1, seed: int = 0, limit: i
         val_idx = val_idx[: max(1, limit // 5)] if len(val_idx) else val_idx
     tx, ty = mnist.train_images[train_idx], mnist.train_labels[train_idx]
     vx, vy = mnist.train_images[val_idx], mnist.train_labels[val_idx]
-    return Splits(normalize(tx), ty, normalize(vx), vy, normalize(mnist.test_images),
-                  mnist.test_labels, val_idx)
+    return Splits(
+        normalize(tx), ty, normalize(vx), vy, normalize(mnist.test_images), mnist.test_labels, val_idx
+    )
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """In-memory mini-batches, shuffled when a generator is given; the last batch may be smaller."""
     n = len(y)
     order = torch.randperm(n, generator=generator) if generator is not None else None
     for start in range(0, n, batch_size):
         if order is None:
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
         else:
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield x[idx], y[idx]
 
 
 def class_counts(mnist: MNIST, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[int]]:
     """Images per digit in each split: {'train': [...10], 'validation': [...], 'test': [...]}."""
     train_idx, val_idx = split_indices(len(mnist.train_labels), val_fraction, seed)
-    labels = {"train": mnist.train_labels[train_idx], "validation": mnist.train_labels[val_idx],
-              "test": mnist.test_labels}
+    labels = {
+        "train": mnist.train_labels[train_idx],
+        "validation": mnist.train_labels[val_idx],
+        "test": mnist.test_labels,
+    }
     return {split: torch.bincount(y, minlength=10).tolist() for split, y in labels.items()}
 
 

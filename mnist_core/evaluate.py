@@ -1,4 +1,5 @@
 """Predictions and metrics: accuracy, loss, confusion matrix and per-class accuracy."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) ->
     out = []
     try:
         for start in range(0, len(x), batch_size):
-            chunk = x[start:start + batch_size].to(param.device).contiguous(memory_format=fmt)
+            chunk = x[start : start + batch_size].to(param.device).contiguous(memory_format=fmt)
             out.append(model(chunk).float().cpu())
     finally:
         model.train(was_training)
@@ -43,13 +44,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, with_confusion:
     logits = predict_logits(model, x)
     y = y.cpu()
     pred = logits.argmax(1)
-    result = dict(loss=F.cross_entropy(logits, y).item() if len(y) else float("nan"),
-                  accuracy=(pred == y).float().mean().item() if len(y) else float("nan"),
-                  count=len(y))
+    result: dict = dict(
+        loss=F.cross_entropy(logits, y).item() if len(y) else float("nan"),
+        accuracy=(pred == y).float().mean().item() if len(y) else float("nan"),
+        count=len(y),
+    )
     if with_confusion:
         cm = confusion_matrix(y, pred)
         support = cm.sum(1).clamp(min=1)
-        result.update(confusion=cm.tolist(), per_class_accuracy=(cm.diag() / support).tolist())
+        result["confusion"] = cm.tolist()
+        result["per_class_accuracy"] = (cm.diag() / support).tolist()
     return result
 
 
@@ -67,10 +71,10 @@ def confusion_text(cm: list[list[int]]) -> str:
 class Analysis:
     """Predictions of one model on one split, with everything the Evaluate page shows."""
 
-    y_true: torch.Tensor       # (N,)
-    y_pred: torch.Tensor       # (N,)
-    probs: torch.Tensor        # (N, 10)
-    confusion: torch.Tensor    # (10, 10), rows true, columns predicted
+    y_true: torch.Tensor  # (N,)
+    y_pred: torch.Tensor  # (N,)
+    probs: torch.Tensor  # (N, 10)
+    confusion: torch.Tensor  # (10, 10), rows true, columns predicted
     accuracy: float
     per_class: list[dict] = field(default_factory=list)  # precision, recall, f1, support per digit
     images: torch.Tensor | None = None  # the normalised inputs, for galleries and saliency
@@ -85,8 +89,12 @@ class Analysis:
 
     def most_confused(self, k: int = 10) -> list[tuple[int, int, int]]:
         """(true, predicted, count) of the k largest off-diagonal cells."""
-        cells = [(t, p, int(c)) for t, row in enumerate(self.confusion.tolist()) for p, c in enumerate(row)
-                 if t != p and c > 0]
+        cells = [
+            (t, p, int(c))
+            for t, row in enumerate(self.confusion.tolist())
+            for p, c in enumerate(row)
+            if t != p and c > 0
+        ]
         return sorted(cells, key=lambda cell: (-cell[2], cell[0], cell[1]))[:k]
 
     def errors(self, true: int | None = None, pred: int | None = None) -> torch.Tensor:
@@ -106,8 +114,11 @@ def analyse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Analysis:
     probs = predict_proba(model, x)
     pred = probs.argmax(1)
     y = y.cpu()
-    p, r, f, s = precision_recall_fscore_support(y.numpy(), pred.numpy(), labels=list(range(NUM_CLASSES)),
-                                                 zero_division=0)
-    per_class = [dict(digit=d, precision=float(p[d]), recall=float(r[d]), f1=float(f[d]), support=int(s[d]))
-                 for d in range(NUM_CLASSES)]
+    p, r, f, s = precision_recall_fscore_support(
+        y.numpy(), pred.numpy(), labels=list(range(NUM_CLASSES)), zero_division=0
+    )
+    per_class = [
+        dict(digit=d, precision=float(p[d]), recall=float(r[d]), f1=float(f[d]), support=int(s[d]))
+        for d in range(NUM_CLASSES)
+    ]
     return Analysis(y, pred, probs, confusion_matrix(y, pred), (pred == y).float().mean().item(), per_class)

@@ -2,6 +2,7 @@
 
 The job API (jobs.py) and a finishing worker both call `schedule`, which marks dead runs
 interrupted and starts queued runs while slots are free; the worker never imports the job API."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,12 @@ class LocalExecutor:
         with open(log, "ab") as fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mnist_core.worker", "--root", str(store.root), run_id],
-                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 env={**os.environ, MAX_RUNS_ENV: str(max_concurrent)},
-                start_new_session=True)  # survives the dashboard's reruns and restarts
+                start_new_session=True,
+            )  # survives the dashboard's reruns and restarts
         _CHILDREN[proc.pid] = proc
         store.update(run_id, pid=proc.pid)
 
@@ -91,10 +95,17 @@ def reap(store: RunStore, executor: LocalExecutor) -> list[str]:
             fresh = store.get(run.id)
             if fresh.status != "running":
                 continue  # it finished between the two reads
-            store.update(run.id, status="interrupted", finished=time.time(), pid=None,
-                         reason=(f"The training process (pid {run.pid}) ended unexpectedly: it was "
-                                 f"killed or ran out of memory. {fresh.epochs_done} finished "
-                                 "epoch(s) and their checkpoints are kept; Extend continues it."))
+            store.update(
+                run.id,
+                status="interrupted",
+                finished=time.time(),
+                pid=None,
+                reason=(
+                    f"The training process (pid {run.pid}) ended unexpectedly: it was "
+                    f"killed or ran out of memory. {fresh.epochs_done} finished "
+                    "epoch(s) and their checkpoints are kept; Extend continues it."
+                ),
+            )
             store.remove_temp_files(run.id)  # a save cut short by the kill
             lost.append(run.id)
     return lost

@@ -1,4 +1,5 @@
 """Saliency maps with captum: which pixels pushed the network towards a digit."""
+
 from __future__ import annotations
 
 import copy
@@ -7,15 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import build_model
+from .models import build_model, identity
 from .pixels import BLACK  # a black pixel after normalisation: the honest baseline
 
 METHODS = {
     "saliency": "Gradient magnitude: pixels where a tiny change would move this digit's score most.",
     "integrated_gradients": "Sums gradients along a path from a black image to yours: how much each "
-                            "pixel's ink contributed to the score.",
+    "pixel's ink contributed to the score.",
     "grad_cam": "Where the last conv layer looked: coarse regions whose features raised the score "
-                "(conv nets only).",
+    "(conv nets only).",
     "occlusion": "Covers the image patch by patch and measures how much the score drops without it.",
 }
 
@@ -49,18 +50,25 @@ def attribute(model: nn.Module, x: torch.Tensor, method: str, target: int) -> np
     if method == "saliency":
         attr = Saliency(net).attribute(x, target=target, abs=True)
     elif method == "integrated_gradients":
-        attr = IntegratedGradients(net).attribute(x, baselines=torch.full_like(x, BLACK), target=target,
-                                                  n_steps=32)
+        attr = IntegratedGradients(net).attribute(
+            x, baselines=torch.full_like(x, BLACK), target=target, n_steps=32
+        )
     elif method == "grad_cam":
         cam = LayerGradCam(net, _last_conv(net)).attribute(x, target=target, relu_attributions=True)
         attr = LayerAttribution.interpolate(cam, x.shape[-2:], interpolate_mode="bilinear")
     else:
-        attr = Occlusion(net).attribute(x, target=target, sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2),
-                                        baselines=BLACK, perturbations_per_eval=169)  # one batch
+        attr = Occlusion(net).attribute(
+            x,
+            target=target,
+            sliding_window_shapes=(1, 4, 4),
+            strides=(1, 2, 2),
+            baselines=BLACK,
+            perturbations_per_eval=169,
+        )  # one batch
     return attr.detach()[0, 0].numpy().astype(np.float32)
 
 
 def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     """The same architecture with fresh random weights: the sanity check's meaningless baseline."""
     torch.manual_seed(seed)
-    return build_model(model.registry_key, model.model_args).eval()
+    return build_model(*identity(model)).eval()

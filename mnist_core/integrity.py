@@ -1,4 +1,5 @@
 """Is the run store whole? A consistency check of the database against the files it points to."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,9 @@ def verify(store: RunStore, load_checkpoints: bool = True) -> list[str]:
         if top is not None and top > run.epochs_done + 1:
             problems.append(f"{where}: batch records of epoch {top} but only {run.epochs_done} finished")
         if not run.active:
-            problems += [f"{where}: leftover temporary file {p.name}"
-                         for p in store.run_dir(run.id).glob(".*.tmp")]
+            problems += [
+                f"{where}: leftover temporary file {p.name}" for p in store.run_dir(run.id).glob(".*.tmp")
+            ]
     problems += [f"records of run {run_id} without the run" for run_id in store.orphaned_run_ids()]
     return problems
 
@@ -43,4 +45,6 @@ def verify(store: RunStore, load_checkpoints: bool = True) -> list[str]:
 def summary(store: RunStore) -> dict:
     """Counts of what the store holds (no file is read: verify() already loads every checkpoint)."""
     runs = store.list()
-    return dict(**store.counts(), checkpoints=sum(len(list(store.run_dir(r.id).glob("epoch-*.pt"))) for r in runs))
+    return dict(
+        **store.counts(), checkpoints=sum(len(list(store.run_dir(r.id).glob("epoch-*.pt"))) for r in runs)
+    )

@@ -1,4 +1,5 @@
 """The job API: start, stop, extend, clone and queue background runs (UI, CLI and tests alike)."""
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,12 @@ from .runs import Run, RunError, RunStore
 class JobManager:
     """Start, stop, extend, clone and queue runs. The UI, the CLI and the tests all use this."""
 
-    def __init__(self, store: RunStore | None = None, max_concurrent: int | None = None,
-                 executor: ex.LocalExecutor | None = None):
+    def __init__(
+        self,
+        store: RunStore | None = None,
+        max_concurrent: int | None = None,
+        executor: ex.LocalExecutor | None = None,
+    ):
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or ex.default_max_concurrent()
         self.executor = executor or ex.LocalExecutor()
@@ -67,9 +72,14 @@ class JobManager:
             time.sleep(0.05)
         if run.status == "running":
             self.executor.kill(run)
-            self.store.update(run_id, status="stopped", finished=time.time(), pid=None,
-                              reason=f"Did not stop within {grace_s:.0f} s and was killed; "
-                                     f"{run.epochs_done} finished epoch(s) kept.")
+            self.store.update(
+                run_id,
+                status="stopped",
+                finished=time.time(),
+                pid=None,
+                reason=f"Did not stop within {grace_s:.0f} s and was killed; "
+                f"{run.epochs_done} finished epoch(s) kept.",
+            )
             self.store.remove_temp_files(run_id)
         self.schedule()
         return self.store.get(run_id)

@@ -53,5 +53,10 @@ class TrainMetrics:
 
     def test_summary(self) -> dict:
         """The test-set figures the run store keeps beside the accuracy."""
-        return dict(test_loss=self.test_loss, confusion=self.confusion, per_class_accuracy=self.per_class_accuracy,
-                    best_epoch=self.best_epoch, early_stopped=self.early_stopped)
+        return dict(
+            test_loss=self.test_loss,
+            confusion=self.confusion,
+            per_class_accuracy=self.per_class_accuracy,
+            best_epoch=self.best_epoch,
+            early_stopped=self.early_stopped,
+        )

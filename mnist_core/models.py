@@ -1,4 +1,5 @@
 """The model zoo: two configurable classes and one registry of named, referenced presets."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ class MLP(nn.Module):
 
     family = "mlp"
 
-    def __init__(self, hidden: tuple[int, ...] | list[int] = (128,), dropout: float = 0.0,
-                 batchnorm: bool = False):
+    def __init__(
+        self, hidden: tuple[int, ...] | list[int] = (128,), dropout: float = 0.0, batchnorm: bool = False
+    ):
         super().__init__()
         _check_dropout(dropout)
         layers: list[nn.Module] = [nn.Flatten()]
@@ -50,8 +52,16 @@ class ConvNet(nn.Module):
 
     family = "cnn"
 
-    def __init__(self, channels: tuple[int, ...] | list[int] = (32, 64), convs: int = 1, kernel: int = 3,
-                 batchnorm: bool = True, hidden: int = 0, dropout: float = 0.0, gap: bool = False):
+    def __init__(
+        self,
+        channels: tuple[int, ...] | list[int] = (32, 64),
+        convs: int = 1,
+        kernel: int = 3,
+        batchnorm: bool = True,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        gap: bool = False,
+    ):
         super().__init__()
         _check_dropout(dropout)
         if not channels or any(int(c) < 1 for c in channels):
@@ -111,41 +121,130 @@ def _spec(key, cls, args, description, reference, **preset) -> ModelSpec:
 
 
 _SPECS = [
-    _spec("perceptron", MLP, dict(hidden=()),
-          "A single linear layer: softmax regression on the 784 raw pixels.",
-          "about 92% test", optimizer="sgd", lr=0.1, momentum=0.0, batch_size=100, epochs=5),
-    _spec("deep", MLP, dict(hidden=(256,)),
-          "One hidden layer of 256 ReLU units, with L2 regularisation through weight decay.",
-          "about 96% test", optimizer="sgd", lr=0.05, momentum=0.0, weight_decay=1e-4,
-          batch_size=100, epochs=5),
-    _spec("mlp_128_64", MLP, dict(hidden=(128, 64), dropout=0.2),
-          "Two hidden layers (128, 64), ReLU and dropout 0.2.",
-          "97-98% test", optimizer="adam", lr=1e-3, weight_decay=1e-4, batch_size=32, epochs=10),
-    _spec("mlp_500_125", MLP, dict(hidden=(500, 125)),
-          "Two wide hidden layers (500, 125) with ReLU.",
-          "above 97% test", optimizer="adam", lr=1e-3, batch_size=100, epochs=5),
-    _spec("cnn_1", ConvNet, dict(channels=(32,), batchnorm=True),
-          "One conv layer (32 filters) with BatchNorm, pooling, then a linear classifier.",
-          "98.4% test", optimizer="adam", lr=1e-3, batch_size=64, epochs=5, schedule="cosine"),
-    _spec("cnn_2", ConvNet, dict(channels=(32, 64), batchnorm=True, dropout=0.2),
-          "Two conv layers (32, 64 filters) with BatchNorm and dropout 0.2.",
-          "99.1% test", optimizer="adam", lr=1e-3, batch_size=64, epochs=6, schedule="cosine"),
-    _spec("cnn_3", ConvNet, dict(channels=(32, 64, 128), batchnorm=True, dropout=0.3),
-          "Three conv layers (32, 64, 128 filters), BatchNorm, dropout 0.3, trained with augmentation.",
-          "99.3% test (with augmentation)", optimizer="adam", lr=1e-3, batch_size=64, epochs=8, schedule="cosine",
-          rotate=10.0, translate=0.1),
-    _spec("cnn_basic", ConvNet, dict(channels=(32, 64), batchnorm=False, hidden=128, dropout=0.5),
-          "The textbook CNN: conv32-pool-conv64-pool-fc128-dropout0.5-fc10, 3x3 kernels.",
-          "421,642 parameters; 99.21% test after 10 epochs", optimizer="adam", lr=1e-3,
-          batch_size=64, epochs=10),
-    _spec("better_cnn", ConvNet, dict(channels=(32, 64), convs=2, batchnorm=True, hidden=128, dropout=0.3),
-          "Two conv pairs with BatchNorm, dropout 0.3, OneCycle and light augmentation.",
-          "at least 99.5% test", optimizer="adam", lr=3e-3, batch_size=128, epochs=8,
-          schedule="onecycle", rotate=8.0, translate=0.08, scale=0.08),
-    _spec("fast_cnn", ConvNet, dict(channels=(16, 32, 64), batchnorm=True),
-          "A small BatchNorm CNN tuned for time-to-accuracy on a laptop CPU.",
-          "at least 99.0% test within 20 s on a 2-core CPU", optimizer="adam", lr=5e-3,
-          batch_size=128, epochs=2, schedule="onecycle"),
+    _spec(
+        "perceptron",
+        MLP,
+        dict(hidden=()),
+        "A single linear layer: softmax regression on the 784 raw pixels.",
+        "about 92% test",
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.0,
+        batch_size=100,
+        epochs=5,
+    ),
+    _spec(
+        "deep",
+        MLP,
+        dict(hidden=(256,)),
+        "One hidden layer of 256 ReLU units, with L2 regularisation through weight decay.",
+        "about 96% test",
+        optimizer="sgd",
+        lr=0.05,
+        momentum=0.0,
+        weight_decay=1e-4,
+        batch_size=100,
+        epochs=5,
+    ),
+    _spec(
+        "mlp_128_64",
+        MLP,
+        dict(hidden=(128, 64), dropout=0.2),
+        "Two hidden layers (128, 64), ReLU and dropout 0.2.",
+        "97-98% test",
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=1e-4,
+        batch_size=32,
+        epochs=10,
+    ),
+    _spec(
+        "mlp_500_125",
+        MLP,
+        dict(hidden=(500, 125)),
+        "Two wide hidden layers (500, 125) with ReLU.",
+        "above 97% test",
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=100,
+        epochs=5,
+    ),
+    _spec(
+        "cnn_1",
+        ConvNet,
+        dict(channels=(32,), batchnorm=True),
+        "One conv layer (32 filters) with BatchNorm, pooling, then a linear classifier.",
+        "98.4% test",
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=64,
+        epochs=5,
+        schedule="cosine",
+    ),
+    _spec(
+        "cnn_2",
+        ConvNet,
+        dict(channels=(32, 64), batchnorm=True, dropout=0.2),
+        "Two conv layers (32, 64 filters) with BatchNorm and dropout 0.2.",
+        "99.1% test",
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=64,
+        epochs=6,
+        schedule="cosine",
+    ),
+    _spec(
+        "cnn_3",
+        ConvNet,
+        dict(channels=(32, 64, 128), batchnorm=True, dropout=0.3),
+        "Three conv layers (32, 64, 128 filters), BatchNorm, dropout 0.3, trained with augmentation.",
+        "99.3% test (with augmentation)",
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=64,
+        epochs=8,
+        schedule="cosine",
+        rotate=10.0,
+        translate=0.1,
+    ),
+    _spec(
+        "cnn_basic",
+        ConvNet,
+        dict(channels=(32, 64), batchnorm=False, hidden=128, dropout=0.5),
+        "The textbook CNN: conv32-pool-conv64-pool-fc128-dropout0.5-fc10, 3x3 kernels.",
+        "421,642 parameters; 99.21% test after 10 epochs",
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=64,
+        epochs=10,
+    ),
+    _spec(
+        "better_cnn",
+        ConvNet,
+        dict(channels=(32, 64), convs=2, batchnorm=True, hidden=128, dropout=0.3),
+        "Two conv pairs with BatchNorm, dropout 0.3, OneCycle and light augmentation.",
+        "at least 99.5% test",
+        optimizer="adam",
+        lr=3e-3,
+        batch_size=128,
+        epochs=8,
+        schedule="onecycle",
+        rotate=8.0,
+        translate=0.08,
+        scale=0.08,
+    ),
+    _spec(
+        "fast_cnn",
+        ConvNet,
+        dict(channels=(16, 32, 64), batchnorm=True),
+        "A small BatchNorm CNN tuned for time-to-accuracy on a laptop CPU.",
+        "at least 99.0% test within 20 s on a 2-core CPU",
+        optimizer="adam",
+        lr=5e-3,
+        batch_size=128,
+        epochs=2,
+        schedule="onecycle",
+    ),
 ]
 REGISTRY: dict[str, ModelSpec] = {s.key: s for s in _SPECS}
 
@@ -159,6 +258,11 @@ def build_model(key: str, overrides: dict | None = None) -> nn.Module:
     model = spec.cls(**args)
     model.registry_key, model.model_args = key, args
     return model
+
+
+def identity(model: nn.Module) -> tuple[str, dict]:
+    """The registry key and arguments a model was built from (what rebuilds it)."""
+    return str(model.registry_key), dict(model.model_args)  # type: ignore[arg-type]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -178,11 +282,19 @@ def layer_table(model: nn.Module) -> list[dict]:
             flops = 2 * k * output.numel()
         elif isinstance(module, nn.Linear):
             flops = 2 * module.in_features * module.out_features
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d,
-                                 nn.AdaptiveAvgPool2d)):
+        elif isinstance(
+            module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d)
+        ):
             flops = output.numel()
-        rows.append(dict(layer=name, type=type(module).__name__, output_shape=out_shape,
-                         params=sum(p.numel() for p in module.parameters(recurse=False)), flops=flops))
+        rows.append(
+            dict(
+                layer=name,
+                type=type(module).__name__,
+                output_shape=out_shape,
+                params=sum(p.numel() for p in module.parameters(recurse=False)),
+                flops=flops,
+            )
+        )
 
     for name, module in model.named_modules():
         if not list(module.children()):

@@ -1,4 +1,5 @@
 """Any digit image -> an MNIST-style 28x28 input, made the way MNIST itself was, stage by stage."""
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .pixels import normalize
 
 MAX_PIXELS = 25_000_000  # larger uploads are refused before decoding (a 10000x10000 image is 100M)
-BOX = 20                 # MNIST digits were scaled to fit 20x20, then centred by mass in 28x28
+BOX = 20  # MNIST digits were scaled to fit 20x20, then centred by mass in 28x28
 SIDE = 28
 
 
@@ -31,13 +32,17 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
     except FileNotFoundError:
         raise InputError(f"{name}: file not found.") from None
     except Image.DecompressionBombError:  # PIL refuses to open more than ~179 megapixels at all
-        raise InputError(f"{name} is too large; use an image under {MAX_PIXELS // 1_000_000} megapixels "
-                         "(a digit needs only 28x28).") from None
+        raise InputError(
+            f"{name} is too large; use an image under {MAX_PIXELS // 1_000_000} megapixels "
+            "(a digit needs only 28x28)."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError(f"{name} is not an image PIL can read; use a PNG or JPEG.") from None
     if img.width * img.height > MAX_PIXELS:
-        raise InputError(f"{name} is {img.width}x{img.height} pixels, too large; use an image under "
-                         f"{MAX_PIXELS // 1_000_000} megapixels (a digit needs only 28x28).")
+        raise InputError(
+            f"{name} is {img.width}x{img.height} pixels, too large; use an image under "
+            f"{MAX_PIXELS // 1_000_000} megapixels (a digit needs only 28x28)."
+        )
     try:
         img.load()
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -59,8 +64,9 @@ def to_gray(img: Image.Image) -> np.ndarray:
             img = img.getchannel("L" if img.mode == "LAB" else "V")
         return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     except (OSError, ValueError, SyntaxError) as exc:  # corrupt metadata or a mode PIL cannot convert
-        raise InputError(f"This image ({img.mode}) cannot be turned into grayscale ({exc}); "
-                         "save it as a PNG or JPEG.") from None
+        raise InputError(
+            f"This image ({img.mode}) cannot be turned into grayscale ({exc}); save it as a PNG or JPEG."
+        ) from None
 
 
 def rgba_to_gray(rgba: np.ndarray) -> np.ndarray:
@@ -72,7 +78,7 @@ def rgba_to_gray(rgba: np.ndarray) -> np.ndarray:
 class Preprocessed:
     """The model input plus every intermediate image (each a float array in [0, 1])."""
 
-    tensor: torch.Tensor                      # (1, 1, 28, 28), normalised
+    tensor: torch.Tensor  # (1, 1, 28, 28), normalised
     stages: dict[str, np.ndarray] = field(default_factory=dict)
     inverted: bool = False
 
@@ -88,8 +94,14 @@ def resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
 
 
-def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = True,
-               center: bool = True, min_ink: float = 0.002) -> Preprocessed:
+def preprocess(
+    image,
+    invert: str = "auto",
+    crop: bool = True,
+    scale: bool = True,
+    center: bool = True,
+    min_ink: float = 0.002,
+) -> Preprocessed:
     """Grayscale -> (invert) -> crop to the ink -> fit 20x20 -> centre of mass at 28x28's centre.
 
     invert: "auto" (flip light backgrounds, judged from the border), "yes" or "no".
@@ -110,7 +122,9 @@ def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = Tru
     ink = 1.0 - gray if flip else gray
     stages["inverted"] = ink
     if invert != "no":  # a grey paper or photo background becomes black; "no" shows the raw image
-        ink = np.clip(ink - float(np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))), 0.0, None)
+        ink = np.clip(
+            ink - float(np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))), 0.0, None
+        )
     peak = float(ink.max())
     if peak < 0.15 or float((ink > 0.5 * peak).mean()) < min_ink:
         raise InputError("The image looks empty: draw a digit (or upload one) with clearly visible ink.")
@@ -133,7 +147,7 @@ def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = Tru
             cy, cx = (ys * ink).sum() / mass, (xs * ink).sum() / mass
             top = int(np.clip(round(SIDE / 2 - 0.5 - cy), 0, SIDE - h))
             left = int(np.clip(round(SIDE / 2 - 0.5 - cx), 0, SIDE - w))
-        canvas[top:top + h, left:left + w] = ink
+        canvas[top : top + h, left : left + w] = ink
     else:
         canvas = np.clip(resize(ink, SIDE, SIDE), 0.0, 1.0)
         stages["scaled"] = canvas
@@ -142,16 +156,19 @@ def preprocess(image, invert: str = "auto", crop: bool = True, scale: bool = Tru
     return Preprocessed(tensor, stages, flip)
 
 
-def perturb(canvas28: np.ndarray, rotate: float = 0.0, shift_x: float = 0.0, shift_y: float = 0.0,
-            thicken: int = 0) -> np.ndarray:
+def perturb(
+    canvas28: np.ndarray, rotate: float = 0.0, shift_x: float = 0.0, shift_y: float = 0.0, thicken: int = 0
+) -> np.ndarray:
     """The robustness probe: rotate (degrees), shift (pixels) and thicken (dilate) a 28x28 digit."""
     x = torch.from_numpy(np.ascontiguousarray(canvas28, dtype=np.float32))[None, None]
     if thicken:
         x = F.max_pool2d(x, 2 * int(thicken) + 1, stride=1, padding=int(thicken))
     if rotate or shift_x or shift_y:
         a = np.radians(rotate)
-        theta = torch.tensor([[[np.cos(a), -np.sin(a), -2 * shift_x / SIDE],
-                               [np.sin(a), np.cos(a), -2 * shift_y / SIDE]]], dtype=torch.float32)
+        theta = torch.tensor(
+            [[[np.cos(a), -np.sin(a), -2 * shift_x / SIDE], [np.sin(a), np.cos(a), -2 * shift_y / SIDE]]],
+            dtype=torch.float32,
+        )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return x[0, 0].clamp(0, 1).numpy()

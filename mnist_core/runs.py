@@ -1,6 +1,8 @@
 """The run store: SQLite (WAL) records of every training run plus a folder of files per run."""
+
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -75,7 +77,7 @@ class Run:
     queue_position: int | None = None  # 1 = next to start
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Run":
+    def from_row(cls, row: sqlite3.Row) -> Run:
         d = dict(row)
         d["config"] = json.loads(d["config"])
         d["progress"] = json.loads(d["progress"] or "{}")
@@ -92,7 +94,9 @@ class Run:
         if self.status == "completed":
             return 1.0
         p = self.progress or {}
-        return fraction_done(p.get("epoch", 0), self.config["epochs"], p.get("batch", 0), p.get("batches") or 1)
+        return fraction_done(
+            p.get("epoch", 0), self.config["epochs"], p.get("batch", 0), p.get("batches") or 1
+        )
 
     @property
     def eta_s(self) -> float | None:
@@ -160,9 +164,11 @@ class RunStore:
         now = time.time()
         with self.tx() as c:
             seq = c.execute("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs").fetchone()[0]
-            c.execute("INSERT INTO runs (id, model, config, status, created, queue_seq, parent) "
-                      "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                      (run_id, config["model"], json.dumps(config), now, seq, parent))
+            c.execute(
+                "INSERT INTO runs (id, model, config, status, created, queue_seq, parent) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (run_id, config["model"], json.dumps(config), now, seq, parent),
+            )
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return self.get(run_id)
 
@@ -177,45 +183,60 @@ class RunStore:
             ).fetchone()[0]
         return run
 
-    def list(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
+    def list(self, statuses: tuple[str, ...] | None = None) -> builtins.list[Run]:
         """Newest first; queued runs carry their queue position."""
-        sql, args = "SELECT * FROM runs", ()
+        sql, args = "SELECT * FROM runs", tuple[str, ...]()
         if statuses:
             sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = tuple(statuses)
         runs = [Run.from_row(r) for r in self.conn.execute(sql + " ORDER BY created DESC", args)]
-        queued = sorted((r for r in runs if r.status == "queued"), key=lambda r: r.queue_seq)
+        queued = sorted((r for r in runs if r.status == "queued"), key=lambda r: r.queue_seq or 0)
         for pos, r in enumerate(queued, 1):
             r.queue_position = pos
         return runs
 
     def best_by_model(self) -> dict[str, tuple[float, str]]:
         """Best test accuracy any completed run of each model reached: {model: (accuracy, run id)}."""
-        rows = self.conn.execute("SELECT model, test_acc, id FROM runs WHERE status = 'completed' AND "
-                                 "test_acc IS NOT NULL ORDER BY test_acc")
+        rows = self.conn.execute(
+            "SELECT model, test_acc, id FROM runs WHERE status = 'completed' AND "
+            "test_acc IS NOT NULL ORDER BY test_acc"
+        )
         return {model: (acc, run_id) for model, acc, run_id in rows}  # the last (highest) wins
 
-    def batch_losses(self, run_id: str, after_step: int = 0) -> list[tuple[int, int, float]]:
+    def batch_losses(self, run_id: str, after_step: int = 0) -> builtins.list[tuple[int, int, float]]:
         """(step, epoch, loss) rows after `after_step`, so a live chart can fetch only what is new."""
-        return [tuple(r) for r in self.conn.execute(
-            "SELECT step, epoch, loss FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
-            (check_run_id(run_id), after_step))]
+        return [
+            tuple(r)
+            for r in self.conn.execute(
+                "SELECT step, epoch, loss FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
+                (check_run_id(run_id), after_step),
+            )
+        ]
 
-    def batch_times(self, run_id: str, after_step: int = 0) -> list[tuple[int, float]]:
+    def batch_times(self, run_id: str, after_step: int = 0) -> builtins.list[tuple[int, float]]:
         """(step, time written) rows after `after_step`: how fresh the live curves are."""
-        return [tuple(r) for r in self.conn.execute(
-            "SELECT step, t FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
-            (check_run_id(run_id), after_step))]
+        return [
+            tuple(r)
+            for r in self.conn.execute(
+                "SELECT step, t FROM batch_metrics WHERE run_id = ? AND step > ? ORDER BY step",
+                (check_run_id(run_id), after_step),
+            )
+        ]
 
-    def epochs(self, run_id: str) -> list[dict]:
-        rows = self.conn.execute("SELECT record, checkpoint FROM epoch_metrics WHERE run_id = ? "
-                                 "ORDER BY epoch", (check_run_id(run_id),))
+    def epochs(self, run_id: str) -> builtins.list[dict]:
+        rows = self.conn.execute(
+            "SELECT record, checkpoint FROM epoch_metrics WHERE run_id = ? ORDER BY epoch",
+            (check_run_id(run_id),),
+        )
         return [{**json.loads(rec), "checkpoint": ck} for rec, ck in rows]
 
-    def checkpoints(self, run_id: str) -> list[tuple[int, Path]]:
+    def checkpoints(self, run_id: str) -> builtins.list[tuple[int, Path]]:
         """(epoch, path) of every per-epoch checkpoint still on disk, for time travel."""
-        return [(e["epoch"], Path(e["checkpoint"])) for e in self.epochs(run_id)
-                if e.get("checkpoint") and Path(e["checkpoint"]).is_file()]
+        return [
+            (e["epoch"], Path(e["checkpoint"]))
+            for e in self.epochs(run_id)
+            if e.get("checkpoint") and Path(e["checkpoint"]).is_file()
+        ]
 
     # ---- writes made by the worker and the job controller ----
     def update(self, run_id: str, **fields) -> None:
@@ -226,22 +247,29 @@ class RunStore:
         with self.tx() as c:
             c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), check_run_id(run_id)))
 
-    def append_batches(self, run_id: str, rows: list[tuple[int, int, float, float]], **fields) -> None:
+    def append_batches(
+        self, run_id: str, rows: builtins.list[tuple[int, int, float, float]], **fields
+    ) -> None:
         """(step, epoch, loss, t) rows plus run fields (progress, heartbeat) in one transaction."""
         for key in ("progress",):
             if key in fields:
                 fields[key] = json.dumps(fields[key])
         with self.tx() as c:
-            c.executemany("INSERT OR REPLACE INTO batch_metrics (run_id, step, epoch, loss, t) "
-                          "VALUES (?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+            c.executemany(
+                "INSERT OR REPLACE INTO batch_metrics (run_id, step, epoch, loss, t) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *r) for r in rows],
+            )
             if fields:
                 cols = ", ".join(f"{k} = ?" for k in fields)
                 c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
 
     def append_epoch(self, run_id: str, record: dict, checkpoint: str | None, **fields) -> None:
         with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, record, checkpoint) "
-                      "VALUES (?, ?, ?, ?)", (run_id, record["epoch"], json.dumps(record), checkpoint))
+            c.execute(
+                "INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, record, checkpoint) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, record["epoch"], json.dumps(record), checkpoint),
+            )
             if fields:
                 cols = ", ".join(f"{k} = ?" for k in fields)
                 c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
@@ -256,7 +284,7 @@ class RunStore:
     def has_queued(self) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone() is not None
 
-    def claim_queued(self, max_running: int) -> list[str]:
+    def claim_queued(self, max_running: int) -> builtins.list[str]:
         """Mark the oldest queued runs `running` while fewer than max_running run; returns their ids.
         One transaction, so two processes scheduling at once never start the same run twice."""
         now = time.time()
@@ -265,56 +293,81 @@ class RunStore:
             free = max_running - running
             if free <= 0:
                 return []
-            ids = [r[0] for r in c.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY queue_seq "
-                                           "LIMIT ?", (free,))]
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM runs WHERE status = 'queued' ORDER BY queue_seq LIMIT ?", (free,)
+                )
+            ]
             for run_id in ids:
-                c.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ?, pid = NULL, "
-                          "reason = NULL WHERE id = ?", (now, now, run_id))
+                c.execute(
+                    "UPDATE runs SET status = 'running', started = ?, heartbeat = ?, pid = NULL, "
+                    "reason = NULL WHERE id = ?",
+                    (now, now, run_id),
+                )
         return ids
 
     def cancel_queued(self, run_id: str, reason: str) -> bool:
         """A queued run becomes `stopped` (False if it had left the queue meanwhile)."""
         with self.tx() as c:
-            cur = c.execute("UPDATE runs SET status = 'stopped', finished = ?, reason = ? WHERE id = ? "
-                            "AND status = 'queued'", (time.time(), reason, check_run_id(run_id)))
+            cur = c.execute(
+                "UPDATE runs SET status = 'stopped', finished = ?, reason = ? WHERE id = ? "
+                "AND status = 'queued'",
+                (time.time(), reason, check_run_id(run_id)),
+            )
         return cur.rowcount == 1
 
     def requeue(self, run_id: str, config: dict) -> None:
         """Put a finished run back at the end of the queue with a new config (Extend)."""
         with self.tx() as c:
             seq = c.execute("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs").fetchone()[0]
-            c.execute("UPDATE runs SET status = 'queued', config = ?, queue_seq = ?, reason = NULL, "
-                      "finished = NULL, stop_requested = 0, pid = NULL WHERE id = ?",
-                      (json.dumps(config), seq, check_run_id(run_id)))
+            c.execute(
+                "UPDATE runs SET status = 'queued', config = ?, queue_seq = ?, reason = NULL, "
+                "finished = NULL, stop_requested = 0, pid = NULL WHERE id = ?",
+                (json.dumps(config), seq, check_run_id(run_id)),
+            )
 
     def stop_requested(self, run_id: str) -> bool:
-        row = self.conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        row = self.conn.execute(
+            "SELECT stop_requested FROM runs WHERE id = ?", (check_run_id(run_id),)
+        ).fetchone()
         return bool(row and row[0])
 
     # ---- what the integrity check reads ----
-    def database_problems(self) -> list[str]:
+    def database_problems(self) -> builtins.list[str]:
         """SQLite's own integrity check (empty when the file is sound)."""
         return [row[0] for row in self.conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
 
-    def epoch_numbers(self, run_id: str) -> list[int]:
-        return [e for (e,) in self.conn.execute("SELECT epoch FROM epoch_metrics WHERE run_id = ? ORDER BY epoch",
-                                                (check_run_id(run_id),))]
+    def epoch_numbers(self, run_id: str) -> builtins.list[int]:
+        return [
+            e
+            for (e,) in self.conn.execute(
+                "SELECT epoch FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (check_run_id(run_id),)
+            )
+        ]
 
     def last_batch_epoch(self, run_id: str) -> int | None:
-        return self.conn.execute("SELECT MAX(epoch) FROM batch_metrics WHERE run_id = ?",
-                                 (check_run_id(run_id),)).fetchone()[0]
+        return self.conn.execute(
+            "SELECT MAX(epoch) FROM batch_metrics WHERE run_id = ?", (check_run_id(run_id),)
+        ).fetchone()[0]
 
-    def orphaned_run_ids(self) -> list[str]:
+    def orphaned_run_ids(self) -> builtins.list[str]:
         """Ids that metrics rows name but no run has."""
-        return [r[0] for r in self.conn.execute(
-            "SELECT DISTINCT run_id FROM batch_metrics WHERE run_id NOT IN (SELECT id FROM runs) UNION "
-            "SELECT DISTINCT run_id FROM epoch_metrics WHERE run_id NOT IN (SELECT id FROM runs)")]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT run_id FROM batch_metrics WHERE run_id NOT IN (SELECT id FROM runs) UNION "
+                "SELECT DISTINCT run_id FROM epoch_metrics WHERE run_id NOT IN (SELECT id FROM runs)"
+            )
+        ]
 
     def counts(self) -> dict[str, int]:
         """How many runs, epoch records and batch records the store holds."""
         c = self.conn
-        return {name: c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for name, table in (("runs", "runs"), ("epochs", "epoch_metrics"), ("batches", "batch_metrics"))}
+        return {
+            name: c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for name, table in (("runs", "runs"), ("epochs", "epoch_metrics"), ("batches", "batch_metrics"))
+        }
 
     def remove_temp_files(self, run_id: str) -> int:
         """Delete half-written checkpoint files a killed process left behind; returns how many."""

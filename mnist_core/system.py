@@ -1,4 +1,5 @@
 """What the Home page shows about this machine: data, device, versions, default model."""
+
 from __future__ import annotations
 
 import os
@@ -22,10 +23,21 @@ def environment_status(folder: str | Path | None = None) -> dict:
     if default.is_file():
         try:
             meta = read_checkpoint(default)
-            default_info.update(model=meta["model_key"], test_acc=meta.get("metrics", {}).get("test_acc"),
-                                size_kb=default.stat().st_size / 1024)
+            default_info.update(
+                model=meta["model_key"],
+                test_acc=meta.get("metrics", {}).get("test_acc"),
+                size_kb=default.stat().st_size / 1024,
+            )
         except CheckpointError as exc:
             default_info.update(error=str(exc))
-    return dict(data_dir=str(folder), data_env=DATA_ENV, data_env_set=bool(os.environ.get(DATA_ENV)),
-                data_missing=missing, device=str(pick_device("auto")), cpu_cores=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), versions=versions(), default_model=default_info)
+    return dict(
+        data_dir=str(folder),
+        data_env=DATA_ENV,
+        data_env_set=bool(os.environ.get(DATA_ENV)),
+        data_missing=missing,
+        device=str(pick_device("auto")),
+        cpu_cores=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        versions=versions(),
+        default_model=default_info,
+    )

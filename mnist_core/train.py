@@ -1,12 +1,15 @@
 """The training engine: a model-agnostic `fit` with callbacks, schedules and early stopping."""
+
 from __future__ import annotations
 
 import copy
 import math
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, TextIO
+from functools import partial
+from typing import Protocol, TextIO
 
 import torch
 from torch import nn
@@ -33,7 +36,9 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'.")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingError("device 'mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'.")
+        raise TrainingError(
+            "device 'mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'."
+        )
     return torch.device(name)
 
 
@@ -64,9 +69,9 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int, epochs: in
 class Callback(Protocol):
     """Any object with some of these methods; each gets the live `FitState`."""
 
-    def on_batch_end(self, state: "FitState") -> None: ...
-    def on_epoch_end(self, state: "FitState") -> None: ...
-    def on_fit_end(self, state: "FitState") -> None: ...
+    def on_batch_end(self, state: FitState) -> None: ...
+    def on_epoch_end(self, state: FitState) -> None: ...
+    def on_fit_end(self, state: FitState) -> None: ...
 
 
 @dataclass
@@ -78,13 +83,13 @@ class FitState:
     optimizer: torch.optim.Optimizer
     scheduler: object
     batches_per_epoch: int
-    epoch: int = 0                # 1-based epoch being trained (or just finished)
-    batch: int = 0                # 1-based batch within the epoch
+    epoch: int = 0  # 1-based epoch being trained (or just finished)
+    batch: int = 0  # 1-based batch within the epoch
     batch_loss: float = float("nan")
     history: dict = field(default_factory=lambda: {"batch_loss": [], "epochs": []})
     best_epoch: int = 0
-    stopped: bool = False          # the stop flag ended training early
-    early_stopped: bool = False    # patience ran out
+    stopped: bool = False  # the stop flag ended training early
+    early_stopped: bool = False  # patience ran out
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -111,8 +116,14 @@ def _emit(callbacks, event: str, state: FitState) -> None:
             fn(state)
 
 
-def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = (),
-        stop: Callable[[], bool] | None = None, resume: dict | None = None) -> FitState:
+def fit(
+    model: nn.Module,
+    data: Splits,
+    cfg: TrainConfig,
+    callbacks: Iterable = (),
+    stop: Callable[[], bool] | None = None,
+    resume: dict | None = None,
+) -> FitState:
     """Train `model` on `data.train_*`, validating on `data.val_*` after every epoch.
 
     `stop` is polled after every batch (a threading.Event's `is_set` works). With a validation
@@ -124,7 +135,7 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     fmt = memory_format(model)
-    model.to(device=device, memory_format=fmt)
+    model.to(device).to(memory_format=fmt)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     steps = math.ceil(len(train_y) / cfg.batch_size)
     optimizer = make_optimizer(cfg, model.parameters())
@@ -145,7 +156,7 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator().manual_seed(cfg.seed + first_epoch)
     aug = dict(rotate=cfg.rotate, translate=cfg.translate, scale=cfg.scale, erase=cfg.erase)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    autocast = partial(torch.autocast, device.type, torch.bfloat16, cfg.precision == "bf16")
     has_val = len(data.val_y) > 0
     best_loss, best_weights, bad_epochs = math.inf, None, 0
     state.epoch = first_epoch - 1
@@ -160,7 +171,7 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
             if cfg.augments:
                 x = augment_batch(x, generator=gen, **aug)
             x = x.contiguous(memory_format=fmt)
-            with torch.autocast(**autocast):
+            with autocast():
                 logits = model(x)
                 loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -172,7 +183,8 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
             if not math.isfinite(value):
                 raise TrainingError(
                     f"The loss became {value} at epoch {epoch}, batch {b}: training diverged. "
-                    f"Try a smaller learning rate than {cfg.lr:g}.")
+                    f"Try a smaller learning rate than {cfg.lr:g}."
+                )
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -185,8 +197,13 @@ def fit(model: nn.Module, data: Splits, cfg: TrainConfig, callbacks: Iterable = 
         if state.stopped:
             break
         train_time = time.perf_counter() - t0
-        record = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
-                      lr=optimizer.param_groups[0]["lr"], images_per_s=seen / train_time)
+        record = dict(
+            epoch=epoch,
+            train_loss=loss_sum.item() / seen,
+            train_acc=correct.item() / seen,
+            lr=optimizer.param_groups[0]["lr"],
+            images_per_s=seen / train_time,
+        )
         if has_val:
             val = evaluate(model, data.val_x, data.val_y, with_confusion=False)
             record.update(val_loss=val["loss"], val_acc=val["accuracy"])
@@ -219,8 +236,14 @@ class TrainResult:
     metrics: TrainMetrics
 
 
-def train_model(cfg: TrainConfig, callbacks: Iterable = (), stop: Callable[[], bool] | None = None,
-                mnist=None, resume: dict | None = None, model: nn.Module | None = None) -> TrainResult:
+def train_model(
+    cfg: TrainConfig,
+    callbacks: Iterable = (),
+    stop: Callable[[], bool] | None = None,
+    mnist=None,
+    resume: dict | None = None,
+    model: nn.Module | None = None,
+) -> TrainResult:
     """Load the data, seed, build the registry model, fit, then measure the test set once."""
     cfg.validate()
     mnist = mnist or load_mnist()
@@ -231,16 +254,27 @@ def train_model(cfg: TrainConfig, callbacks: Iterable = (), stop: Callable[[], b
     state = fit(model, data, cfg, callbacks, stop, resume)
     train_s = time.perf_counter() - t0
     # a stopped run skips the test pass so that Stop answers within seconds
-    test = (evaluate(model, data.test_x, data.test_y) if not state.stopped else
-            dict(accuracy=None, loss=None, confusion=None, per_class_accuracy=None))
+    test = (
+        evaluate(model, data.test_x, data.test_y)
+        if not state.stopped
+        else dict(accuracy=None, loss=None, confusion=None, per_class_accuracy=None)
+    )
     epochs = state.history["epochs"]
     best = next((e for e in epochs if e["epoch"] == state.best_epoch), epochs[-1] if epochs else {})
     metrics = TrainMetrics(
-        test_acc=test["accuracy"], test_loss=test["loss"], confusion=test["confusion"],
-        per_class_accuracy=test["per_class_accuracy"], best_epoch=state.best_epoch,
-        val_acc=best.get("val_acc"), val_loss=best.get("val_loss"), epochs_run=len(epochs),
-        train_seconds=train_s, stopped=state.stopped, early_stopped=state.early_stopped,
-        images_per_s=(sum(e["images_per_s"] for e in epochs) / len(epochs)) if epochs else None)
+        test_acc=test["accuracy"],
+        test_loss=test["loss"],
+        confusion=test["confusion"],
+        per_class_accuracy=test["per_class_accuracy"],
+        best_epoch=state.best_epoch,
+        val_acc=best.get("val_acc"),
+        val_loss=best.get("val_loss"),
+        epochs_run=len(epochs),
+        train_seconds=train_s,
+        stopped=state.stopped,
+        early_stopped=state.early_stopped,
+        images_per_s=(sum(e["images_per_s"] for e in epochs) / len(epochs)) if epochs else None,
+    )
     return TrainResult(model, state, metrics)
 
 
@@ -257,15 +291,19 @@ class ProgressBar:
         self._last = now
         filled = int(24 * s.batch / s.batches_per_epoch)
         recent = s.history["batch_loss"][-20:]
-        self.stream.write(f"\repoch {s.epoch}/{s.config.epochs} [{'#' * filled}{'-' * (24 - filled)}] "
-                          f"{s.batch}/{s.batches_per_epoch} loss {sum(recent) / len(recent):.4f}")
+        self.stream.write(
+            f"\repoch {s.epoch}/{s.config.epochs} [{'#' * filled}{'-' * (24 - filled)}] "
+            f"{s.batch}/{s.batches_per_epoch} loss {sum(recent) / len(recent):.4f}"
+        )
         self.stream.flush()
 
     def on_epoch_end(self, s: FitState) -> None:
         e = s.last
         val = f"  val loss {e['val_loss']:.4f} acc {e['val_acc']:.2%}" if "val_loss" in e else ""
         eta = f"{e['eta_s']:.0f}s" if e.get("eta_s") is not None else "-"
-        self.stream.write(f"\repoch {e['epoch']}/{s.config.epochs}  train loss {e['train_loss']:.4f} "
-                          f"acc {e['train_acc']:.2%}{val}  {e['images_per_s']:,.0f} img/s  "
-                          f"elapsed {e['elapsed_s']:.0f}s  ETA {eta}\n")
+        self.stream.write(
+            f"\repoch {e['epoch']}/{s.config.epochs}  train loss {e['train_loss']:.4f} "
+            f"acc {e['train_acc']:.2%}{val}  {e['images_per_s']:,.0f} img/s  "
+            f"elapsed {e['elapsed_s']:.0f}s  ETA {eta}\n"
+        )
         self.stream.flush()

@@ -17,5 +17,9 @@ def package_version(package: str) -> str:
 
 
 def versions() -> dict[str, str]:
-    return dict(mnist_lab=__version__, python=platform.python_version(), torch=package_version("torch"),
-                torchvision=package_version("torchvision"))
+    return dict(
+        mnist_lab=__version__,
+        python=platform.python_version(),
+        torch=package_version("torch"),
+        torchvision=package_version("torchvision"),
+    )

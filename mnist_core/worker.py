@@ -1,4 +1,5 @@
 """One training run in its own process: `python -m mnist_core.worker --root DIR RUN_ID`."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,6 @@ import sys
 import threading
 import time
 import traceback
-
 
 from . import executor
 from .checkpoints import CheckpointError, atomic_save, describe, load_checkpoint
@@ -50,9 +50,15 @@ class StoreWriter:
         self.last_flush = time.time()
 
     def flush(self, state) -> None:
-        progress = dict(epoch=state.epoch, epochs=state.config.epochs, batch=state.batch,
-                        batches=state.batches_per_epoch, step=self.step, elapsed_s=state.elapsed_s,
-                        images_per_s=(state.last or {}).get("images_per_s"))
+        progress = dict(
+            epoch=state.epoch,
+            epochs=state.config.epochs,
+            batch=state.batch,
+            batches=state.batches_per_epoch,
+            step=self.step,
+            elapsed_s=state.elapsed_s,
+            images_per_s=(state.last or {}).get("images_per_s"),
+        )
         self.store.append_batches(self.run_id, self.buffer, progress=progress, heartbeat=time.time())
         self.buffer = []
         self.last_flush = time.time()
@@ -68,16 +74,26 @@ class StoreWriter:
     def on_epoch_end(self, state) -> None:
         self.flush(state)
         record = state.last
-        extra = dict(optimizer=state.optimizer.state_dict(), epoch=state.epoch, step=self.step,
-                     scheduler=state.scheduler.state_dict() if state.scheduler is not None else None)
+        extra = dict(
+            optimizer=state.optimizer.state_dict(),
+            epoch=state.epoch,
+            step=self.step,
+            scheduler=state.scheduler.state_dict() if state.scheduler is not None else None,
+        )
         obj = describe(state.model, state.config, state.history, {"val_acc": record.get("val_acc")}, extra)
         path = atomic_save(obj, self.store.epoch_checkpoint(self.run_id, state.epoch))
         best = {}
         if state.best_epoch == state.epoch:
             atomic_save(obj, self.store.best_checkpoint(self.run_id))
             best = {"best_val_acc": record.get("val_acc")}
-        self.store.append_epoch(self.run_id, record, str(path), epochs_done=state.epoch,
-                                images_per_s=record["images_per_s"], **best)
+        self.store.append_epoch(
+            self.run_id,
+            record,
+            str(path),
+            epochs_done=state.epoch,
+            images_per_s=record["images_per_s"],
+            **best,
+        )
 
 
 def run(store: RunStore, run_id: str) -> int:
@@ -91,8 +107,12 @@ def run(store: RunStore, run_id: str) -> int:
         ckpt = load_checkpoint(store.epoch_checkpoint(run_id, record.epochs_done))
         extra = ckpt.meta["extra"]
         model, first_step = ckpt.model, extra["step"]
-        resume = dict(optimizer=extra["optimizer"], scheduler=extra["scheduler"],
-                      history=ckpt.meta["history"], epoch=extra["epoch"])
+        resume = dict(
+            optimizer=extra["optimizer"],
+            scheduler=extra["scheduler"],
+            history=ckpt.meta["history"],
+            epoch=extra["epoch"],
+        )
         store.truncate_after(run_id, record.epochs_done, first_step)
         print(f"resuming after epoch {record.epochs_done}", flush=True)
     writer = StoreWriter(store, run_id, stop, first_step)
@@ -100,14 +120,29 @@ def run(store: RunStore, run_id: str) -> int:
     result = train_model(cfg, [writer], stop.is_set, resume=resume, model=model)
     m = result.metrics
     if result.state.stopped:
-        store.update(run_id, status="stopped", finished=time.time(), pid=None,
-                     train_seconds=record.train_seconds + time.time() - t0,
-                     reason=f"Stopped by request after {m.epochs_run} finished epoch(s).")
+        store.update(
+            run_id,
+            status="stopped",
+            finished=time.time(),
+            pid=None,
+            train_seconds=record.train_seconds + time.time() - t0,
+            reason=f"Stopped by request after {m.epochs_run} finished epoch(s).",
+        )
     else:
-        store.update(run_id, status="completed", finished=time.time(), pid=None, test_acc=m.test_acc,
-                     test_metrics=m.test_summary(), train_seconds=record.train_seconds + time.time() - t0)
-    print(f"[{time.strftime('%H:%M:%S')}] run {run_id} ended ({'stopped' if result.state.stopped else 'completed'})",
-          flush=True)
+        store.update(
+            run_id,
+            status="completed",
+            finished=time.time(),
+            pid=None,
+            test_acc=m.test_acc,
+            test_metrics=m.test_summary(),
+            train_seconds=record.train_seconds + time.time() - t0,
+        )
+    print(
+        f"[{time.strftime('%H:%M:%S')}] run {run_id} ended "
+        f"({'stopped' if result.state.stopped else 'completed'})",
+        flush=True,
+    )
     return 0
 
 

@@ -1,10 +1,12 @@
 """Shared UI pieces (not a page): cached core objects and the sidebar list of active runs."""
+
 from __future__ import annotations
 
 import functools
 import sqlite3
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
@@ -12,19 +14,33 @@ from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import JobManager
 from mnist_core.paths import default_model_path
 
-
+_HERE = Path(__file__).resolve().parent  # page files by absolute path: any page may be the main script
 _shell = threading.local()  # .active is True while app.py runs a page
 
-# The app's pages, in sidebar order; pages link to each other with these objects (st.page_link,
-# st.switch_page), never with path strings.
-HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
-DATA = st.Page("pages/data.py", title="Data", icon=":material/grid_on:")
-MODELS = st.Page("pages/models.py", title="Models", icon=":material/account_tree:")
-TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:")
-RUNS = st.Page("pages/runs.py", title="Runs", icon=":material/stacked_line_chart:")
-EVALUATE = st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:")
-DRAW = st.Page("pages/draw.py", title="Draw", icon=":material/draw:")
-PAGES = [HOME, DATA, MODELS, TRAIN, RUNS, EVALUATE, DRAW]
+# The app's pages, in sidebar order: (file, title, icon).
+_PAGE_SPECS = [
+    ("home", "Home", ":material/home:"),
+    ("data", "Data", ":material/grid_on:"),
+    ("models", "Models", ":material/account_tree:"),
+    ("train", "Train", ":material/model_training:"),
+    ("runs", "Runs", ":material/stacked_line_chart:"),
+    ("evaluate", "Evaluate", ":material/fact_check:"),
+    ("draw", "Draw", ":material/draw:"),
+]
+
+
+def app_pages() -> list:
+    """Fresh page objects for st.navigation, on every run. A page object remembers that navigation
+    chose it (page.run() checks and clears that), so sessions running at once must not share one."""
+    return [
+        st.Page(_HERE / f"{name}.py", title=title, icon=icon, default=name == "home")
+        for name, title, icon in _PAGE_SPECS
+    ]
+
+
+# Pages link to each other with these objects (st.page_link, st.switch_page), never with path
+# strings; a link only reads the page's identity, so one object per page serves every session.
+HOME, DATA, MODELS, TRAIN, RUNS, EVALUATE, DRAW = app_pages()
 
 
 @contextmanager
@@ -53,7 +69,7 @@ def ensure_app_shell() -> None:
     if tries >= 2:
         return
     st.session_state._shell_redirects = tries + 1
-    st.navigation(PAGES, position="hidden")
+    st.navigation(app_pages(), position="hidden")
     st.rerun()
 
 
@@ -82,7 +98,10 @@ def progress_text(run) -> tuple[float, str]:
     if run.status == "queued":
         return 0.0, f"queued, position {run.queue_position}"
     p = run.progress or {}
-    parts = [f"epoch {p.get('epoch', 1)}/{run.config['epochs']}", f"batch {p.get('batch', 0)}/{p.get('batches') or 1}"]
+    parts = [
+        f"epoch {p.get('epoch', 1)}/{run.config['epochs']}",
+        f"batch {p.get('batch', 0)}/{p.get('batches') or 1}",
+    ]
     if run.eta_s is not None:
         parts.append(f"ETA {int(run.eta_s) // 60}:{int(run.eta_s) % 60:02d}")
     if p.get("images_per_s"):
@@ -97,17 +116,21 @@ def machine_errors():
     try:
         yield
     except (OSError, sqlite3.Error) as exc:
-        st.error(f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
-                 "space and try again; runs and checkpoints saved before this are unchanged.",
-                 icon=":material/hard_drive:")
+        st.error(
+            f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
+            "space and try again; runs and checkpoints saved before this are unchanged.",
+            icon=":material/hard_drive:",
+        )
 
 
 def guarded(fn):
     """For fragments: their reruns on a timer do not pass through app.py's machine_errors()."""
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
         with machine_errors():
             return fn(*args, **kwargs)
+
     return run
 
 
@@ -158,8 +181,13 @@ def choose_checkpoint(prefix: str, columns) -> tuple[str, str, object]:
     epoch = "best"
     if sources[label]:
         epochs = ["best"] + [e for e, _ in job_manager().store.checkpoints(sources[label])]
-        epoch = columns[1].select_slider("Epoch", epochs, value="best", key=f"{prefix}_epoch",
-                                         help="travel back to an earlier epoch's weights")
+        epoch = columns[1].select_slider(
+            "Epoch",
+            epochs,
+            value="best",
+            key=f"{prefix}_epoch",
+            help="travel back to an earlier epoch's weights",
+        )
     return label, sources[label], epoch
 
 

@@ -1,4 +1,5 @@
 """Data: how MNIST looks. Sizes, splits, class balance, samples, mean digits, pixels, augmentation."""
+
 import pandas as pd
 import streamlit as st
 import torch
@@ -11,20 +12,25 @@ from pages.common import ensure_app_shell, mnist_or_stop
 
 ensure_app_shell()
 st.title("Data")
-st.caption("70,000 handwritten digits, 28x28 pixels each, by Yann LeCun, Corinna Cortes and Christopher "
-           "Burges (CC BY-SA 3.0), derived from NIST Special Databases 1 and 3.")
+st.caption(
+    "70,000 handwritten digits, 28x28 pixels each, by Yann LeCun, Corinna Cortes and Christopher "
+    "Burges (CC BY-SA 3.0), derived from NIST Special Databases 1 and 3."
+)
 mnist = mnist_or_stop()
 
 # ---------------- sizes and splits ----------------
-val_fraction = st.slider("Validation fraction (carved from the 60,000 training images)", 0.0, 0.5, 0.1, 0.05,
-                         key="data_val")
+val_fraction = st.slider(
+    "Validation fraction (carved from the 60,000 training images)", 0.0, 0.5, 0.1, 0.05, key="data_val"
+)
 counts = class_counts(mnist, val_fraction)
 c1, c2, c3 = st.columns(3)
 c1.metric("Train", f"{sum(counts['train']):,}")
 c2.metric("Validation", f"{sum(counts['validation']):,}")
 c3.metric("Test", f"{sum(counts['test']):,}")
-st.caption("The validation split picks epochs and settings; the test set is only ever measured, "
-           "so its accuracy stays an honest estimate.")
+st.caption(
+    "The validation split picks epochs and settings; the test set is only ever measured, "
+    "so its accuracy stays an honest estimate."
+)
 
 st.subheader("Class balance")
 table_col, chart_col = st.columns([2, 3])
@@ -37,21 +43,38 @@ st.subheader("Samples per class")
 digit = st.segmented_control("Digit", list(range(10)), default=3, key="data_digit")
 digit = 3 if digit is None else digit
 idx = torch.nonzero(mnist.train_labels == digit).flatten()[:24]
-st.plotly_chart(image_grid(mnist.train_images[idx], cols=12, height_per_row=80), width="stretch",
-                config={"displayModeBar": False}, key="samples")
-pick = st.select_slider("Enlarge one", list(range(len(idx))), key="data_enlarge",
-                        format_func=lambda i: f"#{int(idx[i])}")
+st.plotly_chart(
+    image_grid(mnist.train_images[idx], cols=12, height_per_row=80),
+    width="stretch",
+    config={"displayModeBar": False},
+    key="samples",
+)
+pick = st.select_slider(
+    "Enlarge one", list(range(len(idx))), key="data_enlarge", format_func=lambda i: f"#{int(idx[i])}"
+)
 big_col, text_col = st.columns([1, 3])
 big_col.image(mnist.train_images[idx[pick]].numpy(), width=196, caption=f"training image #{int(idx[pick])}")
-text_col.write("Each digit is 28x28 grayscale pixels, white ink on black, the digit scaled to fit a 20x20 "
-               "box and centred by its centre of mass. The Draw page makes your own digits the same way.")
+text_col.write(
+    "Each digit is 28x28 grayscale pixels, white ink on black, the digit scaled to fit a 20x20 "
+    "box and centred by its centre of mass. The Draw page makes your own digits the same way."
+)
 
 st.subheader("The average digit")
-st.plotly_chart(image_grid(mean_images(mnist.train_images, mnist.train_labels),
-                           [str(d) for d in range(10)], cols=10, height_per_row=110), width="stretch",
-                config={"displayModeBar": False}, key="means")
-st.caption("Each picture averages every training image of that digit: the blur shows how much "
-           "handwriting varies, the bright core what all of them share.")
+st.plotly_chart(
+    image_grid(
+        mean_images(mnist.train_images, mnist.train_labels),
+        [str(d) for d in range(10)],
+        cols=10,
+        height_per_row=110,
+    ),
+    width="stretch",
+    config={"displayModeBar": False},
+    key="means",
+)
+st.caption(
+    "Each picture averages every training image of that digit: the blur shows how much "
+    "handwriting varies, the bright core what all of them share."
+)
 
 # ---------------- pixels and normalisation ----------------
 st.subheader("Pixel values and normalisation")
@@ -62,18 +85,27 @@ norm_col.markdown(
     f"**{MNIST_STD}**. Every model here sees `(pixel - {MNIST_MEAN}) / {MNIST_STD}`: inputs centred on "
     "zero with unit spread, which keeps early gradients well scaled so training starts fast. A black "
     f"pixel becomes {BLACK:.3f} and a white one {(1 - MNIST_MEAN) / MNIST_STD:.3f}. "
-    "The same constants are used for training, evaluation and your drawings.")
+    "The same constants are used for training, evaluation and your drawings."
+)
 
 # ---------------- augmentation ----------------
 st.subheader("Augmentation preview")
 a1, a2, a3, a4 = st.columns(4)
-aug = dict(rotate=a1.slider("Rotation (degrees)", 0.0, 30.0, 10.0, key="data_rot"),
-           translate=a2.slider("Shift (fraction)", 0.0, 0.3, 0.1, key="data_shift"),
-           scale=a3.slider("Zoom (fraction)", 0.0, 0.3, 0.1, key="data_zoom"),
-           erase=a4.slider("Erase probability", 0.0, 1.0, 0.0, key="data_erase"))
+aug = dict(
+    rotate=a1.slider("Rotation (degrees)", 0.0, 30.0, 10.0, key="data_rot"),
+    translate=a2.slider("Shift (fraction)", 0.0, 0.3, 0.1, key="data_shift"),
+    scale=a3.slider("Zoom (fraction)", 0.0, 0.3, 0.1, key="data_zoom"),
+    erase=a4.slider("Erase probability", 0.0, 1.0, 0.0, key="data_erase"),
+)
 batch = normalize(mnist.train_images[:12]).repeat(2, 1, 1, 1)
 shown = augment_batch(batch, generator=torch.Generator().manual_seed(0), **aug)
-st.plotly_chart(image_grid(shown, cols=12, height_per_row=80), width="stretch",
-                config={"displayModeBar": False}, key="aug")
-st.caption("Two random versions of the same 12 training digits: each image draws its own rotation, shift, "
-           "zoom and erasing. Augmentation is applied to the training split only.")
+st.plotly_chart(
+    image_grid(shown, cols=12, height_per_row=80),
+    width="stretch",
+    config={"displayModeBar": False},
+    key="aug",
+)
+st.caption(
+    "Two random versions of the same 12 training digits: each image draws its own rotation, shift, "
+    "zoom and erasing. Augmentation is applied to the training split only."
+)

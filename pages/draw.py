@@ -1,19 +1,25 @@
 """Draw: a digit in, what the network sees, what it predicts, and why (saliency maps)."""
+
 import numpy as np
 import streamlit as st
 
 from mnist_core.evaluate import predict_proba
 from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, randomized_copy
-from mnist_core.plots import probability_bars, saliency_figure
 from mnist_core.pixels import normalize
+from mnist_core.plots import probability_bars, saliency_figure
 from mnist_core.preprocess import InputError, load_image, perturb, preprocess, rgba_to_gray, to_gray
 from pages.common import checkpoint_path, choose_checkpoint, ensure_app_shell, load_model, model_sources
 
 ensure_app_shell()
 from streamlit_drawable_canvas import st_canvas  # noqa: E402  (after the shell check)
 
-STAGE_TITLES = {"grayscale": "1. grayscale", "inverted": "2. ink made light", "cropped": "3. cropped to ink",
-                "scaled": "4. fit in 20x20", "centered": "5. centred by mass"}
+STAGE_TITLES = {
+    "grayscale": "1. grayscale",
+    "inverted": "2. ink made light",
+    "cropped": "3. cropped to ink",
+    "scaled": "4. fit in 20x20",
+    "centered": "5. centred by mass",
+}
 
 
 def square(img: np.ndarray) -> np.ndarray:
@@ -22,7 +28,7 @@ def square(img: np.ndarray) -> np.ndarray:
     side = max(h, w)
     fill = float(np.median(np.concatenate([img[0], img[-1]])))
     out = np.full((side, side), fill, dtype=np.float32)
-    out[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = img
+    out[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = img
     return np.clip(out, 0, 1)
 
 
@@ -32,8 +38,9 @@ st.caption("Draw a digit (or upload a photo of one). See what the network sees, 
 pick_col, epoch_col, compare_col = st.columns([3, 2, 3])
 chosen, run_id, epoch = choose_checkpoint("draw", (pick_col, epoch_col))
 sources = model_sources()
-compare = compare_col.multiselect("Compare with (up to 2)", [lab for lab in sources if lab != chosen],
-                                  max_selections=2, key="draw_compare")
+compare = compare_col.multiselect(
+    "Compare with (up to 2)", [lab for lab in sources if lab != chosen], max_selections=2, key="draw_compare"
+)
 model = load_model(checkpoint_path(run_id, epoch))
 if model is None:
     st.stop()
@@ -47,11 +54,20 @@ with in_col:
         brush = brush_col.slider("Brush width", 6, 40, 20, key="brush")
         if clear_col.button("Clear", icon=":material/ink_eraser:", width="stretch"):
             st.session_state.canvas_n = st.session_state.get("canvas_n", 0) + 1
-        canvas = st_canvas(stroke_width=brush, stroke_color="#000000", background_color="#ffffff",
-                           height=280, width=280, drawing_mode="freedraw", return_image_data=True,
-                           key=f"canvas_{st.session_state.get('canvas_n', 0)}")
+        canvas = st_canvas(
+            stroke_width=brush,
+            stroke_color="#000000",
+            background_color="#ffffff",
+            height=280,
+            width=280,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=f"canvas_{st.session_state.get('canvas_n', 0)}",
+        )
     with upload_tab:
-        upload = st.file_uploader("A PNG or JPEG of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
+        upload = st.file_uploader(
+            "A PNG or JPEG of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+        )
 
 source_name = "drawing"
 opened = st.session_state.get("draw_digit")
@@ -110,43 +126,70 @@ probs = predict_proba(model, x)[0]
 pred = int(probs.argmax())
 with out_col:
     st.metric("Prediction", str(pred))
-    st.caption(f"{float(probs[pred]):.1%} confident · {chosen}" + ("" if epoch == "best" else f", epoch {epoch}"))
-    st.plotly_chart(probability_bars(probs), width="stretch", config={"displayModeBar": False},
-                    key="bars_main")
+    st.caption(
+        f"{float(probs[pred]):.1%} confident · {chosen}" + ("" if epoch == "best" else f", epoch {epoch}")
+    )
+    st.plotly_chart(
+        probability_bars(probs), width="stretch", config={"displayModeBar": False}, key="bars_main"
+    )
     for label in compare:
         other = load_model(checkpoint_path(sources[label]))
         if other is not None:
             p = predict_proba(other, x)[0]
-            st.plotly_chart(probability_bars(p, f"{label}: predicts {int(p.argmax())}", k=3), width="stretch",
-                            config={"displayModeBar": False}, key=f"bars_{label}")
+            st.plotly_chart(
+                probability_bars(p, f"{label}: predicts {int(p.argmax())}", k=3),
+                width="stretch",
+                config={"displayModeBar": False},
+                key=f"bars_{label}",
+            )
 
 # ---------------- saliency ----------------
 st.subheader("Why? Saliency maps")
 s1, s2, s3 = st.columns([1, 3, 1], vertical_alignment="bottom")
-target = s1.selectbox("Explain the score of", ["prediction"] + list(range(10)), key="sal_target",
-                      format_func=lambda t: f"the prediction ({pred})" if t == "prediction" else f"digit {t}")
+target = s1.selectbox(
+    "Explain the score of",
+    ["prediction"] + list(range(10)),
+    key="sal_target",
+    format_func=lambda t: f"the prediction ({pred})" if t == "prediction" else f"digit {t}",
+)
 target = pred if target == "prediction" else int(target)
 available = methods_for(model)
-methods = s2.multiselect("Methods", available, default=available, key="sal_methods",
-                         format_func=lambda m: m.replace("_", " ").capitalize())
-sanity = s3.toggle("Sanity check", key="sal_sanity",
-                   help="the same maps from the same architecture with random weights")
+methods = s2.multiselect(
+    "Methods",
+    available,
+    default=available,
+    key="sal_methods",
+    format_func=lambda m: m.replace("_", " ").capitalize(),
+)
+sanity = s3.toggle(
+    "Sanity check", key="sal_sanity", help="the same maps from the same architecture with random weights"
+)
 if methods:
     cols = st.columns(len(methods))
     for col, method in zip(cols, methods):
         with col:
             try:
                 attr = attribute(model, x, method, target)
-                st.plotly_chart(saliency_figure(image28, attr, method.replace("_", " ").capitalize()),
-                                width="stretch", config={"displayModeBar": False}, key=f"sal_{method}")
+                st.plotly_chart(
+                    saliency_figure(image28, attr, method.replace("_", " ").capitalize()),
+                    width="stretch",
+                    config={"displayModeBar": False},
+                    key=f"sal_{method}",
+                )
                 st.caption(METHODS[method])
                 if sanity:
                     noise = attribute(randomized_copy(model), x, method, target)
-                    st.plotly_chart(saliency_figure(image28, noise, "random weights"), width="stretch",
-                                    config={"displayModeBar": False}, key=f"sal_rand_{method}")
+                    st.plotly_chart(
+                        saliency_figure(image28, noise, "random weights"),
+                        width="stretch",
+                        config={"displayModeBar": False},
+                        key=f"sal_rand_{method}",
+                    )
             except ExplainError as exc:
                 st.warning(str(exc))
     if sanity:
-        st.caption("A map that looks the same with random weights says nothing about what the network "
-                   "learned; a trustworthy method changes completely.")
+        st.caption(
+            "A map that looks the same with random weights says nothing about what the network "
+            "learned; a trustworthy method changes completely."
+        )
 st.caption(f"Input: {source_name}. Red pixels raise the score of digit {target}; blue ones lower it.")

@@ -1,14 +1,22 @@
 """Evaluate: what the network gets wrong. Confusion matrix, galleries, per-class metrics, time travel."""
+
 import pandas as pd
 import streamlit as st
 
 from mnist_core.analysis_cache import evaluate_checkpoint
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.explain import attribute, methods_for
-from mnist_core.plots import confusion_figure, image_grid, per_class_figure, probability_bars, saliency_figure
 from mnist_core.pixels import denormalize
-from pages.common import (DRAW, checkpoint_path, choose_checkpoint, ensure_app_shell, job_manager, load_model,
-                          mnist_or_stop)
+from mnist_core.plots import confusion_figure, image_grid, per_class_figure, probability_bars, saliency_figure
+from pages.common import (
+    DRAW,
+    checkpoint_path,
+    choose_checkpoint,
+    ensure_app_shell,
+    job_manager,
+    load_model,
+    mnist_or_stop,
+)
 
 ensure_app_shell()
 PAGE = 24  # digits per gallery page
@@ -18,8 +26,13 @@ st.caption("Where does the network go wrong? Click a cell of the confusion matri
 
 pick, epoch_col, split_col = st.columns([3, 2, 2])
 label, run_id, epoch = choose_checkpoint("eval", (pick, epoch_col))
-split = split_col.radio("Split", ["test", "val"], horizontal=True, key="eval_split",
-                        format_func=lambda s: {"test": "test", "val": "validation"}[s])
+split = split_col.radio(
+    "Split",
+    ["test", "val"],
+    horizontal=True,
+    key="eval_split",
+    format_func=lambda s: {"test": "test", "val": "validation"}[s],
+)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Evaluating (cached afterwards)...")
@@ -52,13 +65,23 @@ def show_gallery(indices, title: str, key: str) -> None:
         return
     pages = (len(indices) + PAGE - 1) // PAGE
     page = st.number_input("Page", 1, pages, 1, key=f"{key}_page") if pages > 1 else 1
-    chunk = indices[(page - 1) * PAGE: page * PAGE]
-    titles = [f"{int(result.y_true[i])}→{int(result.y_pred[i])} {float(result.probs[i].max()):.0%}" for i in chunk]
-    st.plotly_chart(image_grid(result.images[chunk], titles, cols=12, height_per_row=95), width="stretch",
-                    config={"displayModeBar": False}, key=f"{key}_grid")
+    chunk = indices[(page - 1) * PAGE : page * PAGE]
+    titles = [
+        f"{int(result.y_true[i])}→{int(result.y_pred[i])} {float(result.probs[i].max()):.0%}" for i in chunk
+    ]
+    st.plotly_chart(
+        image_grid(result.images[chunk], titles, cols=12, height_per_row=95),
+        width="stretch",
+        config={"displayModeBar": False},
+        key=f"{key}_grid",
+    )
     st.caption("Each digit: true → predicted, and the model's confidence.")
-    pick = st.selectbox("Inspect one", [int(i) for i in chunk], key=f"{key}_pick",
-                        format_func=lambda i: f"#{i}: true {int(result.y_true[i])}, predicted {int(result.y_pred[i])}")
+    pick = st.selectbox(
+        "Inspect one",
+        [int(i) for i in chunk],
+        key=f"{key}_pick",
+        format_func=lambda i: f"#{i}: true {int(result.y_true[i])}, predicted {int(result.y_pred[i])}",
+    )
     inspect(pick, key)
 
 
@@ -66,16 +89,23 @@ def inspect(i: int, key: str) -> None:
     model = load_model(checkpoint_path(run_id, epoch))
     if model is None:
         return
-    x = result.images[i:i + 1]
+    x = result.images[i : i + 1]
     left, mid, right = st.columns([2, 2, 1])
-    left.plotly_chart(probability_bars(result.probs[i], k=5), width="stretch", config={"displayModeBar": False},
-                      key=f"{key}_bars")
+    left.plotly_chart(
+        probability_bars(result.probs[i], k=5),
+        width="stretch",
+        config={"displayModeBar": False},
+        key=f"{key}_bars",
+    )
     method = "grad_cam" if "grad_cam" in methods_for(model) else "saliency"
     pred = int(result.y_pred[i])
     image = denormalize(x[0, 0]).numpy()
-    mid.plotly_chart(saliency_figure(image, attribute(model, x, method, pred), f"{method.replace('_', ' ')} "
-                                     f"for {pred}"), width="stretch", config={"displayModeBar": False},
-                     key=f"{key}_sal")
+    mid.plotly_chart(
+        saliency_figure(image, attribute(model, x, method, pred), f"{method.replace('_', ' ')} for {pred}"),
+        width="stretch",
+        config={"displayModeBar": False},
+        key=f"{key}_sal",
+    )
     if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
         st.session_state.draw_digit = image
         st.session_state.selected_run = run_id or None
@@ -96,11 +126,18 @@ with cm_col:
             base = analysis_for(run_id, other, split)
             cm = (result.confusion - base.confusion).tolist()
             diff = True
-            st.caption(f"Counts of epoch {epoch} minus epoch {other}: on the diagonal green-blue is better "
-                       "(more correct); off it, red is better (fewer mistakes).")
-    event = st.plotly_chart(confusion_figure(cm, percent=view == "row %", diff=diff), width="stretch",
-                            on_select="rerun", selection_mode="points", key="cm_chart",
-                            config={"displayModeBar": False})
+            st.caption(
+                f"Counts of epoch {epoch} minus epoch {other}: on the diagonal green-blue is better "
+                "(more correct); off it, red is better (fewer mistakes)."
+            )
+    event = st.plotly_chart(
+        confusion_figure(cm, percent=view == "row %", diff=diff),
+        width="stretch",
+        on_select="rerun",
+        selection_mode="points",
+        key="cm_chart",
+        config={"displayModeBar": False},
+    )
     points = (event.selection.points if event and event.selection else []) or []
     if points:
         st.session_state.cm_cell = tuple(points[0]["customdata"][:2])
@@ -114,21 +151,30 @@ with side_col:
 cell = st.session_state.get("cm_cell")
 if cell:
     true, pred = int(cell[0]), int(cell[1])
-    title = (f"Correct {true}s the model was least sure of" if true == pred
-             else f"True {true}, predicted {pred}, most confident first")
+    title = (
+        f"Correct {true}s the model was least sure of"
+        if true == pred
+        else f"True {true}, predicted {pred}, most confident first"
+    )
     show_gallery(result.cell(true, pred), title, "cell")
 
 # ---------------- per-class metrics and the error gallery ----------------
 st.subheader("Per-class metrics")
 table_col, chart_col = st.columns([2, 3])
-table_col.dataframe(pd.DataFrame(result.per_class), hide_index=True, width="stretch",
-                    column_config={k: st.column_config.NumberColumn(k, format="%.4f")
-                                   for k in ("precision", "recall", "f1")})
+table_col.dataframe(
+    pd.DataFrame(result.per_class),
+    hide_index=True,
+    width="stretch",
+    column_config={k: st.column_config.NumberColumn(k, format="%.4f") for k in ("precision", "recall", "f1")},
+)
 chart_col.plotly_chart(per_class_figure(result.per_class), width="stretch", key="per_class")
 
 st.subheader("All mistakes")
 f1, f2 = st.columns(2)
 only_true = f1.selectbox("True digit", ["any"] + list(range(10)), key="err_true")
 only_pred = f2.selectbox("Predicted digit", ["any"] + list(range(10)), key="err_pred")
-show_gallery(result.errors(None if only_true == "any" else only_true, None if only_pred == "any" else only_pred),
-             "Misclassified digits, most confident mistakes first", "errors")
+show_gallery(
+    result.errors(None if only_true == "any" else only_true, None if only_pred == "any" else only_pred),
+    "Misclassified digits, most confident mistakes first",
+    "errors",
+)

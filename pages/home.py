@@ -1,4 +1,5 @@
 """Home: what MNIST Lab is, and the state of this machine (data, device, default model)."""
+
 import streamlit as st
 
 from mnist_core.paths import data_dir
@@ -51,5 +52,7 @@ with step3:
     st.page_link(DRAW, label="Open Draw")
 
 st.divider()
-st.caption(" · ".join(f"{k} {v}" for k, v in status["versions"].items())
-           + " · everything here is also on the command line: `mnist-lab --help`")
+st.caption(
+    " · ".join(f"{k} {v}" for k, v in status["versions"].items())
+    + " · everything here is also on the command line: `mnist-lab --help`"
+)

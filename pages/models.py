@@ -1,4 +1,5 @@
 """Models: the zoo. Every registry architecture with its layers, size, cost and results."""
+
 import pandas as pd
 import streamlit as st
 
@@ -14,12 +15,25 @@ best = job_manager().store.best_by_model()
 overview = []
 for key, spec in REGISTRY.items():
     s = summary(key)
-    overview.append(dict(model=key, parameters=s.parameters, mflops=s.flops / 1e6, reference=spec.reference,
-                         best_test_accuracy=f"{best[key][0]:.2%}" if key in best else "not trained yet"))
-st.dataframe(pd.DataFrame(overview), hide_index=True, width="stretch",
-             column_config={"parameters": st.column_config.NumberColumn("parameters", format="localized"),
-                            "mflops": st.column_config.NumberColumn("MFLOPs / image", format="%.2f"),
-                            "best_test_accuracy": st.column_config.TextColumn("best test accuracy (your runs)")})
+    overview.append(
+        dict(
+            model=key,
+            parameters=s.parameters,
+            mflops=s.flops / 1e6,
+            reference=spec.reference,
+            best_test_accuracy=f"{best[key][0]:.2%}" if key in best else "not trained yet",
+        )
+    )
+st.dataframe(
+    pd.DataFrame(overview),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "parameters": st.column_config.NumberColumn("parameters", format="localized"),
+        "mflops": st.column_config.NumberColumn("MFLOPs / image", format="%.2f"),
+        "best_test_accuracy": st.column_config.TextColumn("best test accuracy (your runs)"),
+    },
+)
 
 for key, spec in REGISTRY.items():
     s = summary(key)

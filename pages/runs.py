@@ -1,4 +1,5 @@
 """Runs: every experiment in one table; overlay several to see overfitting and what one change did."""
+
 import pandas as pd
 import streamlit as st
 
@@ -18,29 +19,59 @@ if not runs:
 def row(run) -> dict:
     c = run.config
     aug = "+".join(k for k in ("rotate", "translate", "scale", "erase") if c.get(k)) or "none"
-    return dict(id=run.id, model=run.model, status=run.status, optimizer=c["optimizer"], lr=c["lr"],
-                batch=c["batch_size"], weight_decay=c["weight_decay"],
-                dropout=c.get("model_args", {}).get("dropout", ""), augmentation=aug, epochs=run.epochs_done,
-                best_val_acc=run.best_val_acc, test_acc=run.test_acc, seconds=round(run.train_seconds),
-                images_per_s=round(run.images_per_s) if run.images_per_s else None, seed=c["seed"])
+    return dict(
+        id=run.id,
+        model=run.model,
+        status=run.status,
+        optimizer=c["optimizer"],
+        lr=c["lr"],
+        batch=c["batch_size"],
+        weight_decay=c["weight_decay"],
+        dropout=c.get("model_args", {}).get("dropout", ""),
+        augmentation=aug,
+        epochs=run.epochs_done,
+        best_val_acc=run.best_val_acc,
+        test_acc=run.test_acc,
+        seconds=round(run.train_seconds),
+        images_per_s=round(run.images_per_s) if run.images_per_s else None,
+        seed=c["seed"],
+    )
 
 
 by_id = {r.id: r for r in runs}
 if runs:
     f1, f2 = st.columns(2)
     models = f1.multiselect("Model", sorted({r.model for r in runs}), key="runs_models", placeholder="all")
-    statuses = f2.multiselect("Status", sorted({r.status for r in runs}), key="runs_status", placeholder="all")
+    statuses = f2.multiselect(
+        "Status", sorted({r.status for r in runs}), key="runs_status", placeholder="all"
+    )
     shown = [r for r in runs if (not models or r.model in models) and (not statuses or r.status in statuses)]
     table = pd.DataFrame([row(r) for r in shown])
     st.caption("Click a column header to sort.")
-    st.dataframe(table, hide_index=True, width="stretch", key="runs_table", column_config={
-                             "best_val_acc": st.column_config.NumberColumn("best val acc", format="percent"),
-                             "test_acc": st.column_config.NumberColumn("test acc", format="percent"),
-                             "lr": st.column_config.NumberColumn("lr", format="%g")})
-    selected = st.multiselect("Select runs to compare", [r.id for r in shown], key="runs_selected",
-                              format_func=lambda rid: f"{by_id[rid].model} {rid[-6:]} ({by_id[rid].status})")
-    st.download_button("Export the table as CSV", to_csv([row(r) for r in shown]), "runs.csv", "text/csv",
-                       icon=":material/download:")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        key="runs_table",
+        column_config={
+            "best_val_acc": st.column_config.NumberColumn("best val acc", format="percent"),
+            "test_acc": st.column_config.NumberColumn("test acc", format="percent"),
+            "lr": st.column_config.NumberColumn("lr", format="%g"),
+        },
+    )
+    selected = st.multiselect(
+        "Select runs to compare",
+        [r.id for r in shown],
+        key="runs_selected",
+        format_func=lambda rid: f"{by_id[rid].model} {rid[-6:]} ({by_id[rid].status})",
+    )
+    st.download_button(
+        "Export the table as CSV",
+        to_csv([row(r) for r in shown]),
+        "runs.csv",
+        "text/csv",
+        icon=":material/download:",
+    )
 else:
     selected = []
 
@@ -54,7 +85,9 @@ if selected:
         series = {}
         for rid in selected:
             rows = jobs.store.batch_losses(rid)
-            per_epoch = by_id[rid].progress.get("batches") or max(1, len(rows) // max(1, by_id[rid].epochs_done))
+            per_epoch = by_id[rid].progress.get("batches") or max(
+                1, len(rows) // max(1, by_id[rid].epochs_done)
+            )
             series[names[rid]] = ([r[0] for r in rows], [r[2] for r in rows], per_epoch)
         st.plotly_chart(runs_batch_figure(series), width="stretch", key="runs_batches")
     else:
@@ -72,16 +105,36 @@ if selected:
         st.info(change_summary(a, b, jobs.store.epochs(a.id), jobs.store.epochs(b.id)))
 
     first = by_id[selected[0]]
-    st.download_button(f"Export the metrics of {names[first.id]} as CSV", to_csv(jobs.store.epochs(first.id)),
-                       f"{first.id}-epochs.csv", "text/csv", icon=":material/download:")
+    st.download_button(
+        f"Export the metrics of {names[first.id]} as CSV",
+        to_csv(jobs.store.epochs(first.id)),
+        f"{first.id}-epochs.csv",
+        "text/csv",
+        icon=":material/download:",
+    )
 
     # ---------------- change one thing ----------------
     with st.expander(f"Change one thing: clone {names[first.id]} with one setting changed (same seed)"):
         helps = field_help()
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-        knob = c1.selectbox("Setting", ["weight_decay", "lr", "batch_size", "epochs", "label_smoothing",
-                                        "rotate", "translate", "scale", "erase", "optimizer", "schedule"],
-                            key="change_knob", help="the one setting the new run changes")
+        knob = c1.selectbox(
+            "Setting",
+            [
+                "weight_decay",
+                "lr",
+                "batch_size",
+                "epochs",
+                "label_smoothing",
+                "rotate",
+                "translate",
+                "scale",
+                "erase",
+                "optimizer",
+                "schedule",
+            ],
+            key="change_knob",
+            help="the one setting the new run changes",
+        )
         current = first.config[knob]
         raw = c2.text_input(f"New value (now {current})", key="change_value", help=helps[knob])
         if c3.button("Start the clone", type="primary", disabled=not raw):
@@ -104,12 +157,16 @@ if selected:
 st.subheader("Model comparison")
 st.caption("The classic table, filled from your completed full-data runs (best test accuracy of each).")
 rows = comparison_rows(runs)
-st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k != "config"} for r in rows]), hide_index=True,
-             width="stretch", column_config={"test_accuracy": st.column_config.NumberColumn(
-                 "test accuracy", format="percent")})
+st.dataframe(
+    pd.DataFrame([{k: v for k, v in r.items() if k != "config"} for r in rows]),
+    hide_index=True,
+    width="stretch",
+    column_config={"test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")},
+)
 missing = [r for r in rows if r["test_accuracy"] is None]
-if missing and st.button(f"Queue the {len(missing)} missing run(s) with their reference settings",
-                         icon=":material/playlist_add:"):
+if missing and st.button(
+    f"Queue the {len(missing)} missing run(s) with their reference settings", icon=":material/playlist_add:"
+):
     for r in missing:
         jobs.submit(r["config"])
     st.rerun()

@@ -1,4 +1,5 @@
 """Train: pick a model and its hyperparameters, start a background run, watch it live."""
+
 import json
 
 import pandas as pd
@@ -19,8 +20,12 @@ LRS = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 0
 DECAYS = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCHES = [16, 32, 50, 64, 100, 128, 256, 512, 1024]
 FIELDS = settings("optimisation", "regularisation", "run", "augmentation")  # what the widgets below set
-AUG = {"rotate": ("Rotation", 30.0, 10.0, "degrees"), "translate": ("Shift", 0.3, 0.1, "of the side"),
-       "scale": ("Zoom", 0.3, 0.1, "in or out"), "erase": ("Random erasing", 1.0, 0.3, "probability")}
+AUG = {
+    "rotate": ("Rotation", 30.0, 10.0, "degrees"),
+    "translate": ("Shift", 0.3, 0.1, "of the side"),
+    "scale": ("Zoom", 0.3, 0.1, "in or out"),
+    "erase": ("Random erasing", 1.0, 0.3, "probability"),
+}
 jobs = job_manager()
 
 
@@ -47,12 +52,19 @@ st.title("Train")
 # ---------------- model ----------------
 left, right = st.columns([2, 3])
 with left:
-    st.selectbox("Architecture", list(REGISTRY), key="cfg_model", on_change=apply_preset,
-                 format_func=lambda k: f"{k} · {REGISTRY[k].reference}",
-                 help="Choosing a model loads its reference settings.")
+    st.selectbox(
+        "Architecture",
+        list(REGISTRY),
+        key="cfg_model",
+        on_change=apply_preset,
+        format_func=lambda k: f"{k} · {REGISTRY[k].reference}",
+        help="Choosing a model loads its reference settings.",
+    )
     spec = REGISTRY[st.session_state.cfg_model]
     st.write(spec.description)
-    shape = summary(spec.key, {"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm})
+    shape = summary(
+        spec.key, {"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm}
+    )
     table = pd.DataFrame(list(shape.layers))
     p1, p2 = st.columns(2)
     p1.metric("Parameters", f"{shape.parameters:,}")
@@ -60,10 +72,16 @@ with left:
     st.button("Reset to reference settings", on_click=apply_preset, icon=":material/restart_alt:")
 with right:
     table["output_shape"] = table["output_shape"].map(lambda s: " x ".join(map(str, s)))
-    st.dataframe(table[["layer", "type", "output_shape", "params", "flops"]], hide_index=True,
-                 height=260, width="stretch",
-                 column_config={"params": st.column_config.NumberColumn("params", format="localized"),
-                                "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
+    st.dataframe(
+        table[["layer", "type", "output_shape", "params", "flops"]],
+        hide_index=True,
+        height=260,
+        width="stretch",
+        column_config={
+            "params": st.column_config.NumberColumn("params", format="localized"),
+            "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
+        },
+    )
 
 # ---------------- hyperparameters ----------------
 st.subheader("Hyperparameters")
@@ -74,14 +92,24 @@ with opt_col:
     st.select_slider("Learning rate", LRS, key="cfg_lr", format_func=lambda v: f"{v:g}", help=HELP["lr"])
     st.slider("Momentum (SGD)", 0.0, 0.99, key="cfg_momentum", step=0.01, help=HELP["momentum"])
     st.checkbox("Nesterov momentum", key="cfg_nesterov", help=HELP["nesterov"])
-    st.selectbox("Schedule", SCHEDULES, key="cfg_schedule",
-                 help=HELP["schedule"])
+    st.selectbox("Schedule", SCHEDULES, key="cfg_schedule", help=HELP["schedule"])
 with reg_col:
     st.markdown("**Regularisation**")
-    st.select_slider("Weight decay (L2)", DECAYS, key="cfg_weight_decay", format_func=lambda v: f"{v:g}",
-                     help=HELP["weight_decay"])
-    st.slider("Dropout", 0.0, 0.7, key="cfg_dropout", step=0.05,
-              help="share of activations zeroed during training, before the last layer")
+    st.select_slider(
+        "Weight decay (L2)",
+        DECAYS,
+        key="cfg_weight_decay",
+        format_func=lambda v: f"{v:g}",
+        help=HELP["weight_decay"],
+    )
+    st.slider(
+        "Dropout",
+        0.0,
+        0.7,
+        key="cfg_dropout",
+        step=0.05,
+        help="share of activations zeroed during training, before the last layer",
+    )
     st.toggle("BatchNorm", key="cfg_batchnorm", help="normalise activations per batch; trains faster")
     st.slider("Label smoothing", 0.0, 0.3, key="cfg_label_smoothing", step=0.05, help=HELP["label_smoothing"])
     st.slider("Early-stopping patience", 0, 10, key="cfg_patience", help=HELP["patience"])
@@ -93,28 +121,40 @@ with run_col:
     st.number_input("Seed", 0, 2**31 - 1, key="cfg_seed", help=HELP["seed"])
     st.number_input("Training images (0 = all)", 0, 60000, key="cfg_limit", step=1000, help=HELP["limit"])
 
-with st.expander("Augmentation (training split only)", expanded=any(
-        st.session_state[f"aug_on_{n}"] for n in AUG)):
+with st.expander(
+    "Augmentation (training split only)", expanded=any(st.session_state[f"aug_on_{n}"] for n in AUG)
+):
     aug_cols = st.columns(4)
     for col, (name, (label, hi, _, unit)) in zip(aug_cols, AUG.items()):
         with col:
             st.toggle(label, key=f"aug_on_{name}", help=HELP[name])
-            st.slider(f"{label} strength ({unit})", 0.0, hi, key=f"aug_{name}",
-                      disabled=not st.session_state[f"aug_on_{name}"])
+            st.slider(
+                f"{label} strength ({unit})",
+                0.0,
+                hi,
+                key=f"aug_{name}",
+                disabled=not st.session_state[f"aug_on_{name}"],
+            )
     aug = {n: (st.session_state[f"aug_{n}"] if st.session_state[f"aug_on_{n}"] else 0.0) for n in AUG}
     if any(aug.values()):
         digits = normalize(mnist_or_stop().train_images[:16])
-        shown = augment_batch(digits, generator=torch.Generator().manual_seed(st.session_state.cfg_seed), **aug)
-        st.plotly_chart(image_grid(shown, cols=16, height_per_row=70), width="stretch",
-                        config={"displayModeBar": False})
+        shown = augment_batch(
+            digits, generator=torch.Generator().manual_seed(st.session_state.cfg_seed), **aug
+        )
+        st.plotly_chart(
+            image_grid(shown, cols=16, height_per_row=70), width="stretch", config={"displayModeBar": False}
+        )
         st.caption("The same 16 training digits as the network would see them in one batch.")
     else:
         st.caption("Switch a transform on to preview it on real training digits.")
 
 # ---------------- validation and start ----------------
 values = {name: st.session_state[f"cfg_{name}"] for name in FIELDS}
-values.update(aug, model=st.session_state.cfg_model,
-              model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm})
+values.update(
+    aug,
+    model=st.session_state.cfg_model,
+    model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm},
+)
 try:
     config, problem = TrainConfig.from_dict(values), None
 except ConfigError as exc:
@@ -124,15 +164,18 @@ if problem:
 if st.button("Start training", type="primary", disabled=config is None, icon=":material/play_arrow:"):
     run = jobs.submit(config)
     st.session_state.train_run_id = run.id
-    st.toast(f"Run {run.id} " + ("started" if run.status == "running" else
-                                 f"queued at position {run.queue_position}"))
+    st.toast(
+        f"Run {run.id} "
+        + ("started" if run.status == "running" else f"queued at position {run.queue_position}")
+    )
 
 # ---------------- live section ----------------
 if "train_run_id" not in st.session_state:  # reattach: the training run, else a queued one, else the latest
     runs = jobs.list()
     if runs:
-        st.session_state.train_run_id = min(runs, key=lambda r: ("running", "queued").index(r.status)
-                                            if r.active else 2).id
+        st.session_state.train_run_id = min(
+            runs, key=lambda r: ("running", "queued").index(r.status) if r.active else 2
+        ).id
 
 
 def summary(run) -> None:
@@ -197,8 +240,15 @@ def run_view(run_id: str) -> None:
         summary(run)
     rows = jobs.store.batch_losses(run.id)
     if rows:
-        smoothing = st.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="smoothing",
-                              help="exponential moving average of the batch losses")
+        smoothing = st.slider(
+            "Smoothing",
+            0.0,
+            0.99,
+            0.6,
+            0.01,
+            key="smoothing",
+            help="exponential moving average of the batch losses",
+        )
         fig = batch_chart(run.id, rows[-1][0], len(rows), smoothing, run.progress.get("batches"), rows)
         st.plotly_chart(fig, width="stretch", key="batch_chart")
     elif run.active:

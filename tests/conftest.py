@@ -1,8 +1,9 @@
 """Shared fixtures: real MNIST (from $MNIST_DATA_DIR, downloaded if absent) and tmp checkpoints."""
+
 import pytest
 
-from browser import browser, page, server  # noqa: F401  (real-browser fixtures)
 from mnist_core.data import load_mnist
+from support.browser import browser, page, server  # noqa: F401  (real-browser fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """AppTest: the app shell and the Home page run and report the machine's state."""
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 def test_home_page_shows_status():

@@ -1,12 +1,12 @@
 """AppTest for the Data and Models pages."""
-from pathlib import Path
 
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.models import REGISTRY
+from support import PAGES_DIR
 
-PAGES = Path(__file__).resolve().parent.parent / "pages"
+PAGES = PAGES_DIR
 
 
 def test_data_page_shows_splits_balance_and_reacts_to_the_fraction():

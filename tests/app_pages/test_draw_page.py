@@ -1,7 +1,7 @@
 """AppTest for the Draw page: a drawing injected into the canvas state is read and explained."""
+
 import base64
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +9,10 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.preprocess import render_like_canvas
+from support import PAGES_DIR
+from support.drawings import render_like_canvas
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "draw.py")
+PAGE = str(PAGES_DIR / "draw.py")
 
 
 def canvas_state(gray: np.ndarray) -> dict:
@@ -38,7 +39,9 @@ def test_empty_canvas_asks_for_a_digit_without_calling_the_model(at):
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_a_drawn_test_digit_is_predicted_and_explained(at, mnist, index):
-    gray = render_like_canvas(mnist.test_images[index].numpy(), np.random.default_rng(index), dark_on_light=True)
+    gray = render_like_canvas(
+        mnist.test_images[index].numpy(), np.random.default_rng(index), dark_on_light=True
+    )
     at.session_state["canvas_0"] = canvas_state(gray)
     at.run()
     assert not at.exception

@@ -1,5 +1,4 @@
 """Error analysis in the core, the evaluation cache, and the Evaluate page (AppTest)."""
-from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -8,17 +7,21 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import analysis_cache
-from mnist_core.checkpoints import default_model_path
 from mnist_core.evaluate import Analysis, confusion_matrix
+from mnist_core.paths import DEFAULT_MODEL_ENV, default_model_path
+from support import PAGES_DIR
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "evaluate.py")
+PAGE = str(PAGES_DIR / "evaluate.py")
 
 
 def test_confusion_matrix_equals_sklearns():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 10, (5000,), generator=g)
     pred = torch.where(torch.rand(5000, generator=g) < 0.8, y, torch.randint(0, 10, (5000,), generator=g))
-    assert confusion_matrix(y, pred).tolist() == sk_confusion(y.numpy(), pred.numpy(), labels=list(range(10))).tolist()
+    assert (
+        confusion_matrix(y, pred).tolist()
+        == sk_confusion(y.numpy(), pred.numpy(), labels=list(range(10))).tolist()
+    )
 
 
 def toy() -> Analysis:
@@ -76,7 +79,7 @@ def test_a_deleted_run_and_a_corrupt_checkpoint_give_clear_messages(at, tmp_path
     assert any("has no checkpoint yet (or was deleted)" in w.value for w in at.warning)
     bad = tmp_path / "default.pt"
     bad.write_bytes(b"not a checkpoint")
-    monkeypatch.setattr("mnist_core.checkpoints.default_model_path", lambda: bad)
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(bad))
     st.cache_resource.clear()
     fresh = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not fresh.exception

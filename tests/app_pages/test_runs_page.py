@@ -1,5 +1,5 @@
 """Run comparison: config diffs, summaries, the reference table, and the Runs page (AppTest)."""
-from pathlib import Path
+
 from types import SimpleNamespace
 
 import pytest
@@ -9,8 +9,9 @@ from streamlit.testing.v1 import AppTest
 from mnist_core.compare import change_summary, comparison_rows, config_diff, to_csv
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
+from support import PAGES_DIR
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "runs.py")
+PAGE = str(PAGES_DIR / "runs.py")
 
 
 def test_config_diff_finds_exactly_the_changed_keys():
@@ -24,13 +25,18 @@ def test_config_diff_finds_exactly_the_changed_keys():
 
 
 def test_change_summary_and_comparison_rows():
-    base = SimpleNamespace(config={"weight_decay": 0.0, "seed": 0}, test_acc=0.9786, status="completed", id="x")
-    new = SimpleNamespace(config={"weight_decay": 1e-3, "seed": 0}, test_acc=0.9810, status="completed", id="y")
+    base = SimpleNamespace(
+        config={"weight_decay": 0.0, "seed": 0}, test_acc=0.9786, status="completed", id="x"
+    )
+    new = SimpleNamespace(
+        config={"weight_decay": 1e-3, "seed": 0}, test_acc=0.9810, status="completed", id="y"
+    )
     ep = lambda t, v: [{"epoch": 1, "train_acc": t, "val_acc": v}]  # noqa: E731
     text = change_summary(base, new, ep(0.99, 0.97), ep(0.985, 0.978))
     assert "weight_decay from 0.0 to 0.001" in text and "+0.24 points" in text and "less overfitting" in text
-    done = SimpleNamespace(status="completed", test_acc=0.92, id="p",
-                           config=TrainConfig.for_model("perceptron").to_dict())
+    done = SimpleNamespace(
+        status="completed", test_acc=0.92, id="p", config=TrainConfig.for_model("perceptron").to_dict()
+    )
     rows = comparison_rows([done])
     assert [r["model"] for r in rows] == ["Perceptron", "Deep", "Deep + L2", "CNN", "BetterCNN"]
     assert rows[0]["test_accuracy"] == 0.92 and rows[1]["test_accuracy"] is None

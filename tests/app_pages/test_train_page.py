@@ -1,5 +1,4 @@
 """AppTest for the Train page: widgets map to the config, validation shows inline, runs attach."""
-from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -7,9 +6,9 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
+from support import PAGES_DIR
 
-
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+PAGE = str(PAGES_DIR / "train.py")
 
 
 @pytest.fixture()
@@ -42,12 +41,25 @@ def test_defaults_come_from_the_registry_preset(at):
     assert any(m.value == "421,642" for m in at.metric)
 
 
-@pytest.mark.parametrize("change,needle", [
-    (lambda at: (at.selectbox(key="cfg_optimizer").set_value("adam"), at.checkbox(key="cfg_nesterov").check()),
-     "Nesterov momentum needs the sgd optimizer"),
-    (lambda at: (at.slider(key="cfg_patience").set_value(3), at.slider(key="cfg_val_fraction").set_value(0.0)),
-     "early stopping (patience > 0) needs a validation split"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (
+            lambda at: (
+                at.selectbox(key="cfg_optimizer").set_value("adam"),
+                at.checkbox(key="cfg_nesterov").check(),
+            ),
+            "Nesterov momentum needs the sgd optimizer",
+        ),
+        (
+            lambda at: (
+                at.slider(key="cfg_patience").set_value(3),
+                at.slider(key="cfg_val_fraction").set_value(0.0),
+            ),
+            "early stopping (patience > 0) needs a validation split",
+        ),
+    ],
+)
 def test_invalid_combination_is_one_inline_message_and_start_refuses(at, change, needle):
     change(at)
     at.run()
@@ -75,8 +87,20 @@ def test_widgets_map_to_the_started_runs_config(at):
     run_id = at.session_state["train_run_id"]
     run = JobManager().store.get(run_id)
     cfg = TrainConfig.from_dict(run.config)
-    assert (cfg.model, cfg.lr, cfg.batch_size, cfg.epochs, cfg.weight_decay) == ("mlp_128_64", 3e-3, 128, 1, 1e-3)
-    assert (cfg.label_smoothing, cfg.schedule, cfg.limit, cfg.seed, cfg.rotate) == (0.1, "cosine", 600, 7, 12.0)
+    assert (cfg.model, cfg.lr, cfg.batch_size, cfg.epochs, cfg.weight_decay) == (
+        "mlp_128_64",
+        3e-3,
+        128,
+        1,
+        1e-3,
+    )
+    assert (cfg.label_smoothing, cfg.schedule, cfg.limit, cfg.seed, cfg.rotate) == (
+        0.1,
+        "cosine",
+        600,
+        7,
+        12.0,
+    )
     assert cfg.translate == 0.0 and cfg.model_args == {"dropout": 0.35, "batchnorm": False}
     assert any(run_id in s.value for s in at.subheader)
     done = JobManager().wait(run_id, timeout_s=120)

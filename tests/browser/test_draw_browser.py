@@ -1,5 +1,6 @@
 """Real Chromium: draw a 1 and a 7 with the mouse; the default model reads them."""
-from browser import wait_until
+
+from support.browser import wait_until
 
 
 def draw(page, strokes):

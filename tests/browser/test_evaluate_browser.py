@@ -1,5 +1,6 @@
 """Real Chromium: click an off-diagonal cell of the confusion matrix and see those digits."""
-from browser import wait_until
+
+from support.browser import wait_until
 
 
 def test_clicking_a_confusion_cell_opens_its_gallery(page, server):
@@ -15,6 +16,11 @@ def test_clicking_a_confusion_cell_opens_its_gallery(page, server):
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.get_by_text(f"True {true}, predicted {pred}, most confident first").wait_for(timeout=30_000)
     gallery = page.locator(".js-plotly-plot").nth(1)
-    assert wait_until(lambda: gallery.locator(".heatmaplayer image, .heatmaplayer .hm").count() > 0
-                      or gallery.inner_text() != "", timeout_s=30)
+    assert wait_until(
+        lambda: (
+            gallery.locator(".heatmaplayer image, .heatmaplayer .hm").count() > 0
+            or gallery.inner_text() != ""
+        ),
+        timeout_s=30,
+    )
     assert page.get_by_text(f"{true}→{pred}").first.is_visible()

@@ -1,9 +1,9 @@
 """Real Chromium: select two runs on the Runs page and see both runs' curves."""
-from browser import wait_until
 
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
 from mnist_core.runs import RunStore
+from support.browser import wait_until
 
 
 def test_two_selected_runs_are_overlaid(page, server):
@@ -21,7 +21,8 @@ def test_two_selected_runs_are_overlaid(page, server):
 
     def legend_names():
         return page.evaluate("""() => {
-            const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.data && p.data.length >= 4);
+            const plot = [...document.querySelectorAll('.js-plotly-plot')]
+                .find(p => p.data && p.data.length >= 4);
             return plot ? plot.data.map(t => t.name) : [];
         }""")
 

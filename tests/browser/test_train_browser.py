@@ -1,7 +1,8 @@
 """Real Chromium: start a run from the Train page, watch the live curve grow, press Stop."""
+
 import time
 
-from browser import plotted_points, wait_until
+from support.browser import plotted_points, wait_until
 
 
 def test_live_curve_grows_then_stop(page, server):

@@ -2,6 +2,7 @@
 
 The scenarios live in tests/reliability.py, which also prints the report (`python tests/reliability.py`).
 """
+
 import os
 from pathlib import Path
 
@@ -9,13 +10,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import reliability
-from browser import require_browser
 from mnist_core.cli import main as cli
-from mnist_core.integrity import records_lost, snapshot, verify
+from mnist_core.integrity import verify
 from mnist_core.runs import RunStore
+from support import PAGES_DIR, ROOT, reliability
+from support.browser import require_browser
+from support.snapshots import records_lost, snapshot
 
-TRAIN_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "train.py")
+TRAIN_PAGE = str(PAGES_DIR / "train.py")
 
 
 def store_root() -> Path:
@@ -106,17 +108,20 @@ def test_ten_sessions_watch_a_live_run_for_a_minute():
     check_load(reliability.load(store_root(), sessions=10, seconds=60), 10)
 
 
-@pytest.mark.parametrize("target,error", [
-    ("mnist_core.system.environment_status", OSError(28, "No space left on device")),
-    ("mnist_core.runs.RunStore.list", __import__("sqlite3").OperationalError("disk I/O error")),
-])
+@pytest.mark.parametrize(
+    "target,error",
+    [
+        ("mnist_core.system.environment_status", OSError(28, "No space left on device")),
+        ("mnist_core.runs.RunStore.list", __import__("sqlite3").OperationalError("disk I/O error")),
+    ],
+)
 def test_machine_faults_in_the_dashboard_are_a_message_not_a_traceback(monkeypatch, target, error):
     def fail(*args, **kwargs):
         raise error
 
     st.cache_resource.clear()
     monkeypatch.setattr(target, fail)
-    at = AppTest.from_file(str(Path(TRAIN_PAGE).parent.parent / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert any(str(error) in e.value and "free some space" in e.value for e in at.error)
     monkeypatch.undo()  # the space is freed: the next run of the page is whole again

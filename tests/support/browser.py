@@ -1,4 +1,5 @@
 """Real-browser helpers: serve the app headless and drive Debian's Chromium with Playwright."""
+
 from __future__ import annotations
 
 import os
@@ -10,18 +11,28 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import wait_until  # noqa: F401  (re-exported for the browser tests)
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+from support.helpers import wait_until  # noqa: F401  (re-exported for the browser tests)
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def require_browser() -> None:
     """Locally a missing Chromium skips; under CI=true it is a failure, never a skip."""
-    missing = [what for what, ok in (("chromium", Path(CHROMIUM).exists()),
-                                      ("playwright", _has_playwright())) if not ok]
+    missing = [
+        what
+        for what, ok in (("chromium", Path(CHROMIUM).exists()), ("playwright", _has_playwright()))
+        if not ok
+    ]
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the browser tests but {', '.join(missing)} is missing")
@@ -31,6 +42,7 @@ def require_browser() -> None:
 def _has_playwright() -> bool:
     try:
         from playwright.sync_api import sync_playwright  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -53,10 +65,26 @@ class Server:
         store.mkdir(parents=True, exist_ok=True)
         self.log = open(store.parent / "streamlit.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(self.port), "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=self.log,
-            stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(self.port),
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -138,13 +166,16 @@ X_VALUES_JS = """(trace) => {
 def chart_x(page, index: int = 0, key: str | None = None, last: bool = False) -> list[float]:
     """x values of the first trace of a Plotly chart: the one with this Streamlit key, else the
     index-th chart on the page ([] while it is not drawn); with last=True only the last value."""
-    return page.evaluate(f"""([i, key, last]) => {{
+    return page.evaluate(
+        f"""([i, key, last]) => {{
         const xs = {X_VALUES_JS};
         const plot = key ? document.querySelector('.st-key-' + key + ' .js-plotly-plot')
                          : document.querySelectorAll('.js-plotly-plot')[i];
         const x = plot && plot.data ? xs(plot.data[0]) : [];
         return last ? x.slice(-1) : x;
-    }}""", [index, key, last])
+    }}""",
+        [index, key, last],
+    )
 
 
 def plotted_points(page, index: int = 0, key: str | None = None) -> int:

@@ -1,11 +1,12 @@
 """Faults and load, as scenarios shared by the tests and the report script.
 
-    python tests/reliability.py              # the full report: 10 sessions watching for 60 s
-    python tests/reliability.py --seconds 15 # a shorter load phase
+    python tests/support/reliability.py              # the full report: 10 sessions watching for 60 s
+    python tests/support/reliability.py --seconds 15 # a shorter load phase
 
 Each fault scenario snapshots the run store just before the fault and again after it (and after
 the recovery), and counts the records saved before the fault that are missing or changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,18 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for _path in (HERE, HERE.parent):  # run as a script: make `browser`, `helpers` and `mnist_core` importable
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(HERE.parent) not in sys.path:  # run as a script: make the `support` package importable
+    sys.path.insert(0, str(HERE.parent))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, X_VALUES_JS, Server, plotted_points  # noqa: E402
-from helpers import wait_until  # noqa: E402
 from mnist_core.config import TrainConfig  # noqa: E402
-from mnist_core.integrity import records_lost, snapshot, verify  # noqa: E402
+from mnist_core.integrity import verify  # noqa: E402
 from mnist_core.jobs import JobManager  # noqa: E402
 from mnist_core.runs import RunStore  # noqa: E402
+from support import ROOT  # noqa: E402
+from support.browser import CHROMIUM, CHROMIUM_ARGS, X_VALUES_JS, Server, plotted_points  # noqa: E402
+from support.helpers import wait_until  # noqa: E402
+from support.snapshots import records_lost, snapshot  # noqa: E402
 
-FAULT_HOOKS = HERE / "faults"  # sitecustomize.py that makes torch.save meet a full disk
+FAULT_HOOKS = HERE / "fault_hooks"  # sitecustomize.py that makes torch.save meet a full disk
 
 
 @dataclass
@@ -53,7 +55,11 @@ def _mid_epoch(jobs: JobManager, run_id: str) -> bool:
     """At least one epoch saved, and the next one partly trained."""
     r = jobs.store.get(run_id)
     p = r.progress
-    return r.epochs_done >= 1 and p.get("epoch") == r.epochs_done + 1 and 0 < p.get("batch", 0) < p.get("batches", 0)
+    return (
+        r.epochs_done >= 1
+        and p.get("epoch") == r.epochs_done + 1
+        and 0 < p.get("batch", 0) < p.get("batches", 0)
+    )
 
 
 def _result(fault: str, store: RunStore, before, ok: bool, detail: str) -> FaultResult:
@@ -79,8 +85,14 @@ def fault_kill_9(root: Path) -> FaultResult:
     lost = first.lost + records_lost(before, finished)
     problems = first.problems + verify(jobs.store)
     ok = first.survived and done.status == "completed" and done.epochs_done == dead.epochs_done + 1
-    return FaultResult(first.fault, ok and not lost and not problems, before.records, lost, problems,
-                       f"{dead.reason} Extended: {done.status} after {done.epochs_done} epochs.")
+    return FaultResult(
+        first.fault,
+        ok and not lost and not problems,
+        before.records,
+        lost,
+        problems,
+        f"{dead.reason} Extended: {done.status} after {done.epochs_done} epochs.",
+    )
 
 
 def fault_full_disk(root: Path) -> FaultResult:
@@ -100,8 +112,12 @@ def fault_full_disk(root: Path) -> FaultResult:
     trigger.touch()
     failed = wait_until(lambda: not (r := jobs.get(run.id)).active and r, timeout_s=60)
     leftovers = list(jobs.store.run_dir(run.id).glob(".*.tmp"))
-    ok = (failed.status == "failed" and "No space left on device" in (failed.reason or "")
-          and not leftovers and failed.epochs_done >= 1)
+    ok = (
+        failed.status == "failed"
+        and "No space left on device" in (failed.reason or "")
+        and not leftovers
+        and failed.epochs_done >= 1
+    )
     return _result("full disk during a checkpoint save", jobs.store, before, ok, failed.reason or "")
 
 
@@ -157,9 +173,14 @@ def fault_server_restart(root: Path) -> FaultResult:
             done = jobs.wait(run_id, timeout_s=240)
             page.get_by_text("cnn_basic · completed").wait_for(timeout=30_000)
             ok = worker_alive and done.status == "completed"
-            return _result("dashboard killed mid-training and restarted", jobs.store, before, ok,
-                           f"run went on while the dashboard was down; page live again {reconnect_s:.1f} s "
-                           f"after the restart began; run {done.status} with test accuracy {done.test_acc:.4f}")
+            return _result(
+                "dashboard killed mid-training and restarted",
+                jobs.store,
+                before,
+                ok,
+                f"run went on while the dashboard was down; page live again {reconnect_s:.1f} s "
+                f"after the restart began; run {done.status} with test accuracy {done.test_acc:.4f}",
+            )
         finally:
             browser.close()
             server.stop()
@@ -174,7 +195,7 @@ FAULTS = [fault_kill_9, fault_server_restart, fault_full_disk, fault_nan]
 # Installed in each page: every time Streamlit redraws the loss chart, note the time and the newest
 # batch it shows (x is step / batches per epoch). The browser's clock is this machine's clock.
 RECORD_UPDATES_JS = """() => {
-    const xs = %s;
+    const xs = X_VALUES_JS;
     window.__chartUpdates = [];
     let seen = null;
     setInterval(() => {
@@ -185,7 +206,7 @@ RECORD_UPDATES_JS = """() => {
         const x = xs(trace);
         if (x.length) window.__chartUpdates.push([Date.now() / 1000, x[x.length - 1]]);
     }, 50);
-}""" % X_VALUES_JS
+}""".replace("X_VALUES_JS", X_VALUES_JS)
 
 
 @dataclass
@@ -204,14 +225,23 @@ class LoadResult:
     def figures(self) -> dict:
         w = sorted(self.waits_s)
         pct = lambda q: round(w[int(q * (len(w) - 1))], 2) if w else None  # noqa: E731
-        return dict(sessions=self.sessions, watch_s=self.seconds, sessions_held=self.sessions_held,
-                    errors=len(self.errors), redraws_per_session_min=min(self.redraws, default=0),
-                    refresh_median_s=pct(0.5), refresh_p95_s=pct(0.95), refresh_max_s=pct(1.0),
-                    page_switch_median_s=round(statistics.median(self.switch_s), 2) if self.switch_s else None,
-                    page_switch_max_s=round(max(self.switch_s), 2) if self.switch_s else None,
-                    server_rss_start_mb=round(self.rss_mb[0]), server_rss_max_mb=round(max(self.rss_mb)),
-                    server_rss_end_mb=round(self.rss_mb[-1]), second_run_queued=self.queued_waited,
-                    **{f"cpu_{k}_cores": round(v, 2) for k, v in self.cpu_cores.items()})
+        return dict(
+            sessions=self.sessions,
+            watch_s=self.seconds,
+            sessions_held=self.sessions_held,
+            errors=len(self.errors),
+            redraws_per_session_min=min(self.redraws, default=0),
+            refresh_median_s=pct(0.5),
+            refresh_p95_s=pct(0.95),
+            refresh_max_s=pct(1.0),
+            page_switch_median_s=round(statistics.median(self.switch_s), 2) if self.switch_s else None,
+            page_switch_max_s=round(max(self.switch_s), 2) if self.switch_s else None,
+            server_rss_start_mb=round(self.rss_mb[0]),
+            server_rss_max_mb=round(max(self.rss_mb)),
+            server_rss_end_mb=round(self.rss_mb[-1]),
+            second_run_queued=self.queued_waited,
+            **{f"cpu_{k}_cores": round(v, 2) for k, v in self.cpu_cores.items()},
+        )
 
 
 class StoreWatcher(threading.Thread):
@@ -225,20 +255,22 @@ class StoreWatcher(threading.Thread):
         top = 0
         while not self.done.is_set():
             now = time.time()
-            row = self.store.conn.execute("SELECT MAX(step) FROM batch_metrics WHERE run_id = ?",
-                                          (self.run_id,)).fetchone()[0] or 0
+            new = self.store.batch_times(self.run_id, top)
+            row = new[-1][0] if new else top
             for step in range(top + 1, row + 1):
                 self.readable_at[step] = now
             top = max(top, row)
             time.sleep(0.02)
 
 
-def _waits(updates: list[list[float]], readable_at: dict[int, float], batches: int, end: float) -> list[float]:
+def _waits(
+    updates: list[list[float]], readable_at: dict[int, float], batches: int, end: float
+) -> list[float]:
     """For each redraw, and at the end of the watch: how long the first batch not yet on the chart
     had been readable in the store (0 when the chart was up to date). The maximum is the worst
     refresh delay a learner saw."""
     waits = []
-    for (t, x), (t_next, _) in zip(updates, updates[1:] + [[end, None]]):
+    for (_t, x), (t_next, _) in zip(updates, updates[1:] + [[end, None]]):
         first_unshown = readable_at.get(round(x * batches) + 1)
         waits.append(t_next - first_unshown if first_unshown is not None and first_unshown < t_next else 0.0)
     return waits
@@ -253,8 +285,15 @@ def cpu_seconds() -> dict[str, float]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        kind = ("workers" if b"mnist_core.worker" in cmd else "server" if b"streamlit" in cmd
-                else "browsers" if b"chrom" in cmd else None)
+        kind = (
+            "workers"
+            if b"mnist_core.worker" in cmd
+            else "server"
+            if b"streamlit" in cmd
+            else "browsers"
+            if b"chrom" in cmd
+            else None
+        )
         if kind:
             fields = stat.rsplit(")", 1)[1].split()
             out[kind] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -284,13 +323,19 @@ def load(root: Path, sessions: int = 10, seconds: float = 60.0, screenshot: Path
                 page = browser.new_context(viewport={"width": 1200, "height": 1000}).new_page()
                 page.set_default_timeout(120_000)
                 page.on("pageerror", lambda exc, i=i: out.errors.append(f"session {i}: {exc}"))
-                page.on("response", lambda r, i=i: r.status >= 400 and not _base_path_probe(r.url)
-                        and out.errors.append(f"session {i}: HTTP {r.status} {r.url}"))
+                page.on(
+                    "response",
+                    lambda r, i=i: (
+                        r.status >= 400
+                        and not _base_path_probe(r.url)
+                        and out.errors.append(f"session {i}: HTTP {r.status} {r.url}")
+                    ),
+                )
                 page.goto(server.url + "/train")
                 pages.append(page)
             for page in pages:
                 page.get_by_text("cnn_basic · running").wait_for()
-                wait_until(lambda: chart_points(page) > 0, timeout_s=120)
+                wait_until(lambda p=page: chart_points(p) > 0, timeout_s=120)
                 page.evaluate(RECORD_UPDATES_JS)
             out.rss_mb.append(server.rss_mb())
             watcher = StoreWatcher(RunStore(root), live.id)
@@ -312,7 +357,9 @@ def load(root: Path, sessions: int = 10, seconds: float = 60.0, screenshot: Path
                     out.errors.append(f"session {i}: the chart was never redrawn")
                     continue
                 out.waits_s += _waits(updates, watcher.readable_at, batches, end)
-            out.queued_waited = jobs.get(queued.id).status == "queued" and jobs.get(live.id).status == "running"
+            out.queued_waited = (
+                jobs.get(queued.id).status == "queued" and jobs.get(live.id).status == "running"
+            )
             out.sessions_held = sum(page.get_by_text("cnn_basic · running").count() == 1 for page in pages)
             for i, page in enumerate(pages):
                 n = page.locator("[data-testid='stException']").count()
@@ -349,12 +396,18 @@ def main(argv=None) -> int:
     bad_inputs = 0
     if not args.skip_fuzz:
         import pytest
-
         import test_fuzz
-        code = pytest.main([str(HERE / "test_fuzz.py"), "-q", "-p", "no:cacheprovider", "-W", "ignore"])
+
+        code = pytest.main(
+            [str(ROOT / "tests" / "unit" / "test_fuzz.py"), "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+        )
         bad_inputs = sum(test_fuzz.TRIED.values())
-        print("bad inputs tried: " + ", ".join(f"{k}={v}" for k, v in test_fuzz.TRIED.items())
-              + f" (pytest exit {int(code)})", flush=True)
+        print(
+            "bad inputs tried: "
+            + ", ".join(f"{k}={v}" for k, v in test_fuzz.TRIED.items())
+            + f" (pytest exit {int(code)})",
+            flush=True,
+        )
         if code != 0:
             return 1
     results = []
@@ -362,22 +415,34 @@ def main(argv=None) -> int:
         t0 = time.time()
         r = scenario(work / scenario.__name__ / "store")
         results.append(r)
-        print(f"fault: {r.fault}: {'survived' if r.survived else 'NOT SURVIVED'} "
-              f"({time.time() - t0:.0f} s; {r.records_before} records before, {len(r.lost)} lost, "
-              f"{len(r.problems)} problems) {r.detail}", flush=True)
+        print(
+            f"fault: {r.fault}: {'survived' if r.survived else 'NOT SURVIVED'} "
+            f"({time.time() - t0:.0f} s; {r.records_before} records before, {len(r.lost)} lost, "
+            f"{len(r.problems)} problems) {r.detail}",
+            flush=True,
+        )
         for line in r.lost + r.problems:
             print(f"  {line}")
     lr = load(work / "load" / "store", args.sessions, args.seconds, screenshot=work / "load.png")
     for e in lr.errors[:10]:
         print(f"  error: {e}")
-    figures = dict(sessions_held=lr.sessions_held, faults_survived=sum(r.survived for r in results),
-                   faults=len(results), bad_inputs_tried=bad_inputs,
-                   records_lost=sum(len(r.lost) for r in results), store_problems=sum(len(r.problems) for r in results),
-                   **{k: v for k, v in lr.figures().items() if k != "sessions_held"})
+    figures = dict(
+        sessions_held=lr.sessions_held,
+        faults_survived=sum(r.survived for r in results),
+        faults=len(results),
+        bad_inputs_tried=bad_inputs,
+        records_lost=sum(len(r.lost) for r in results),
+        store_problems=sum(len(r.problems) for r in results),
+        **{k: v for k, v in lr.figures().items() if k != "sessions_held"},
+    )
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
     print(f"screenshot={work / 'load.png'}")
-    good = (figures["records_lost"] == 0 and figures["faults_survived"] == len(results)
-            and lr.sessions_held == args.sessions and not lr.errors)
+    good = (
+        figures["records_lost"] == 0
+        and figures["faults_survived"] == len(results)
+        and lr.sessions_held == args.sessions
+        and not lr.errors
+    )
     return 0 if good else 1
 
 

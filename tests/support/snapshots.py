@@ -1,4 +1,5 @@
 """Snapshots of a run store, to count the records a fault lost (the fault scenarios and their tests)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,10 @@ def snapshot(store: RunStore) -> Snapshot:
     c = store.conn  # read-only SQL from a test helper: the library's own code goes through RunStore
     snap = Snapshot(runs={r[0] for r in c.execute("SELECT id FROM runs")})
     snap.epochs = {(r, e): rec for r, e, rec in c.execute("SELECT run_id, epoch, record FROM epoch_metrics")}
-    snap.batches = {(r, s): (e, loss) for r, s, e, loss in
-                    c.execute("SELECT run_id, step, epoch, loss FROM batch_metrics")}
+    snap.batches = {
+        (r, s): (e, loss)
+        for r, s, e, loss in c.execute("SELECT run_id, step, epoch, loss FROM batch_metrics")
+    }
     for run_id in snap.runs:
         for path in sorted(store.run_dir(run_id).glob("epoch-*.pt")):
             snap.files[str(path)] = _digest(path)
@@ -47,12 +50,19 @@ def records_lost(before: Snapshot, after: Snapshot) -> list[str]:
 
     Runs that kept training may add records; nothing saved earlier may vanish or change."""
     lost = [f"run {r} is gone" for r in sorted(before.runs - after.runs)]
-    lost += [f"epoch {e} of run {r} is {'changed' if (r, e) in after.epochs else 'gone'}"
-             for (r, e), rec in sorted(before.epochs.items()) if after.epochs.get((r, e)) != rec]
-    lost += [f"batch {s} of run {r} is {'changed' if (r, s) in after.batches else 'gone'}"
-             for (r, s), value in sorted(before.batches.items()) if after.batches.get((r, s)) != value]
-    lost += [f"{p} is {'changed' if p in after.files else 'gone'}"
-             for p, digest in sorted(before.files.items()) if after.files.get(p) != digest]
+    lost += [
+        f"epoch {e} of run {r} is {'changed' if (r, e) in after.epochs else 'gone'}"
+        for (r, e), rec in sorted(before.epochs.items())
+        if after.epochs.get((r, e)) != rec
+    ]
+    lost += [
+        f"batch {s} of run {r} is {'changed' if (r, s) in after.batches else 'gone'}"
+        for (r, s), value in sorted(before.batches.items())
+        if after.batches.get((r, s)) != value
+    ]
+    lost += [
+        f"{p} is {'changed' if p in after.files else 'gone'}"
+        for p, digest in sorted(before.files.items())
+        if after.files.get(p) != digest
+    ]
     return lost
-
-

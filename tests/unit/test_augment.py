@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mnist_core.augment import BACKGROUND, augment_batch
-from mnist_core.data import normalize
+from mnist_core.augment import augment_batch
+from mnist_core.pixels import BLACK, normalize
 
 
 @pytest.fixture()
@@ -10,8 +10,16 @@ def digits(mnist):
     return normalize(mnist.train_images[:64]), mnist.train_labels[:64]
 
 
-@pytest.mark.parametrize("kind", [dict(rotate=15), dict(translate=0.1), dict(scale=0.15), dict(erase=1.0),
-                                  dict(rotate=10, translate=0.1, scale=0.1, erase=0.5)])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        dict(rotate=15),
+        dict(translate=0.1),
+        dict(scale=0.15),
+        dict(erase=1.0),
+        dict(rotate=10, translate=0.1, scale=0.1, erase=0.5),
+    ],
+)
 def test_shape_dtype_and_change(digits, kind):
     x, _ = digits
     out = augment_batch(x, generator=torch.Generator().manual_seed(0), **kind)
@@ -44,7 +52,7 @@ def test_warp_pads_with_black_and_keeps_ink(digits):
     x, _ = digits
     out = augment_batch(x, translate=0.25, generator=torch.Generator().manual_seed(1))
     # corners stay background; most ink survives a shift of at most 7 pixels
-    assert torch.allclose(out[:, :, 0, 0], torch.full_like(out[:, :, 0, 0], BACKGROUND), atol=1e-4)
+    assert torch.allclose(out[:, :, 0, 0], torch.full_like(out[:, :, 0, 0], BLACK), atol=1e-4)
     ink_before = (x > 0).float().sum((1, 2, 3))
     ink_after = (out > 0).float().sum((1, 2, 3))
     assert (ink_after > 0.5 * ink_before).float().mean() > 0.9
@@ -52,8 +60,9 @@ def test_warp_pads_with_black_and_keeps_ink(digits):
 
 def test_labels_preserved_by_a_trained_model(mnist):
     """Mild augmentation keeps the class: a model trained without it still reads the digits."""
-    from mnist_core.checkpoints import default_model_path, load_checkpoint
+    from mnist_core.checkpoints import load_checkpoint
     from mnist_core.evaluate import predict_logits
+    from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model
     x = normalize(mnist.test_images[:500])

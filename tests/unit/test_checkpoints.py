@@ -7,6 +7,7 @@ import torch
 from mnist_core import checkpoints as C
 from mnist_core.config import TrainConfig
 from mnist_core.models import build_model
+from mnist_core.paths import checkpoints_dir, default_model_path
 
 
 @pytest.fixture()
@@ -22,7 +23,7 @@ def saved(tmp_path):
 
 def test_round_trip_rebuilds_model_from_file_alone(saved):
     path, model, cfg = saved
-    assert path.parent == C.checkpoints_dir() and path.name.startswith("cnn_2-")
+    assert path.parent == checkpoints_dir() and path.name.startswith("cnn_2-")
     assert path.name.endswith("-acc98.76.pt")
     ck = C.load_checkpoint(path)
     x = torch.randn(4, 1, 28, 28)
@@ -48,12 +49,15 @@ def test_atomic_save_leaves_no_temp_files_and_old_file_survives_a_full_disk(save
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
-@pytest.mark.parametrize("damage,needle", [
-    (lambda p: p.write_bytes(b""), "is empty"),
-    (lambda p: p.write_bytes(p.read_bytes()[:3000]), "truncated or not a PyTorch file"),
-    (lambda p: p.write_bytes(b"hello, I am not a checkpoint"), "truncated or not a PyTorch file"),
-    (lambda p: torch.save({"w": torch.zeros(2)}, p), "not an MNIST Lab checkpoint"),
-])
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_bytes(p.read_bytes()[:3000]), "truncated or not a PyTorch file"),
+        (lambda p: p.write_bytes(b"hello, I am not a checkpoint"), "truncated or not a PyTorch file"),
+        (lambda p: torch.save({"w": torch.zeros(2)}, p), "not an MNIST Lab checkpoint"),
+    ],
+)
 def test_damaged_files_give_clear_errors(saved, damage, needle):
     path, _, _ = saved
     damage(path)
@@ -87,7 +91,7 @@ def test_weights_for_another_architecture(saved):
 
 
 def test_shipped_default_model_is_small_and_accurate():
-    path = C.default_model_path()
+    path = default_model_path()
     assert path.stat().st_size < 2_000_000
     ck = C.load_checkpoint(path)
     assert ck.meta["metrics"]["test_acc"] >= 0.993

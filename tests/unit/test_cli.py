@@ -1,33 +1,40 @@
 """The command line, run the way a user runs it: as a subprocess."""
+
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 def cli(*args, env=None, timeout=300):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mnist_core", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_core", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def test_models_lists_registry_with_parameter_counts():
     out = cli("models")
     assert out.returncode == 0
-    line = next(l for l in out.stdout.splitlines() if l.startswith("cnn_basic"))
+    line = next(s for s in out.stdout.splitlines() if s.startswith("cnn_basic"))
     assert "421,642" in line
     assert all(key in out.stdout for key in ("perceptron", "better_cnn", "fast_cnn"))
 
 
 def test_train_limit_then_evaluate(tmp_path):
     ckpt = tmp_path / "smoke.pt"
-    out = cli("train", "--model", "mlp_500_125", "--preset", "--epochs", "1", "--limit", "2000",
-              "--out", str(ckpt))
+    out = cli(
+        "train", "--model", "mlp_500_125", "--preset", "--epochs", "1", "--limit", "2000", "--out", str(ckpt)
+    )
     assert out.returncode == 0, out.stderr
     assert "epoch 1/1" in out.stderr and "img/s" in out.stderr  # progress bar with live figures
-    acc = float(next(l for l in out.stdout.splitlines() if l.startswith("test_accuracy=")).split("=")[1])
+    acc = float(next(s for s in out.stdout.splitlines() if s.startswith("test_accuracy=")).split("=")[1])
     assert acc > 0.8 and ckpt.is_file()
     ev = cli("evaluate", str(ckpt))
     assert ev.returncode == 0, ev.stderr
@@ -43,8 +50,15 @@ def test_bad_flag_value_is_one_message_not_a_traceback():
 
 
 def test_missing_data_and_bad_checkpoint_are_clear(tmp_path):
-    out = cli("train", "--model", "perceptron", "--data-dir", str(tmp_path / "nothing"),
-              env={"MNIST_LAB_OFFLINE": "1"}, timeout=120)
+    out = cli(
+        "train",
+        "--model",
+        "perceptron",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        env={"MNIST_LAB_OFFLINE": "1"},
+        timeout=120,
+    )
     # offline: the message names the variable and files
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "MNIST_DATA_DIR" in out.stderr and "train-images-idx3-ubyte.gz" in out.stderr
@@ -57,7 +71,19 @@ def test_missing_data_and_bad_checkpoint_are_clear(tmp_path):
 
 def test_every_train_flag_has_help():
     out = cli("train", "--help")
-    for flag in ("--lr", "--batch-size", "--weight-decay", "--label-smoothing", "--schedule", "--patience",
-                 "--val-fraction", "--rotate", "--erase", "--preset", "--limit", "--threads"):
+    for flag in (
+        "--lr",
+        "--batch-size",
+        "--weight-decay",
+        "--label-smoothing",
+        "--schedule",
+        "--patience",
+        "--val-fraction",
+        "--rotate",
+        "--erase",
+        "--preset",
+        "--limit",
+        "--threads",
+    ):
         assert flag in out.stdout
     assert "learning rate (peak rate for onecycle) (default: 0.001)" in " ".join(out.stdout.split())

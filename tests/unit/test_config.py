@@ -4,19 +4,22 @@ from mnist_core.config import ConfigError, TrainConfig, field_help
 from mnist_core.models import REGISTRY
 
 
-@pytest.mark.parametrize("changes,needle", [
-    (dict(lr=-0.1), "learning rate must be above 0"),
-    (dict(batch_size=0), "batch size must be between 1"),
-    (dict(model="resnet"), "unknown model 'resnet'"),
-    (dict(epochs=0), "epochs must be between 1"),
-    (dict(optimizer="rmsprop"), "optimizer must be one of sgd, adam, adamw"),
-    (dict(nesterov=True, optimizer="adam"), "Nesterov momentum needs the sgd optimizer"),
-    (dict(patience=2, val_fraction=0.0), "early stopping (patience > 0) needs a validation split"),
-    (dict(lr=float("nan")), "learning rate"),
-    (dict(batch_size="64"), "batch_size must be int"),
-    (dict(model_args={"dropout": 2.0}), "model arguments for 'cnn_basic' are invalid"),
-    (dict(model_args={"wings": 2}), "model arguments for 'cnn_basic' are invalid"),
-])
+@pytest.mark.parametrize(
+    "changes,needle",
+    [
+        (dict(lr=-0.1), "learning rate must be above 0"),
+        (dict(batch_size=0), "batch size must be between 1"),
+        (dict(model="resnet"), "unknown model 'resnet'"),
+        (dict(epochs=0), "epochs must be between 1"),
+        (dict(optimizer="rmsprop"), "optimizer must be one of sgd, adam, adamw"),
+        (dict(nesterov=True, optimizer="adam"), "Nesterov momentum needs the sgd optimizer"),
+        (dict(patience=2, val_fraction=0.0), "early stopping (patience > 0) needs a validation split"),
+        (dict(lr=float("nan")), "learning rate"),
+        (dict(batch_size="64"), "batch_size must be int"),
+        (dict(model_args={"dropout": 2.0}), "model arguments for 'cnn_basic' are invalid"),
+        (dict(model_args={"wings": 2}), "model arguments for 'cnn_basic' are invalid"),
+    ],
+)
 def test_bad_values_give_one_clear_message(changes, needle):
     with pytest.raises(ConfigError) as err:
         TrainConfig.from_dict(changes)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mnist_core import data as D
-from mnist_core.config import DATA_ENV, MNIST_MEAN, MNIST_STD
+from mnist_core.paths import DATA_ENV
+from mnist_core.pixels import MNIST_MEAN, MNIST_STD
 
 
 def write_idx(path, array: torch.Tensor, compress=False):
@@ -77,7 +78,7 @@ def test_download_path_fetches_then_verifies(tmp_path, monkeypatch, mnist):
 
     def fake_download(url, root, filename, md5=None):
         calls.append(url)
-        (tmp_path / "dl" / filename).write_bytes(D._find(source, filename[:-3]).read_bytes())
+        (tmp_path / "dl" / filename).write_bytes(D.find_file(source, filename[:-3]).read_bytes())
 
     monkeypatch.setattr("torchvision.datasets.utils.download_url", fake_download)
     loaded = D.load_mnist(tmp_path / "dl", download_missing=True)

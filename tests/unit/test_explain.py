@@ -1,11 +1,12 @@
 """Saliency maps: shapes, targets, applicability and the sanity check, on every model family."""
+
 import numpy as np
 import pytest
 import torch
 
-from mnist_core.data import normalize
 from mnist_core.explain import BLACK, METHODS, ExplainError, attribute, methods_for, randomized_copy
 from mnist_core.models import build_model
+from mnist_core.pixels import normalize
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_grad_cam_on_an_mlp_and_bad_targets_are_clear_errors(digit):
 
 def test_integrated_gradients_baseline_is_black_and_completes(digit):
     """IG attributions sum to score(x) - score(black): the baseline really is a black image."""
-    from mnist_core.checkpoints import default_model_path, load_checkpoint
+    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model
     x, label = digit
@@ -48,7 +50,8 @@ def test_integrated_gradients_baseline_is_black_and_completes(digit):
 
 
 def test_sanity_check_random_weights_give_a_different_map(digit):
-    from mnist_core.checkpoints import default_model_path, load_checkpoint
+    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.paths import default_model_path
 
     trained = load_checkpoint(default_model_path()).model
     x, label = digit

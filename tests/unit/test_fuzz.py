@@ -1,9 +1,10 @@
 """Bad input, generated: every input ends as a valid result or one clear error, never a crash."""
+
 import io
 import json
 import math
-from collections import Counter
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +27,32 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 plain = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=8)
+    max_leaves=8,
+)
 # values near what a learner or a form could send: boundaries, wrong types, NaN, huge numbers
-near = (st.integers(-3, 3) | st.integers(-2**70, 2**70) | st.floats(allow_nan=True, allow_infinity=True)
-        | st.sampled_from(["adam", "sgd", "cosine", "cnn_basic", "perceptron", "", "../x", "1e-3"])
-        | st.booleans() | st.none())
+near = (
+    st.integers(-3, 3)
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(["adam", "sgd", "cosine", "cnn_basic", "perceptron", "", "../x", "1e-3"])
+    | st.booleans()
+    | st.none()
+)
 model_args = st.dictionaries(
     st.sampled_from(["hidden", "channels", "dropout", "batchnorm", "convs", "kernel", "gap", "x"]),
-    st.integers(-2, 2**40) | st.floats(allow_nan=True) | st.lists(st.integers(-2, 2**40), max_size=30)
-    | st.booleans() | st.text(max_size=3) | st.lists(st.floats(allow_nan=True), max_size=3),
-    max_size=4)
-configs = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), near | plain, max_size=8) | \
-    st.fixed_dictionaries({"model": st.sampled_from(["mlp_128_64", "cnn_1", "better_cnn", "deep"]),
-                           "model_args": model_args})
+    st.integers(-2, 2**40)
+    | st.floats(allow_nan=True)
+    | st.lists(st.integers(-2, 2**40), max_size=30)
+    | st.booleans()
+    | st.text(max_size=3)
+    | st.lists(st.floats(allow_nan=True), max_size=3),
+    max_size=4,
+)
+configs = st.dictionaries(
+    st.sampled_from(FIELDS) | st.text(max_size=10), near | plain, max_size=8
+) | st.fixed_dictionaries(
+    {"model": st.sampled_from(["mlp_128_64", "cnn_1", "better_cnn", "deep"]), "model_args": model_args}
+)
 
 
 @FUZZ
@@ -62,8 +76,27 @@ def test_config_validator_gives_a_valid_config_or_one_clear_error(values):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=80) | st.sampled_from(["..", "0\n", "ok\n", "../etc", "/abs", "a/b", "a\\b", "a..b", "ok-run_1",
-                                                "a\x00b", "C:\\x", "~", ".hidden", "a" * 65]))
+@given(
+    st.text(max_size=80)
+    | st.sampled_from(
+        [
+            "..",
+            "0\n",
+            "ok\n",
+            "../etc",
+            "/abs",
+            "a/b",
+            "a\\b",
+            "a..b",
+            "ok-run_1",
+            "a\x00b",
+            "C:\\x",
+            "~",
+            ".hidden",
+            "a" * 65,
+        ]
+    )
+)
 def test_run_ids_are_plain_names_or_refused(run_id):
     TRIED["run_ids"] += 1
     try:
@@ -112,8 +145,14 @@ def read_digit(data: bytes) -> None:
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(MODES), st.sampled_from(FORMATS), st.integers(1, 64), st.integers(1, 64),
-       st.integers(0, 2**16), st.data())
+@given(
+    st.sampled_from(MODES),
+    st.sampled_from(FORMATS),
+    st.integers(1, 64),
+    st.integers(1, 64),
+    st.integers(0, 2**16),
+    st.data(),
+)
 def test_any_upload_is_read_or_refused_clearly(mode, fmt, w, h, seed, data):
     raw = encode(mode, fmt, w, h, seed)
     if raw is None:
@@ -121,10 +160,10 @@ def test_any_upload_is_read_or_refused_clearly(mode, fmt, w, h, seed, data):
     TRIED["images"] += 1
     how = data.draw(st.sampled_from(["intact", "truncate", "flip", "garbage"]))
     if how == "truncate":
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     elif how == "flip":
         at = data.draw(st.integers(0, len(raw) - 1))
-        raw = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255))]) + raw[at + 1:]
+        raw = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255))]) + raw[at + 1 :]
     elif how == "garbage":
         raw = data.draw(st.binary(max_size=300))
     try:
@@ -161,7 +200,7 @@ def test_damaged_checkpoints_load_or_fail_clearly(tmp_path, checkpoint_bytes, da
     if how == "truncate":
         raw = raw[:at]
     elif how == "flip":
-        raw = raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:]
+        raw = raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1 :]
     else:
         raw = raw[:at] + bytes(len(raw) - at)
     path = tmp_path / f"damaged-{how}-{at}.pt"

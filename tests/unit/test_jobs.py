@@ -1,4 +1,5 @@
 """Background jobs and the run store, driven as the dashboard and CLI drive them."""
+
 import os
 import signal
 import threading
@@ -10,7 +11,7 @@ from mnist_core.checkpoints import load_checkpoint
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
 from mnist_core.runs import RunError, RunStore
-from helpers import wait_until as wait_for
+from support.helpers import wait_until as wait_for
 
 
 def cfg(**kw):
@@ -24,7 +25,6 @@ def jobs(tmp_path):
     yield manager
     for run in manager.store.list(("running", "queued")):  # never leave a worker behind
         manager.stop(run.id, grace_s=2)
-
 
 
 def test_start_poll_complete(jobs):
@@ -104,8 +104,7 @@ def test_reader_polls_while_writer_writes(jobs):
         seen = 0
         while True:
             try:
-                rows = store.conn.execute("SELECT step, t FROM batch_metrics WHERE run_id = ? AND step > ?",
-                                          (run.id, seen)).fetchall()
+                rows = store.batch_times(run.id, seen)
                 now = time.time()
                 latencies.extend(now - t for _, t in rows)
                 if rows:
@@ -164,8 +163,9 @@ def test_cli_background_runs_stop(tmp_path):
     env = {**os.environ, "MNIST_LAB_CHECKPOINTS": str(tmp_path / "cli"), "MNIST_LAB_MAX_RUNS": "1"}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "mnist_core", *args], capture_output=True, text=True,
-                              env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "mnist_core", *args], capture_output=True, text=True, env=env, timeout=120
+        )
 
     out = cli("train", "--model", "cnn_basic", "--epochs", "5", "--limit", "20000", "--background")
     assert out.returncode == 0, out.stderr

@@ -44,8 +44,15 @@ def test_layer_table_shapes_for_cnn_basic():
     assert [r["params"] for r in convs] == [320, 18_496]
 
 
-@pytest.mark.parametrize("key,args", [("cnn_1", {"dropout": 1.5}), ("cnn_1", {"channels": []}),
-                                      ("deep", {"hidden": [0]}), ("cnn_1", {"kernel": 4})])
+@pytest.mark.parametrize(
+    "key,args",
+    [
+        ("cnn_1", {"dropout": 1.5}),
+        ("cnn_1", {"channels": []}),
+        ("deep", {"hidden": [0]}),
+        ("cnn_1", {"kernel": 4}),
+    ],
+)
 def test_bad_arguments_raise_value_error(key, args):
     with pytest.raises(ValueError):
         build_model(key, args)

@@ -1,17 +1,17 @@
 """Canvas/upload preprocessing, as MNIST was made, and the predict CLI."""
+
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_core.config import MNIST_MEAN, MNIST_STD
-from mnist_core.preprocess import MAX_PIXELS, InputError, load_image, preprocess, render_like_canvas
-
-ROOT = Path(__file__).resolve().parent.parent
+from mnist_core.pixels import MNIST_MEAN, MNIST_STD
+from mnist_core.preprocess import MAX_PIXELS, InputError, load_image, preprocess
+from support import ROOT
+from support.drawings import render_like_canvas
 
 
 def blob(h=280, w=280, box=(30, 60, 200, 120), value=1.0):
@@ -90,7 +90,7 @@ def test_transparent_corrupt_huge_and_non_images_are_refused(tmp_path):
         load_image(good[: len(good) // 2])
     with pytest.raises(InputError, match="not an image"):
         load_image(b"%PDF-1.4 definitely not a picture")
-    side = int(MAX_PIXELS ** 0.5) + 100
+    side = int(MAX_PIXELS**0.5) + 100
     huge = tmp_path / "huge.png"
     Image.new("L", (side, side)).save(huge)  # compresses to a few KB; refused before decoding
     with pytest.raises(InputError, match="too large"):
@@ -98,13 +98,17 @@ def test_transparent_corrupt_huge_and_non_images_are_refused(tmp_path):
 
 
 def test_rendered_test_digits_survive_preprocessing(mnist):
-    from mnist_core.checkpoints import default_model_path, load_checkpoint
-    from mnist_core.evaluate import predict_logits
     import torch
+
+    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.evaluate import predict_logits
+    from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model
     rng = np.random.default_rng(1)
-    x = torch.cat([preprocess(render_like_canvas(mnist.test_images[i].numpy(), rng)).tensor for i in range(300)])
+    x = torch.cat(
+        [preprocess(render_like_canvas(mnist.test_images[i].numpy(), rng)).tensor for i in range(300)]
+    )
     acc = (predict_logits(model, x).argmax(1) == mnist.test_labels[:300]).float().mean().item()
     assert acc >= 0.98
 
@@ -118,8 +122,13 @@ def test_predict_cli_reads_a_batch_of_files(tmp_path, mnist):
         Image.fromarray((img * 255).astype(np.uint8)).save(path)
         paths.append(str(path))
     (tmp_path / "notes.txt").write_text("not an image")
-    out = subprocess.run([sys.executable, "-m", "mnist_core", "predict", *paths, str(tmp_path / "notes.txt")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "mnist_core", "predict", *paths, str(tmp_path / "notes.txt")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = out.stdout.strip().splitlines()
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert lines[0].startswith(str(tmp_path / "notes.txt")) and "error=" in lines[0]

@@ -31,14 +31,27 @@ class Recorder:
 
 def test_short_real_fit_learns_and_records_everything(mnist):
     rec = Recorder()
-    result = T.train_model(TrainConfig.from_dict(dict(model="fast_cnn", epochs=2, limit=4000, batch_size=64,
-                                                      schedule="onecycle", lr=5e-3)), [rec], mnist=mnist)
-    assert result.metrics["test_acc"] > 0.93
+    result = T.train_model(
+        TrainConfig.from_dict(
+            dict(model="fast_cnn", epochs=2, limit=4000, batch_size=64, schedule="onecycle", lr=5e-3)
+        ),
+        [rec],
+        mnist=mnist,
+    )
+    assert result.metrics.test_acc > 0.93
     hist = result.state.history
     assert len(hist["batch_loss"]) == 2 * math.ceil(4000 / 64)
     first = hist["epochs"][0]
-    assert set(first) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s",
-                          "elapsed_s", "eta_s"}
+    assert set(first) >= {
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "images_per_s",
+        "elapsed_s",
+        "eta_s",
+    }
     assert hist["epochs"][1]["val_loss"] < first["val_loss"]
     assert [e[0] for e in rec.events].count("epoch") == 2 and rec.events[-1][0] == "end"
 
@@ -61,11 +74,22 @@ def test_stop_flag_ends_mid_epoch(mnist):
     assert state.history["epochs"] == []  # the unfinished epoch is not reported as done
 
 
-@pytest.mark.parametrize("optimizer,schedule", [("sgd", "step"), ("adam", "cosine"), ("adamw", "onecycle"),
-                                                ("sgd", "constant")])
+@pytest.mark.parametrize(
+    "optimizer,schedule", [("sgd", "step"), ("adam", "cosine"), ("adamw", "onecycle"), ("sgd", "constant")]
+)
 def test_optimizers_and_schedules_run(mnist, optimizer, schedule):
-    cfg, data = small(mnist, epochs=2, limit=512, optimizer=optimizer, schedule=schedule, step_size=1,
-                      nesterov=optimizer == "sgd", lr=0.01, label_smoothing=0.1, weight_decay=1e-4)
+    cfg, data = small(
+        mnist,
+        epochs=2,
+        limit=512,
+        optimizer=optimizer,
+        schedule=schedule,
+        step_size=1,
+        nesterov=optimizer == "sgd",
+        lr=0.01,
+        label_smoothing=0.1,
+        weight_decay=1e-4,
+    )
     state = T.fit(build_model(cfg.model), data, cfg)
     lrs = [e["lr"] for e in state.history["epochs"]]
     if schedule == "constant":

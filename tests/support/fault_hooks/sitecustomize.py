@@ -3,6 +3,7 @@
 MNIST_LAB_FAULT_DISK_FULL=<file>: once <file> exists the disk is "full": every torch.save writes
 part of its bytes and then fails with ENOSPC, as a real full disk does. Nothing in mnist_core
 knows about this; the worker meets the same OSError a real disk would give it."""
+
 import os
 
 _TRIGGER = os.environ.get("MNIST_LAB_FAULT_DISK_FULL")
