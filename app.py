@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/stacked_line_chart:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/inside.py", title="Inside", icon=":material/layers:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
 ]
 page = st.navigation(PAGES)

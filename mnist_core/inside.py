@@ -55,6 +55,18 @@ def to_image(x: torch.Tensor) -> np.ndarray:
     return (x.reshape(IMAGE_SIZE, IMAGE_SIZE).float() * MNIST_STD + MNIST_MEAN).clamp(0, 1).numpy()
 
 
+_TEST: dict[str, torch.Tensor] = {}
+
+
+def test_inputs(mnist) -> torch.Tensor:
+    """The normalised test images (10,000 x 1 x 28 x 28), made once per dataset."""
+    from .data import normalize
+
+    if mnist.source not in _TEST:
+        _TEST[mnist.source] = normalize(mnist.test_images)
+    return _TEST[mnist.source]
+
+
 def leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if not list(m.children())]
 
@@ -231,8 +243,8 @@ def weight_movement(states: list[dict]) -> dict[str, list[float]]:
     for name in names:
         kind = "conv" if states[0][name].dim() == 4 else "linear"
         label = f"{name.removesuffix('.weight')} ({kind})"
-        out[label] = [float((b[name].float() - a[name].float()).norm() / a[name].float().norm().clamp(min=1e-12))
-                      for a, b in zip(states, states[1:])]
+        out[label] = [float((b[name].float() - a[name].float()).norm()
+                            / a[name].float().norm().clamp(min=1e-12)) for a, b in zip(states, states[1:])]
     return out
 
 
@@ -253,7 +265,8 @@ def cap_sample(n: int, available: int = MAX_SAMPLE) -> tuple[int, str | None]:
     """A sample size within [10, min(MAX_SAMPLE, available)], and a message when it had to be capped."""
     limit = min(MAX_SAMPLE, available)
     if n > limit:
-        return limit, f"{n:,} digits asked for; the map is capped at {limit:,} (the test set, and what stays quick)."
+        return limit, (f"{n:,} digits asked for; the map is capped at {limit:,} "
+                       "(the test set, and what stays quick).")
     return max(10, int(n)), None
 
 
@@ -374,7 +387,8 @@ def embedding_maps(models: list[nn.Module], x_test: torch.Tensor, y_test: torch.
 
 
 # ---------------- PNG files for the command line (PIL only, no browser) ----------------
-_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
+_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]],
+                    dtype=np.float32)
 
 
 def colorize(a: np.ndarray, signed: bool = False) -> np.ndarray:

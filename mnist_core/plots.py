@@ -371,7 +371,8 @@ def filters_over_time_figure(frames: list[np.ndarray], epochs: list[int], active
     fig.update_layout(
         updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.02, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶ Play", method="animate", args=[None, dict(
-                              frame=dict(duration=700, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
+                              frame=dict(duration=700, redraw=True), fromcurrent=True,
+                              transition=dict(duration=0))]),
                                    dict(label="❚❚ Pause", method="animate", args=[[None], dict(
                                        mode="immediate", frame=dict(duration=0, redraw=False))])])],
         sliders=[dict(active=active, steps=steps, x=0.18, len=0.82, y=-0.02, yanchor="top",
@@ -406,9 +407,10 @@ def embedding_figure(xy: np.ndarray, labels: np.ndarray, preds: np.ndarray, indi
         fig.add_trace(go.Scattergl(
             x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(d),
             customdata=np.stack([indices[sel], labels[sel], preds[sel]], 1),
-            marker=dict(color=DIGIT_COLORS[d], size=np.where(wrong, 9, 5), symbol=np.where(wrong, "x", "circle"),
-                        line=dict(width=0)),
-            hovertemplate="test #%{customdata[0]}: digit %{customdata[1]}, predicted %{customdata[2]}<extra></extra>"))
+            marker=dict(color=DIGIT_COLORS[d], size=np.where(wrong, 9, 5),
+                        symbol=np.where(wrong, "x", "circle"), line=dict(width=0)),
+            hovertemplate="test #%{customdata[0]}: digit %{customdata[1]}, "
+                          "predicted %{customdata[2]}<extra></extra>"))
     fig.update_xaxes(showticklabels=False, title_text="", range=ranges[0] if ranges else None, zeroline=False)
     fig.update_yaxes(showticklabels=False, title_text="", range=ranges[1] if ranges else None, zeroline=False)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, template="plotly_white",
@@ -417,10 +419,12 @@ def embedding_figure(xy: np.ndarray, labels: np.ndarray, preds: np.ndarray, indi
     return fig
 
 
-def separation_figure(epochs: list[int], separation: list[float | None], val_acc: list[float | None]) -> go.Figure:
+def separation_figure(epochs: list[int], separation: list[float | None],
+                      val_acc: list[float | None]) -> go.Figure:
     """5-NN accuracy in the 2-D map per epoch, against validation accuracy."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=epochs, y=separation, mode="lines+markers", name="separation (5-NN in the map)",
+    fig.add_trace(go.Scatter(x=epochs, y=separation, mode="lines+markers",
+                             name="separation (5-NN in the map)",
                              line=dict(color="#7c3aed", width=2), hovertemplate="%{y:.2%}"))
     if any(v is not None for v in val_acc):
         fig.add_trace(go.Scatter(x=epochs, y=val_acc, mode="lines+markers", name="validation accuracy",

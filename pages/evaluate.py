@@ -77,8 +77,14 @@ def inspect(i: int, key: str) -> None:
                      key=f"{key}_sal")
     if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
         st.session_state.draw_digit = image
+        st.session_state.draw_digit_from = "Evaluate"
         st.session_state.selected_run = run_id or None
         st.switch_page("pages/draw.py")
+    if right.button("Look inside", icon=":material/layers:", key=f"{key}_inside"):
+        st.session_state.inside_digit = dict(image=image, source=f"Evaluate (#{i}, a {int(result.y_true[i])})")
+        st.session_state.inside_fresh = True
+        st.session_state.selected_run = run_id or None
+        st.switch_page("pages/inside.py")
 
 
 # ---------------- confusion matrix ----------------
