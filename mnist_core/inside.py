@@ -67,6 +67,13 @@ def test_inputs(mnist) -> torch.Tensor:
     return _TEST[mnist.source]
 
 
+def _layout_of(model: nn.Module) -> torch.memory_format:
+    """Conv nets run channels_last (as evaluate.predict_logits does): about 3x faster on a CPU."""
+    fmt = torch.channels_last if getattr(model, "family", "") == "cnn" else torch.contiguous_format
+    model.to(memory_format=fmt)
+    return fmt
+
+
 def leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if not list(m.children())]
 
@@ -90,7 +97,8 @@ def capture(model: nn.Module, x: torch.Tensor, names: set[str] | None = None, re
         try:
             model.eval()
             param = next(model.parameters())
-            logits = model(x.to(param.device, param.dtype).contiguous()).float().cpu()
+            fmt = _layout_of(model) if len(x) > 1 else torch.contiguous_format
+            logits = model(x.to(param.device, param.dtype).contiguous(memory_format=fmt)).float().cpu()
         finally:
             for h in handles:
                 h.remove()
@@ -200,7 +208,7 @@ def example_stages(model: nn.Module) -> list[str]:
             if types[0] in ("Conv2d", "MaxPool2d", "AvgPool2d") or title.startswith("hidden")]
 
 
-def channel_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> dict[str, torch.Tensor]:
+def channel_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Per stage, (N, channels) scores: the strongest response of each channel (max over positions)."""
     names = set(example_stages(model))
 
@@ -271,7 +279,7 @@ def cap_sample(n: int, available: int = MAX_SAMPLE) -> tuple[int, str | None]:
 
 
 @torch.inference_mode()
-def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """(N, D) features that enter the model's last Linear layer."""
     last = [m for _, m in leaves(model) if isinstance(m, nn.Linear)][-1]
     me, parts = threading.get_ident(), []
@@ -286,8 +294,9 @@ def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> np
         try:
             model.eval()
             param = next(model.parameters())
+            fmt = _layout_of(model)
             for start in range(0, len(x), batch_size):
-                model(x[start:start + batch_size].to(param.device, param.dtype).contiguous())
+                model(x[start:start + batch_size].to(param.device, param.dtype).contiguous(memory_format=fmt))
         finally:
             handle.remove()
             model.train(was_training)

@@ -404,7 +404,7 @@ def embedding_figure(xy: np.ndarray, labels: np.ndarray, preds: np.ndarray, indi
         if not len(sel):
             continue
         wrong = preds[sel] != d
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(
             x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(d),
             customdata=np.stack([indices[sel], labels[sel], preds[sel]], 1),
             marker=dict(color=DIGIT_COLORS[d], size=np.where(wrong, 9, 5),

@@ -1,4 +1,6 @@
 """Inside: the forward pass layer by layer, the first-layer filters over epochs, and the embedding map."""
+import hashlib
+
 import numpy as np
 import streamlit as st
 
@@ -64,26 +66,41 @@ def open_in_draw(img) -> None:
     st.switch_page("pages/draw.py")
 
 
-def show_stages(stages: list, prefix: str) -> None:
-    """Every stage of the forward pass in order, each drawn as its kind of activation allows."""
-    for i, s in enumerate(stages[1:], 1):
+@st.cache_resource(max_entries=32, show_spinner=False)
+def stage_figures(key: tuple, _stages: list) -> list:
+    """The figure (or, for a layer the viewer does not know, the note) of every stage, once per digit."""
+    out = []
+    for s in _stages[1:]:
         if s.kind == "maps":
-            st.plotly_chart(feature_grid_figure(s.value, f"{s.title} · {s.shape[0]} channels of "
-                                                f"{s.shape[1]}x{s.shape[2]}"), width="stretch",
-                            config=NO_CHART_BAR, key=f"{prefix}_{i}")
+            out.append(feature_grid_figure(s.value, f"{s.title} · {s.shape[0]} channels of "
+                                           f"{s.shape[1]}x{s.shape[2]}"))
         elif s.kind == "vector":
             what = "pixels in a row" if s.title.startswith("flatten") else "units"
-            st.plotly_chart(heat_strip_figure(s.value, f"{s.title} · {s.shape[0]:,} {what}"), width="stretch",
-                            config=NO_CHART_BAR, key=f"{prefix}_{i}")
+            out.append(heat_strip_figure(s.value, f"{s.title} · {s.shape[0]:,} {what}"))
         elif s.kind == "output":
-            st.plotly_chart(probability_bars(s.value, f"{s.title}: the 10 output probabilities"),
-                            width="stretch", config=NO_CHART_BAR, key=f"{prefix}_{i}")
+            out.append(probability_bars(s.value, f"{s.title}: the 10 output probabilities"))
         else:
-            st.caption(f"**{s.title}**: output {s.shape_text}. This viewer does not know how to draw a "
+            out.append(f"**{s.title}**: output {s.shape_text}. This viewer does not know how to draw a "
                        f"{s.layers[0]} layer, so only its shape is shown.")
+    return out
+
+
+def show_stages(key: tuple, stages: list, prefix: str) -> None:
+    """Every stage of the forward pass in order, each drawn as its kind of activation allows."""
+    for i, fig in enumerate(stage_figures(key, stages), 1):
+        if isinstance(fig, str):
+            st.caption(fig)
+        else:
+            st.plotly_chart(fig, width="stretch", config=NO_CHART_BAR, key=f"{prefix}_{i}")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def examples_figure(key: tuple, _images, _titles):
+    return image_grid(_images, _titles, cols=9, height_per_row=90)
 
 
 stages = inside.activations(model, image)
+digit_key = (str(path), path.stat().st_mtime, hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest())
 pred, conf = inside.prediction(stages)
 layers_tab, time_tab, map_tab = st.tabs(["Layer by layer", "Filters over time", "Embedding map"])
 
@@ -97,7 +114,7 @@ with layers_tab:
         if st.button("Open in Draw", icon=":material/draw:", key="inside_draw"):
             open_in_draw(image)
     with right:
-        show_stages(stages, "stage")
+        show_stages(digit_key, stages, "stage")
 
     st.subheader("One channel up close")
     focusable = [i for i, s in enumerate(stages) if s.name in inside.example_stages(model)]
@@ -147,10 +164,9 @@ with layers_tab:
             with st.spinner("Finding the test digits that excite every channel (once per checkpoint)..."):
                 examples = inside.dataset_examples(path, model, x_test)
             idx, scores = examples[stage.name]
-            st.plotly_chart(image_grid(x_test[idx[channel]], [f"#{i}: {v:.2g}" for i, v in
-                                                              zip(idx[channel], scores[channel])],
-                                       cols=9, height_per_row=90), width="stretch", config=NO_CHART_BAR,
-                            key="focus_examples")
+            fig = examples_figure(digit_key[:2] + (stage.name, channel), x_test[idx[channel]],
+                                  [f"#{i}: {v:.2g}" for i, v in zip(idx[channel], scores[channel])])
+            st.plotly_chart(fig, width="stretch", config=NO_CHART_BAR, key="focus_examples")
             st.caption("The 9 test digits that excite this channel most (its peak response over positions).")
 
     kind, first = inside.first_weight(model)
@@ -235,6 +251,16 @@ def ranges(layouts: list) -> tuple:
     return ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def map_figures(key: tuple, _maps: list, at: int, name: str) -> tuple:
+    """The feature map at one epoch (axes shared by every epoch) and the raw-pixel map beside it."""
+    emap = _maps[at]
+    return (embedding_figure(emap.xy, emap.labels, emap.preds, emap.indices,
+                             f"What the network sees: its last hidden layer, {name}", ranges([m.xy for m in _maps])),
+            embedding_figure(emap.raw_xy, emap.labels, emap.preds, emap.indices,
+                             f"The same digits as raw pixels, {name}"))
+
+
 with map_tab:
     m1, m2, m3 = st.columns([2, 2, 3])
     method = m1.segmented_control("Projection", ["pca", "tsne"], default="pca", key="inside_method",
@@ -260,17 +286,12 @@ with map_tab:
     name = "t-SNE" if method == "tsne" else "PCA"
     wrong = int((emap.preds != emap.labels).sum())
     feat_col, raw_col = st.columns(2)
+    feat_fig, raw_fig = map_figures((tuple(map(str, map_paths)), method, n, at), maps, at, name)
     with feat_col:
-        event = st.plotly_chart(
-            embedding_figure(emap.xy, emap.labels, emap.preds, emap.indices,
-                             f"What the network sees: its last hidden layer, {name}",
-                             ranges([m.xy for m in maps])),
-            width="stretch", on_select="rerun", selection_mode="points", key="inside_map",
-            config={"displayModeBar": False})
+        event = st.plotly_chart(feat_fig, width="stretch", on_select="rerun", selection_mode="points",
+                                key="inside_map", config={"displayModeBar": False})
     with raw_col:
-        st.plotly_chart(embedding_figure(emap.raw_xy, emap.labels, emap.preds, emap.indices,
-                                         f"The same digits as raw pixels, {name}"),
-                        width="stretch", config=NO_CHART_BAR, key="inside_raw_map")
+        st.plotly_chart(raw_fig, width="stretch", config=NO_CHART_BAR, key="inside_raw_map")
     st.caption(f"{n:,} test digits, coloured by their true digit; the {wrong} the model gets wrong are crosses. "
                f"Separation (5 nearest neighbours in the map agree with a digit's label): "
                f"**{emap.separation:.1%}** here. Click a point to look inside that digit.")
@@ -296,4 +317,4 @@ with map_tab:
                 if st.button("Open in Draw", icon=":material/draw:", key="clicked_draw"):
                     open_in_draw(cimage)
             with cr:
-                show_stages(cstages, "clicked")
+                show_stages((str(map_path), map_path.stat().st_mtime, clicked), cstages, "clicked")
