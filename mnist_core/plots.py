@@ -309,8 +309,8 @@ def feature_grid_figure(maps: np.ndarray, title: str, cols: int | None = None, h
     scale = dict(colorscale="RdBu_r", zmin=-limit, zmax=limit) if signed else dict(colorscale="Viridis")
     fig = go.Figure(go.Heatmap(z=grid, customdata=channel, **scale, colorbar=dict(thickness=8, len=0.9),
                                hovertemplate="channel %{customdata:.0f}: %{z:.3g}<extra></extra>"))
-    rows = (c + cols - 1) // cols
-    return _image_axes(fig, height or max(90, min(420, int(rows * 60 * 28 / max(h, 7)) // 2 + 40)), title)
+    auto = int(40 + 600 * grid.shape[0] / grid.shape[1])  # a chart about 600 px wide, squares kept square
+    return _image_axes(fig, height or max(90, min(600, auto)), title)
 
 
 def heat_strip_figure(values: np.ndarray, title: str, width: int = 128) -> go.Figure:

@@ -96,7 +96,7 @@ def show_stages(key: tuple, stages: list, prefix: str) -> None:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def examples_figure(key: tuple, _images, _titles):
-    return image_grid(_images, _titles, cols=9, height_per_row=90)
+    return image_grid(_images, _titles, cols=3, height_per_row=120)
 
 
 stages = inside.activations(model, image)
