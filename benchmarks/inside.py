@@ -1,4 +1,4 @@
-"""Speed figures of the Inside page's computations, printed as key=value lines (not imported by the library)."""
+"""Speed figures of the Inside page's computations as key=value lines (never imported by the library)."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time the Inside page: activations, dataset examples, PCA and "
-                                                 "t-SNE maps, and the page's rerun after a click on the map.")
+    parser = argparse.ArgumentParser(description="Time the Inside page: activations, dataset examples, "
+                                                 "PCA and t-SNE maps, and the page's rerun after a click "
+                                                 "on the map.")
     parser.add_argument("--checkpoint", default=None, help="checkpoint (default: checkpoints/default.pt)")
     parser.add_argument("--repeats", type=int, default=50, help="timed activation passes (median reported)")
     parser.add_argument("--sample", type=int, default=2000, help="digits in the PCA and t-SNE maps")
@@ -20,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-page", action="store_true", help="leave out the AppTest page timing")
     args = parser.parse_args(argv)
 
-    import numpy as np
     import torch
 
     from mnist_core import inside
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         [tsne] = inside.embedding_maps([model], x, y, args.sample, "tsne",
                                        progress=lambda text, f: steps.append(text))
-        print(f"tsne_map_s={time.perf_counter() - t:.2f} digits={args.sample} separation={tsne.separation:.4f} "
+        print(f"tsne_map_s={time.perf_counter() - t:.2f} digits={args.sample} "
+              f"separation={tsne.separation:.4f} "
               f"progress_steps={len(steps)}")
 
     if not args.skip_page:

@@ -406,7 +406,8 @@ def embedding_figure(xy: np.ndarray, labels: np.ndarray, preds: np.ndarray, indi
         wrong = preds[sel] != d
         fig.add_trace(go.Scatter(
             x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(d),
-            customdata=np.stack([indices[sel], labels[sel], preds[sel]], 1).tolist(),  # lists, not bdata: selections return them
+            # plain lists, not base64 arrays: a selection event hands them back as they are
+            customdata=np.stack([indices[sel], labels[sel], preds[sel]], 1).tolist(),
             marker=dict(color=DIGIT_COLORS[d], size=np.where(wrong, 9, 5),
                         symbol=np.where(wrong, "x", "circle"), line=dict(width=0)),
             hovertemplate="test #%{customdata[0]}: digit %{customdata[1]}, "

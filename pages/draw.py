@@ -57,7 +57,8 @@ source_name = "drawing"
 opened = st.session_state.get("draw_digit")
 if opened is not None:
     with in_col:
-        st.info(f"Showing a digit opened from the {st.session_state.get('draw_digit_from', 'Evaluate')} page.")
+        st.info(f"Showing a digit opened from the {st.session_state.get('draw_digit_from', 'Evaluate')} "
+                "page.")
         if st.button("Back to drawing", icon=":material/close:"):
             del st.session_state["draw_digit"]
             st.rerun()

@@ -6,10 +6,11 @@ import streamlit as st
 
 from mnist_core import inside
 from mnist_core.checkpoints import CheckpointError, read_checkpoint
-from mnist_core.plots import (embedding_figure, feature_grid_figure, filters_over_time_figure, heat_strip_figure,
-                              image_grid, probability_bars, separation_figure, single_map_figure,
-                              weight_images_figure, weight_movement_figure)
-from pages.common import checkpoint_path, choose_checkpoint, ensure_app_shell, job_manager, load_model, mnist_or_stop
+from mnist_core.plots import (embedding_figure, feature_grid_figure, filters_over_time_figure,
+                              heat_strip_figure, image_grid, probability_bars, separation_figure,
+                              single_map_figure, weight_images_figure, weight_movement_figure)
+from pages.common import (checkpoint_path, choose_checkpoint, ensure_app_shell, job_manager, load_model,
+                          mnist_or_stop)
 
 ensure_app_shell()
 NO_CHART_BAR = {"displayModeBar": False}
@@ -132,7 +133,8 @@ with layers_tab:
                 st.plotly_chart(single_map_figure(fmap, f"channel {channel} of {stage.title.split(':')[0]}"),
                                 width="stretch", config=NO_CHART_BAR, key="focus_map")
                 stats = inside.map_stats(fmap)
-                st.caption(f"min {stats['min']:.3g} · max {stats['max']:.3g} (row {stats['peak_row']}, column "
+                st.caption(f"min {stats['min']:.3g} · max {stats['max']:.3g} "
+                           f"(row {stats['peak_row']}, column "
                            f"{stats['peak_col']}) · mean {stats['mean']:.3g} · std {stats['std']:.3g} · "
                            f"{stats['active']:.0%} of positions above 0")
             else:
@@ -150,14 +152,15 @@ with layers_tab:
                                                           signed=True), width="stretch", config=NO_CHART_BAR,
                                         key="focus_weights")
                     else:
-                        st.plotly_chart(heat_strip_figure(w, f"its {len(w):,} incoming weights"), width="stretch",
-                                        config=NO_CHART_BAR, key="focus_weights")
+                        st.plotly_chart(heat_strip_figure(w, f"its {len(w):,} incoming weights"),
+                                        width="stretch", config=NO_CHART_BAR, key="focus_weights")
                 else:
                     st.caption("A pooling stage has no weights of its own: each map is the pooled map of the "
                                "conv stage before it.")
             else:
-                st.plotly_chart(feature_grid_figure(weights, f"the filter: {weights.shape[0]} input channel(s) "
-                                                    f"of {weights.shape[1]}x{weights.shape[2]}", signed=True,
+                st.plotly_chart(feature_grid_figure(weights, f"the filter: {weights.shape[0]} input "
+                                                    f"channel(s) of {weights.shape[1]}x{weights.shape[2]}",
+                                                    signed=True,
                                                     cols=min(8, weights.shape[0])),
                                 width="stretch", config=NO_CHART_BAR, key="focus_weights")
         with examples_col:
@@ -192,9 +195,10 @@ def epoch_states(paths: tuple, mtimes: tuple) -> list[dict]:
 
 with time_tab:
     if not checkpoints:
-        st.info("The time controls are hidden: this checkpoint (the shipped default model) was saved once, "
-                "without a checkpoint per epoch. Train a run on the Train page, then pick it above to watch its "
-                "filters grow and its embedding map sort itself out.", icon=":material/history_toggle_off:")
+        st.info("The time controls are hidden: this checkpoint (the shipped default model) was saved "
+                "once, without a checkpoint per epoch. Train a run on the Train page, then pick it above to "
+                "watch its filters grow and its embedding map sort itself out.",
+                icon=":material/history_toggle_off:")
     else:
         epochs = [e for e, _ in checkpoints]
         try:
@@ -205,15 +209,16 @@ with time_tab:
             st.stop()
         shown = st.select_slider("Epoch", epochs, value=epochs[-1], key="inside_filter_epoch")
         frames = [inside.first_weight(s)[1][:MAX_UNITS] for s in states]
-        what = "first-layer filters" if inside.first_weight(states[0])[0] == "conv" else "first-layer weight images"
+        conv = inside.first_weight(states[0])[0] == "conv"
+        what = "first-layer filters" if conv else "first-layer weight images"
         st.plotly_chart(filters_over_time_figure(frames, epochs, epochs.index(shown), min(16, len(frames[0])),
                                                  f"The {what} at epoch {shown} (press play to animate)"),
                         width="stretch", config=NO_CHART_BAR, key="filters_time")
         if len(states) > 1:
             st.plotly_chart(weight_movement_figure(inside.weight_movement(states), epochs), width="stretch",
                             config=NO_CHART_BAR, key="movement")
-            st.caption("Large early moves that shrink later: the weights settle. Epoch 1's change is not shown, "
-                       "because the starting weights are not saved.")
+            st.caption("Large early moves that shrink later: the weights settle. Epoch 1's change is not "
+                       "shown, because the starting weights are not saved.")
         else:
             st.caption("One saved epoch: how far the weights moved needs two.")
 
@@ -225,7 +230,7 @@ def map_cache() -> dict:
 
 
 def maps_for(paths: list, method: str, n: int) -> list:
-    """Embedding maps of these checkpoints, cached per (checkpoints, method, size); progress while computing."""
+    """Embedding maps of these checkpoints, cached per (checkpoints, method, size), with progress."""
     key = (tuple((str(p), p.stat().st_mtime) for p in paths), method, n)
     cache = map_cache()
     if key not in cache:
@@ -256,7 +261,8 @@ def map_figures(key: tuple, _maps: list, at: int, name: str) -> tuple:
     """The feature map at one epoch (axes shared by every epoch) and the raw-pixel map beside it."""
     emap = _maps[at]
     return (embedding_figure(emap.xy, emap.labels, emap.preds, emap.indices,
-                             f"What the network sees: its last hidden layer, {name}", ranges([m.xy for m in _maps])),
+                             f"What the network sees: its last hidden layer, {name}",
+                             ranges([m.xy for m in _maps])),
             embedding_figure(emap.raw_xy, emap.labels, emap.preds, emap.indices,
                              f"The same digits as raw pixels, {name}"))
 
@@ -292,7 +298,8 @@ with map_tab:
                                 key="inside_map", config={"displayModeBar": False})
     with raw_col:
         st.plotly_chart(raw_fig, width="stretch", config=NO_CHART_BAR, key="inside_raw_map")
-    st.caption(f"{n:,} test digits, coloured by their true digit; the {wrong} the model gets wrong are crosses. "
+    st.caption(f"{n:,} test digits, coloured by their true digit; the {wrong} the model gets wrong are "
+               "crosses. "
                f"Separation (5 nearest neighbours in the map agree with a digit's label): "
                f"**{emap.separation:.1%}** here. Click a point to look inside that digit.")
     if checkpoints and len(maps) > 1:

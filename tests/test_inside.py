@@ -103,8 +103,8 @@ def test_pca_over_epochs_shares_the_last_epochs_axes(mnist):
     idx = maps[0].indices
     fa, fb = inside.penultimate(a, x[idx]), inside.penultimate(b, x[idx])
     pca = inside.fit_pca(fb)
-    assert np.allclose(maps[0].xy, pca.transform(fa), atol=1e-4) and np.allclose(maps[1].xy, pca.transform(fb),
-                                                                                  atol=1e-4)
+    assert np.allclose(maps[0].xy, pca.transform(fa), atol=1e-4)
+    assert np.allclose(maps[1].xy, pca.transform(fb), atol=1e-4)
 
 
 def test_stratified_sample_and_the_cap():
@@ -153,7 +153,8 @@ def test_dataset_examples_are_cached_per_checkpoint_file(tmp_path, mnist, monkey
 
 def test_weight_movement_is_the_relative_change():
     a = {"c.weight": torch.ones(2, 1, 3, 3), "bn.weight": torch.ones(2), "l.weight": torch.ones(4, 2)}
-    b = {"c.weight": torch.ones(2, 1, 3, 3) * 1.5, "bn.weight": torch.ones(2) * 9, "l.weight": torch.ones(4, 2)}
+    b = {"c.weight": torch.ones(2, 1, 3, 3) * 1.5, "bn.weight": torch.ones(2) * 9,
+         "l.weight": torch.ones(4, 2)}
     moved = inside.weight_movement([a, b, b])
     assert moved == {"c (conv)": [pytest.approx(0.5), 0.0], "l (linear)": [0.0, 0.0]}
 
@@ -162,7 +163,8 @@ def test_tile_places_every_channel():
     maps = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
     grid = inside.tile(maps, cols=2)
     assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
-    assert np.array_equal(grid[3:5, 4:7], maps[3]) and np.isnan(grid[2]).all() and np.isnan(grid[6:, 4:]).all()
+    assert np.array_equal(grid[3:5, 4:7], maps[3])
+    assert np.isnan(grid[2]).all() and np.isnan(grid[6:, 4:]).all()
 
 
 def test_cli_writes_pngs_and_key_values(tmp_path, capsys):

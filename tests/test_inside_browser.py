@@ -51,8 +51,9 @@ def test_moving_the_epoch_slider_changes_the_filter_images(page, server):
     page.get_by_role("tab", name="Filters over time").click()
     page.get_by_text("at epoch 2 (press play to animate)").wait_for(timeout=60_000)
     at_two = wait_until(lambda: page.evaluate(Z_JS, "filters_time") or None, timeout_s=30)
-    page.locator(".st-key-inside_filter_epoch input[type='range']").focus()  # react-aria: a hidden range input
+    page.locator(".st-key-inside_filter_epoch input[type='range']").focus()  # react-aria's hidden input
     page.keyboard.press("ArrowLeft")
     page.get_by_text("at epoch 1 (press play to animate)").wait_for(timeout=30_000)
-    at_one = wait_until(lambda: (z := page.evaluate(Z_JS, "filters_time")) != at_two and z or None, timeout_s=30)
+    at_one = wait_until(lambda: (z := page.evaluate(Z_JS, "filters_time")) != at_two and z or None,
+                        timeout_s=30)
     assert at_one and at_one != at_two
