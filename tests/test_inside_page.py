@@ -102,3 +102,31 @@ def test_an_mlp_shows_its_weight_images(at):
     assert not at.exception
     assert "the perceptron's templates" in texts(at.caption)
     assert np.isfinite(float(at.metric[0].value))
+
+
+def test_draw_keeps_its_digit_for_inside_and_offers_look_inside(mnist):
+    from test_draw_page import canvas_state
+
+    from mnist_core.preprocess import render_like_canvas
+
+    st.cache_resource.clear()
+    draw = AppTest.from_file(str(Path(PAGE).parent / "draw.py"), default_timeout=120)
+    gray = render_like_canvas(mnist.test_images[0].numpy(), np.random.default_rng(0), dark_on_light=True)
+    draw.session_state["canvas_0"] = canvas_state(gray)
+    draw.run()
+    assert not draw.exception
+    sent = draw.session_state["inside_digit"]
+    assert sent["source"] == "Draw" and sent["image"].shape == (28, 28) and 0 <= sent["image"].min()
+    assert any(b.label == "Look inside" for b in draw.button)
+
+
+def test_tsne_map_runs_with_progress_and_is_cached(at):
+    at.run()
+    at.number_input(key="inside_sample").set_value(300)
+    at.segmented_control(key="inside_method").set_value("tsne")
+    at.run()
+    assert not at.exception
+    assert any("t-SNE map of 300 digits ready" in s.label for s in at.status)
+    assert "300 test digits" in texts(at.caption)
+    at.run()
+    assert not at.exception and not at.status  # cached: no second t-SNE, so no progress box
