@@ -130,3 +130,18 @@ def test_tsne_map_runs_with_progress_and_is_cached(at):
     assert "300 test digits" in texts(at.caption)
     at.run()
     assert not at.exception and not at.status  # cached: no second t-SNE, so no progress box
+
+
+def test_train_page_shows_the_inside_panel_of_the_latest_epoch():
+    from mnist_core.config import TrainConfig
+    from mnist_core.jobs import JobManager
+
+    jobs = JobManager()
+    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="fast_cnn", epochs=2, limit=1000))).id)
+    assert run.status == "completed", jobs.log_tail(run.id)
+    st.cache_resource.clear()
+    train = AppTest.from_file(str(Path(PAGE).parent / "train.py"), default_timeout=120)
+    train.session_state["train_run_id"] = run.id
+    train.run()
+    assert not train.exception
+    assert "Inside the network at epoch 2" in texts(train.caption)
