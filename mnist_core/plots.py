@@ -399,19 +399,19 @@ def embedding_figure(xy: np.ndarray, labels: np.ndarray, preds: np.ndarray, indi
     from .inside import DIGIT_COLORS
 
     fig = go.Figure()
-    for d in range(10):
-        sel = np.flatnonzero(labels == d)
-        if not len(sel):
-            continue
-        wrong = preds[sel] != d
-        fig.add_trace(go.Scatter(
-            x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(d),
-            # plain lists, not base64 arrays: a selection event hands them back as they are
-            customdata=np.stack([indices[sel], labels[sel], preds[sel]], 1).tolist(),
-            marker=dict(color=DIGIT_COLORS[d], size=np.where(wrong, 9, 5),
-                        symbol=np.where(wrong, "x", "circle"), line=dict(width=0)),
-            hovertemplate="test #%{customdata[0]}: digit %{customdata[1]}, "
-                          "predicted %{customdata[2]}<extra></extra>"))
+    hover = "test #%{customdata[0]}: digit %{customdata[1]}, predicted %{customdata[2]}<extra></extra>"
+    for wrong in (False, True):  # mistakes on top, as crosses; the legend shows the digits' dots
+        for d in range(10):
+            sel = np.flatnonzero((labels == d) & ((preds != labels) == wrong))
+            if not len(sel):
+                continue
+            fig.add_trace(go.Scatter(
+                x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(d), legendgroup=str(d),
+                showlegend=not wrong,
+                # plain lists, not base64 arrays: a selection event hands them back as they are
+                customdata=np.stack([indices[sel], labels[sel], preds[sel]], 1).tolist(),
+                marker=dict(color=DIGIT_COLORS[d], size=9 if wrong else 5, symbol="x" if wrong else "circle",
+                            line=dict(width=0)), hovertemplate=hover))
     fig.update_xaxes(showticklabels=False, title_text="", range=ranges[0] if ranges else None, zeroline=False)
     fig.update_yaxes(showticklabels=False, title_text="", range=ranges[1] if ranges else None, zeroline=False)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, template="plotly_white",
