@@ -1,4 +1,4 @@
-"""The command line: `mnist-lab` (or `python -m mnist_core`) train, evaluate, predict, runs, check, models."""
+"""The command line: `mnist-lab` (or `python -m mnist_core`) train, evaluate, predict, inside, runs, check."""
 
 from __future__ import annotations
 
@@ -69,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
+
+    ins = sub.add_parser(
+        "inside",
+        help="one digit through the network: activation grids, filters and an embedding map as PNG files",
+    )
+    ins.add_argument("checkpoint", help="path to a .pt checkpoint")
+    what = ins.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", help="an image file of one digit (preprocessed like the Draw page)")
+    what.add_argument("--index", type=int, help="a test-set digit by index (0-9999)")
+    ins.add_argument("--out", required=True, help="folder for the PNG files (created if missing)")
+    ins.add_argument("--sample", type=int, default=2000, help="test digits in the embedding map (max 10,000)")
+    ins.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
 
     pr = sub.add_parser("predict", help="read digits from image files (PNG, JPEG, ...), one batch")
     pr.add_argument("images", nargs="+", help="image files; dark-on-light or light-on-dark, any size")
@@ -157,6 +169,35 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_inside(args) -> int:
+    """Write the PNG files of mnist_core.inside.write_pngs and print key=value lines."""
+    from .checkpoints import load_checkpoint
+    from .data import load_mnist
+    from .inside import cap_sample, test_inputs, to_image, write_pngs
+    from .preprocess import InputError, preprocess
+
+    model = load_checkpoint(args.checkpoint).model
+    mnist = load_mnist(args.data_dir)
+    x_test = test_inputs(mnist)
+    if args.image:
+        try:
+            image = preprocess(args.image).stages["centered"]
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    elif not 0 <= args.index < len(x_test):
+        print(f"error: --index must be between 0 and {len(x_test) - 1}", file=sys.stderr)
+        return 2
+    else:
+        image = to_image(x_test[args.index])
+    n, capped = cap_sample(args.sample, len(x_test))
+    if capped:
+        print(capped, file=sys.stderr)
+    result = write_pngs(model, image, args.out, x_test, mnist.test_labels, n)
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
 def cmd_models(args) -> int:
     from .models import REGISTRY, summary
 
@@ -223,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "models": cmd_models,
             "predict": cmd_predict,
+            "inside": cmd_inside,
             "runs": cmd_runs,
             "check": cmd_check,
             "stop": cmd_runs,

@@ -25,6 +25,7 @@ _PAGE_SPECS = [
     ("train", "Train", ":material/model_training:"),
     ("runs", "Runs", ":material/stacked_line_chart:"),
     ("evaluate", "Evaluate", ":material/fact_check:"),
+    ("inside", "Inside", ":material/layers:"),
     ("draw", "Draw", ":material/draw:"),
 ]
 
@@ -40,7 +41,7 @@ def app_pages() -> list:
 
 # Pages link to each other with these objects (st.page_link, st.switch_page), never with path
 # strings; a link only reads the page's identity, so one object per page serves every session.
-HOME, DATA, MODELS, TRAIN, RUNS, EVALUATE, DRAW = app_pages()
+HOME, DATA, MODELS, TRAIN, RUNS, EVALUATE, INSIDE, DRAW = app_pages()
 
 
 @contextmanager

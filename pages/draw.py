@@ -8,7 +8,14 @@ from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, ra
 from mnist_core.pixels import normalize
 from mnist_core.plots import probability_bars, saliency_figure
 from mnist_core.preprocess import InputError, load_image, perturb, preprocess, rgba_to_gray, to_gray
-from pages.common import checkpoint_path, choose_checkpoint, ensure_app_shell, load_model, model_sources
+from pages.common import (
+    INSIDE,
+    checkpoint_path,
+    choose_checkpoint,
+    ensure_app_shell,
+    load_model,
+    model_sources,
+)
 
 ensure_app_shell()
 from streamlit_drawable_canvas import st_canvas  # noqa: E402  (after the shell check)
@@ -73,13 +80,15 @@ source_name = "drawing"
 opened = st.session_state.get("draw_digit")
 if opened is not None:
     with in_col:
-        st.info("Showing a digit opened from the Evaluate page.")
+        st.info(
+            f"Showing a digit opened from the {st.session_state.get('draw_digit_from', 'Evaluate')} page."
+        )
         if st.button("Back to drawing", icon=":material/close:"):
             del st.session_state["draw_digit"]
             st.rerun()
 try:
     if opened is not None:
-        gray, source_name = opened, "a digit from Evaluate"
+        gray, source_name = opened, f"a digit from {st.session_state.get('draw_digit_from', 'Evaluate')}"
     elif upload is not None:
         gray, source_name = to_gray(load_image(upload.getvalue())), upload.name
     else:
@@ -126,6 +135,16 @@ probs = predict_proba(model, x)[0]
 pred = int(probs.argmax())
 with out_col:
     st.metric("Prediction", str(pred))
+    st.session_state.inside_digit = dict(image=image28, source="Draw")  # the Inside page offers it
+    if st.button(
+        "Look inside",
+        icon=":material/layers:",
+        key="draw_inside",
+        help="see this digit go through the network layer by layer",
+    ):
+        st.session_state.inside_fresh = True
+        st.session_state.selected_run = run_id or None
+        st.switch_page(INSIDE)
     st.caption(
         f"{float(probs[pred]):.1%} confident · {chosen}" + ("" if epoch == "best" else f", epoch {epoch}")
     )

@@ -10,6 +10,7 @@ from mnist_core.pixels import denormalize
 from mnist_core.plots import confusion_figure, image_grid, per_class_figure, probability_bars, saliency_figure
 from pages.common import (
     DRAW,
+    INSIDE,
     checkpoint_path,
     choose_checkpoint,
     ensure_app_shell,
@@ -108,8 +109,16 @@ def inspect(i: int, key: str) -> None:
     )
     if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
         st.session_state.draw_digit = image
+        st.session_state.draw_digit_from = "Evaluate"
         st.session_state.selected_run = run_id or None
         st.switch_page(DRAW)
+    if right.button("Look inside", icon=":material/layers:", key=f"{key}_inside"):
+        st.session_state.inside_digit = dict(
+            image=image, source=f"Evaluate (#{i}, a {int(result.y_true[i])})"
+        )
+        st.session_state.inside_fresh = True
+        st.session_state.selected_run = run_id or None
+        st.switch_page(INSIDE)
 
 
 # ---------------- confusion matrix ----------------

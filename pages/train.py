@@ -6,11 +6,20 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from mnist_core import inside
 from mnist_core.augment import augment_batch
+from mnist_core.checkpoints import load_checkpoint
 from mnist_core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
 from mnist_core.models import REGISTRY, summary
 from mnist_core.pixels import normalize
-from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, image_grid
+from mnist_core.plots import (
+    batch_loss_figure,
+    embedding_figure,
+    epoch_figure,
+    feature_grid_figure,
+    gap_sentence,
+    image_grid,
+)
 from mnist_core.runs import RunError
 from pages.common import DRAW, EVALUATE, ensure_app_shell, guarded, job_manager, mnist_or_stop, progress_text
 
@@ -266,6 +275,39 @@ def epoch_view(run_id: str) -> None:
         st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch", key="epoch_chart")
         level, sentence = gap_sentence(epochs)
         getattr(st, level)(f"**Overfitting indicator.** {sentence}")
+        saved = jobs.store.checkpoints(run_id)
+        if saved:
+            filters, emap = inside_panel(str(saved[-1][1]))
+            st.caption(f"**Inside the network at epoch {saved[-1][0]}** (more on the Inside page)")
+            f_col, m_col = st.columns(2)
+            f_col.plotly_chart(filters, width="stretch", config={"displayModeBar": False}, key="live_filters")
+            m_col.plotly_chart(emap, width="stretch", config={"displayModeBar": False}, key="live_map")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def inside_panel(path: str):
+    """First-layer filters and a PCA map of a fixed 500-digit sample, once per epoch checkpoint."""
+    model = load_checkpoint(path).model
+    data = mnist_or_stop()
+    [emap] = inside.embedding_maps([model], inside.test_inputs(data), data.test_labels, 500, "pca")
+    kind, weights = inside.first_weight(model)
+    return (
+        feature_grid_figure(
+            weights[:32],
+            f"first-layer {'filters' if kind == 'conv' else 'weights'}",
+            signed=True,
+            cols=8,
+            height=260,
+        ),
+        embedding_figure(
+            emap.xy,
+            emap.labels,
+            emap.preds,
+            emap.indices,
+            f"PCA map of 500 test digits · separation {emap.separation:.0%}",
+            height=260,
+        ),
+    )
 
 
 # While a run is queued or training, its view reruns every second and the per-epoch part every two;

@@ -6,7 +6,7 @@ page would show without the app's navigation and sidebar, and this test fails.""
 
 from support.browser import Server
 
-TITLES = ["Home", "Data", "Models", "Train", "Runs", "Evaluate", "Draw"]
+TITLES = ["Home", "Data", "Models", "Train", "Runs", "Evaluate", "Inside", "Draw"]
 
 
 def test_deep_link_on_a_fresh_server_runs_inside_the_app(browser, tmp_path):

@@ -1,0 +1,533 @@
+"""Inside the network: activations layer by layer, filters over epochs, dataset examples, embedding maps."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import memory_format
+from .pixels import IMAGE_SIZE, denormalize, normalize
+
+MAX_SAMPLE = 10_000  # the test set: the embedding map never asks for more
+DIGIT_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+STARTS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear)
+FOLLOWS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Dropout)  # elementwise: drawn with the layer before
+_CACHE: OrderedDict[tuple, dict] = OrderedDict()
+_LOCK = threading.Lock()  # hooks live on a model that other sessions share: one capture at a time
+
+
+@dataclass
+class Stage:
+    """One step of the forward pass as the viewer draws it: a layer plus the elementwise layers after it.
+
+    kind: 'input', 'maps' (C, H, W), 'vector' (D,), 'output' (10 probabilities) or 'other' (a layer
+    type the viewer does not know: only its shape is shown). value: the activation of one image."""
+
+    name: str  # module name of the stage's last layer (whose output `value` is)
+    first: str  # module name of its first layer (the conv whose filters made the maps)
+    title: str
+    kind: str
+    layers: list[str]
+    value: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+    @property
+    def shape_text(self) -> str:
+        return " x ".join(map(str, self.shape))
+
+
+def to_input(image28: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A 28x28 [0, 1] image -> a normalised (1, 1, 28, 28) tensor."""
+    return normalize(np.asarray(image28, dtype=np.float32).reshape(IMAGE_SIZE, IMAGE_SIZE))
+
+
+def to_image(x: torch.Tensor) -> np.ndarray:
+    """A normalised (1, 28, 28) or (28, 28) tensor -> a 28x28 [0, 1] image."""
+    return denormalize(x.reshape(IMAGE_SIZE, IMAGE_SIZE).float()).numpy()
+
+
+_TEST: dict[str, torch.Tensor] = {}
+
+
+def test_inputs(mnist) -> torch.Tensor:
+    """The normalised test images (10,000 x 1 x 28 x 28), made once per dataset."""
+    if mnist.source not in _TEST:
+        _TEST[mnist.source] = normalize(mnist.test_images)
+    return _TEST[mnist.source]
+
+
+def _layout_of(model: nn.Module) -> torch.memory_format:
+    """The model in the memory format models.memory_format picks for it (channels_last for conv nets)."""
+    fmt = memory_format(model)
+    model.to(memory_format=fmt)
+    return fmt
+
+
+def leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules() if not list(m.children())]
+
+
+@torch.inference_mode()
+def capture(model: nn.Module, x: torch.Tensor, names: set[str] | None = None, reduce=None) -> list:
+    """Run `x` through the model with a forward hook on every leaf layer (or those in `names`).
+
+    Returns [(name, module, output)] in execution order plus the logits as a last ('', None, logits)
+    entry; `reduce` maps each output before it is kept (to save memory on a whole dataset)."""
+    me, seen = threading.get_ident(), []
+
+    def hook(module, inputs, output, name):
+        if threading.get_ident() == me:  # another session's forward pass is not ours to record
+            seen.append((name, module, reduce(output) if reduce else output.detach().clone()))
+
+    was_training = model.training
+    with _LOCK:
+        handles = [
+            m.register_forward_hook(lambda m, i, o, n=n: hook(m, i, o, n))
+            for n, m in leaves(model)
+            if names is None or n in names
+        ]
+        try:
+            model.eval()
+            param = next(model.parameters())
+            fmt = _layout_of(model) if len(x) > 1 else torch.contiguous_format
+            logits = model(x.to(param.device, param.dtype).contiguous(memory_format=fmt)).float().cpu()
+        finally:
+            for h in handles:
+                h.remove()
+            model.train(was_training)
+    return seen + [("", None, logits)]
+
+
+def _title(kind_of: str, n: int, types: list[str]) -> str:
+    return f"{kind_of} {n}: " + " → ".join(types) if n else f"{kind_of}: " + " → ".join(types)
+
+
+def stage_plan(model: nn.Module) -> list[tuple[str, str, list[str], str]]:
+    """(first, last, layer types, title) of every stage, from the model's leaf layers alone."""
+    plan: list[list] = []
+    counts: dict[str, int] = {}
+    for name, m in leaves(model):
+        if isinstance(m, FOLLOWS) and plan and plan[-1][4] != "other":
+            plan[-1][1] = name
+            plan[-1][2].append(type(m).__name__)
+            continue
+        group = (
+            "conv"
+            if isinstance(m, nn.Conv2d)
+            else "pool"
+            if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d))
+            else "flatten"
+            if isinstance(m, nn.Flatten)
+            else "linear"
+            if isinstance(m, nn.Linear)
+            else "other"
+        )
+        counts[group] = counts.get(group, 0) + 1
+        plan.append([name, name, [type(m).__name__], counts[group], group])
+    out = []
+    for i, (first, last, types, n, group) in enumerate(plan):
+        if group == "linear":
+            label = "output" if i == len(plan) - 1 else "hidden"
+            out.append((first, last, types, _title(label, 0 if label == "output" else n, types)))
+        else:
+            out.append((first, last, types, _title(group, 0 if group == "flatten" else n, types)))
+    return out
+
+
+def activations(model: nn.Module, image28: np.ndarray | torch.Tensor) -> list[Stage]:
+    """The whole forward pass of one image, stage by stage: input, feature maps, ..., probabilities.
+
+    `image28` is a 28x28 [0, 1] image or an already normalised (1, 1, 28, 28) tensor."""
+    x = image28 if isinstance(image28, torch.Tensor) and image28.dim() == 4 else to_input(image28)
+    plan = stage_plan(model)
+    outputs = {name: out[0].float().cpu().numpy() for name, _, out in capture(model, x)[:-1]}
+    modules = dict(model.named_modules())
+    stages = [Stage("input", "input", "input: 1 x 28 x 28", "input", [], to_image(x[0]).reshape(1, 28, 28))]
+    for i, (first, last, types, title) in enumerate(plan):
+        value = outputs[last]
+        known = isinstance(modules[first], STARTS)
+        if not known:
+            kind = "other"
+        elif i == len(plan) - 1 and value.ndim == 1:
+            kind, value = "output", torch.softmax(torch.as_tensor(value), 0).numpy()
+            title += " → softmax"
+        else:
+            kind = {3: "maps", 1: "vector"}.get(value.ndim, "other")
+        stages.append(Stage(last, first, title, kind, types, value))
+    return stages
+
+
+def prediction(stages: list[Stage]) -> tuple[int, float]:
+    probs = stages[-1].value
+    return int(np.argmax(probs)), float(np.max(probs))
+
+
+def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+    """(C, H, W) maps -> one 2-D array of C tiles in a grid, NaN between them (drawn as background)."""
+    maps = np.asarray(maps, dtype=np.float32)
+    c, h, w = maps.shape
+    cols = cols or int(np.ceil(np.sqrt(c)))
+    rows = int(np.ceil(c / cols))
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, dtype=np.float32)
+    for i in range(c):
+        r, q = divmod(i, cols)
+        out[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = maps[i]
+    return out
+
+
+def map_stats(fmap: np.ndarray) -> dict:
+    """Summary figures of one feature map."""
+    fmap = np.asarray(fmap, dtype=np.float64)
+    r, c = np.unravel_index(int(np.argmax(fmap)), fmap.shape)
+    return dict(
+        min=float(fmap.min()),
+        max=float(fmap.max()),
+        mean=float(fmap.mean()),
+        std=float(fmap.std()),
+        active=float((fmap > 0).mean()),
+        peak_row=int(r),
+        peak_col=int(c),
+    )
+
+
+def first_weight(model_or_state) -> tuple[str, np.ndarray]:
+    """('conv'|'linear', images) of the first layer: conv filters (C, k, k) or Linear rows as 28x28."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    name, w = next((k, v) for k, v in state.items() if k.endswith("weight") and v.dim() in (2, 4))
+    w = w.detach().float().cpu()
+    if w.dim() == 4:
+        return "conv", w.mean(1).numpy() if w.shape[1] > 1 else w[:, 0].numpy()
+    return "linear", w.reshape(w.shape[0], IMAGE_SIZE, IMAGE_SIZE).numpy()
+
+
+def filter_of(model: nn.Module, stage: Stage, channel: int) -> np.ndarray | None:
+    """The weights that made one channel of a conv stage: (in channels, k, k); None for other stages."""
+    module = dict(model.named_modules()).get(stage.first)
+    if isinstance(module, nn.Conv2d):
+        return module.weight[channel].detach().float().cpu().numpy()
+    return None
+
+
+# ---------------- dataset examples: which test digits excite a channel most ----------------
+def example_stages(model: nn.Module) -> list[str]:
+    """Names of the stages that get dataset examples: feature maps and hidden units."""
+    return [
+        last
+        for first, last, types, title in stage_plan(model)
+        if types[0] in ("Conv2d", "MaxPool2d", "AvgPool2d") or title.startswith("hidden")
+    ]
+
+
+def channel_scores(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Per stage, (N, channels) scores: the strongest response of each channel (max over positions)."""
+    names = set(example_stages(model))
+
+    def peak(out: torch.Tensor) -> torch.Tensor:
+        return out.detach().float().amax(dim=(2, 3)).cpu() if out.dim() == 4 else out.detach().float().cpu()
+
+    parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    for start in range(0, len(x), batch_size):
+        for name, _, score in capture(model, x[start : start + batch_size], names, reduce=peak)[:-1]:
+            parts[name].append(score)
+    return {n: torch.cat(p) for n, p in parts.items() if p}
+
+
+def top_examples(model: nn.Module, x: torch.Tensor, k: int = 9) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per stage: (indices, scores), each (channels, k), of the k inputs that excite each channel most."""
+    out = {}
+    for name, scores in channel_scores(model, x).items():
+        top = scores.topk(min(k, len(scores)), dim=0)
+        out[name] = (top.indices.T.numpy(), top.values.T.numpy())
+    return out
+
+
+def dataset_examples(path: str | Path, model: nn.Module, x_test: torch.Tensor, k: int = 9) -> dict:
+    """top_examples on the test set, computed once per checkpoint (path + mtime) and kept in memory."""
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime, len(x_test), k)
+    if key not in _CACHE:
+        _CACHE[key] = top_examples(model, x_test, k)
+        while len(_CACHE) > 8:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
+
+
+# ---------------- filters over time ----------------
+def weight_movement(states: list[dict]) -> dict[str, list[float]]:
+    """Per conv/linear weight, ||W_e - W_(e-1)|| / ||W_(e-1)|| for e = 2..n (one value per later state)."""
+    names = [k for k, v in states[0].items() if k.endswith("weight") and v.dim() in (2, 4)]
+    out: dict[str, list[float]] = {}
+    for name in names:
+        kind = "conv" if states[0][name].dim() == 4 else "linear"
+        label = f"{name.removesuffix('.weight')} ({kind})"
+        out[label] = [
+            float((b[name].float() - a[name].float()).norm() / a[name].float().norm().clamp(min=1e-12))
+            for a, b in zip(states, states[1:])
+        ]
+    return out
+
+
+# ---------------- embedding maps ----------------
+def stratified_sample(labels, n: int, seed: int = 0) -> np.ndarray:
+    """n indices with the classes as equal as they can be (random within each class), sorted."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx[rng.permutation(len(idx))]] = np.arange(len(idx))
+    order = np.lexsort((rng.random(len(labels)), rank))
+    return np.sort(order[: min(n, len(labels))])
+
+
+def cap_sample(n: int, available: int = MAX_SAMPLE) -> tuple[int, str | None]:
+    """A sample size within [10, min(MAX_SAMPLE, available)], and a message when it had to be capped."""
+    limit = min(MAX_SAMPLE, available)
+    if n > limit:
+        return limit, (
+            f"{n:,} digits asked for; the map is capped at {limit:,} (the test set, and what stays quick)."
+        )
+    return max(10, int(n)), None
+
+
+@torch.inference_mode()
+def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """(N, D) features that enter the model's last Linear layer."""
+    last = [m for _, m in leaves(model) if isinstance(m, nn.Linear)][-1]
+    me, parts = threading.get_ident(), []
+
+    def pre_hook(module, inputs):
+        if threading.get_ident() == me:
+            parts.append(inputs[0].detach().float().reshape(len(inputs[0]), -1).cpu())
+
+    was_training = model.training
+    with _LOCK:
+        handle = last.register_forward_pre_hook(pre_hook)
+        try:
+            model.eval()
+            param = next(model.parameters())
+            fmt = _layout_of(model)
+            for start in range(0, len(x), batch_size):
+                model(
+                    x[start : start + batch_size].to(param.device, param.dtype).contiguous(memory_format=fmt)
+                )
+        finally:
+            handle.remove()
+            model.train(was_training)
+    return torch.cat(parts).numpy()
+
+
+def fit_pca(features: np.ndarray):
+    """A 2-D PCA fitted on these features (deterministic: fixed random state, sklearn's sign rule)."""
+    from sklearn.decomposition import PCA
+
+    solver = "randomized" if min(features.shape) > 500 else "full"
+    return PCA(n_components=2, svd_solver=solver, random_state=0).fit(np.asarray(features, dtype=np.float32))
+
+
+def tsne(features: np.ndarray, init: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE (sklearn); features over 50 dimensions are first reduced to 50 with PCA, as is usual.
+    `init` (a previous layout) is rescaled to sklearn's own PCA-init scale so it only sets the start."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(features, dtype=np.float32)
+    if x.shape[1] > 50:
+        x = PCA(n_components=50, svd_solver="randomized", random_state=seed).fit_transform(x)
+    start = "pca"
+    if init is not None:
+        start = (init - init.mean(0)) / (init[:, 0].std() + 1e-12) * 1e-4
+    perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
+    return (
+        TSNE(n_components=2, init=start, random_state=seed, perplexity=perplexity, learning_rate="auto")
+        .fit_transform(x)
+        .astype(np.float32)
+    )
+
+
+def knn_separation(xy: np.ndarray, labels, k: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy in the 2-D map: how well the digits are separated."""
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = np.asarray(labels)
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy)
+    votes = labels[idx[:, 1:]]  # drop each point itself
+    counts = np.stack([(votes == c).sum(1) for c in range(10)], 1)
+    return float((counts.argmax(1) == labels).mean())
+
+
+@dataclass
+class EmbeddingMap:
+    """A 2-D map of a sample of test digits: features through the model, and the raw pixels."""
+
+    indices: np.ndarray  # test-set indices of the sample
+    labels: np.ndarray
+    preds: np.ndarray
+    xy: np.ndarray  # (N, 2) penultimate features projected
+    raw_xy: np.ndarray  # (N, 2) raw pixels through the same method
+    separation: float  # 5-NN leave-one-out accuracy in xy
+    method: str
+
+
+def sample_inputs(x_test: torch.Tensor, y_test: torch.Tensor, n: int, seed: int = 0):
+    idx = stratified_sample(y_test.numpy(), n, seed)
+    return idx, x_test[idx], y_test[idx].numpy()
+
+
+def embedding_maps(
+    models: list[nn.Module],
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    n: int = 2000,
+    method: str = "pca",
+    progress=None,
+) -> list[EmbeddingMap]:
+    """One map per model (the epochs of a run, in order), with axes that can be compared across them.
+
+    PCA is fitted on the last model's features and applied to every epoch; t-SNE runs from the last
+    epoch back, each one starting from the layout of the epoch after it. `progress(text, fraction)`
+    is called before each step."""
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
+    n, _ = cap_sample(n, len(y_test))
+    idx, x, labels = sample_inputs(x_test, y_test, n)
+    say = progress or (lambda text, fraction: None)
+    feats, preds = [], []
+    for i, model in enumerate(models):
+        say(f"Features of {n:,} digits, model {i + 1} of {len(models)}", i / (len(models) + 2))
+        f = penultimate(model, x)
+        last = [m for _, m in leaves(model) if isinstance(m, nn.Linear)][-1]
+        with torch.inference_mode():
+            preds.append(last(torch.as_tensor(f)).argmax(1).numpy())
+        feats.append(f)
+    raw = x.reshape(len(x), -1).numpy()
+    if method == "pca":
+        pca = fit_pca(feats[-1])
+        layouts = [pca.transform(f).astype(np.float32) for f in feats]
+        raw_xy = fit_pca(raw).transform(raw).astype(np.float32)
+    else:
+        layouts = [np.empty(0)] * len(feats)
+        init = None
+        for step, i in enumerate(range(len(feats) - 1, -1, -1)):
+            say(f"t-SNE of {n:,} digits, map {step + 1} of {len(feats)}", (step + 1) / (len(feats) + 2))
+            init = layouts[i] = tsne(feats[i], init)
+        say(f"t-SNE of the raw pixels of {n:,} digits", (len(feats) + 1) / (len(feats) + 2))
+        raw_xy = tsne(raw)
+    say("Done", 1.0)
+    return [
+        EmbeddingMap(idx, labels, p, xy, raw_xy, knn_separation(xy, labels), method)
+        for p, xy in zip(preds, layouts)
+    ]
+
+
+# ---------------- PNG files for the command line (PIL only, no browser) ----------------
+_VIRIDIS = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32
+)
+
+
+def colorize(a: np.ndarray, signed: bool = False) -> np.ndarray:
+    """2-D array (NaN = background) -> RGB uint8: viridis for activations, blue-white-red if signed."""
+    a = np.asarray(a, dtype=np.float32)
+    ok = ~np.isnan(a)
+    v = a[ok] if ok.any() else np.zeros(1, np.float32)
+    if signed:
+        m = float(np.abs(v).max()) or 1.0
+        t = np.clip((np.nan_to_num(a) / m + 1) / 2, 0, 1)[..., None]
+        blue, white, red = (np.array(c, np.float32) for c in ([33, 102, 172], [247, 247, 247], [178, 24, 43]))
+        rgb = np.where(t < 0.5, blue + (white - blue) * (t * 2), white + (red - white) * (t * 2 - 1))
+    else:
+        lo, hi = float(v.min()), float(v.max())
+        t = np.clip((np.nan_to_num(a, nan=lo) - lo) / ((hi - lo) or 1.0), 0, 1) * (len(_VIRIDIS) - 1)
+        i = np.minimum(t.astype(int), len(_VIRIDIS) - 2)
+        f = (t - i)[..., None]
+        rgb = _VIRIDIS[i] * (1 - f) + _VIRIDIS[i + 1] * f
+    rgb[~ok] = 255
+    return rgb.round().astype(np.uint8)
+
+
+def save_png(a: np.ndarray, path: str | Path, signed: bool = False, target: int = 560) -> Path:
+    """Write a 2-D array as a PNG, upscaled nearest-neighbour to about `target` pixels on its long side."""
+    from PIL import Image
+
+    img = Image.fromarray(colorize(a, signed))
+    scale = max(1, target // max(a.shape))
+    img.resize((a.shape[1] * scale, a.shape[0] * scale), Image.Resampling.NEAREST).save(path)
+    return Path(path)
+
+
+def save_scatter_png(xy: np.ndarray, labels, path: str | Path, wrong=None, size: int = 640) -> Path:
+    """The embedding map as a PNG: one dot per digit coloured by digit, mistakes as crosses."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    lo, hi = xy.min(0), xy.max(0)
+    pts = 20 + (xy - lo) / np.where(hi - lo > 0, hi - lo, 1) * (size - 40)
+    wrong = np.zeros(len(xy), bool) if wrong is None else np.asarray(wrong)
+    for (px, py), lab, bad in zip(pts, np.asarray(labels), wrong):
+        py = size - py
+        if bad:
+            draw.line([px - 4, py - 4, px + 4, py + 4], fill="black", width=2)
+            draw.line([px - 4, py + 4, px + 4, py - 4], fill="black", width=2)
+        else:
+            draw.ellipse([px - 2.5, py - 2.5, px + 2.5, py + 2.5], fill=DIGIT_COLORS[int(lab)])
+    for d in range(10):
+        draw.rectangle([8 + 24 * d, 6, 20 + 24 * d, 18], fill=DIGIT_COLORS[d])
+        draw.text((22 + 24 * d - 9, 6), str(d), fill="white")
+    img.save(path)
+    return Path(path)
+
+
+def write_pngs(
+    model: nn.Module,
+    image28: np.ndarray,
+    out: str | Path,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    n: int = 2000,
+) -> dict:
+    """The activation grids, first-layer filters and a PCA embedding map of one digit as PNG files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = activations(model, image28)
+    files = [save_png(stages[0].value[0], out / "00-input.png")]
+    for i, s in enumerate(stages[1:], 1):
+        slug = s.title.split(":")[0].replace(" ", "")
+        if s.kind == "maps":
+            files.append(save_png(tile(s.value), out / f"{i:02d}-{slug}.png"))
+        elif s.kind in ("vector", "output"):
+            files.append(save_png(s.value[None, :], out / f"{i:02d}-{slug}.png", target=1200))
+    kind, weights = first_weight(model)
+    files.append(save_png(tile(weights), out / "filters.png", signed=True))
+    [emap] = embedding_maps([model], x_test, y_test, n, "pca")
+    files.append(save_scatter_png(emap.xy, emap.labels, out / "embedding.png", emap.preds != emap.labels))
+    pred, conf = prediction(stages)
+    return dict(
+        prediction=pred,
+        confidence=round(conf, 4),
+        files=len(files),
+        out=str(out),
+        separation=round(emap.separation, 4),
+    )

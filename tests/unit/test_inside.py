@@ -1,0 +1,234 @@
+"""Inside the network, in the core: hooks on every layer, weight images, PCA maps, dataset examples, PNGs."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mnist_core import inside
+from mnist_core.models import REGISTRY, build_model
+
+
+def expected_shapes(model: nn.Module) -> list[tuple[str, tuple]]:
+    """The documented output shape of every leaf layer for one 28x28 image, from the layer's own settings."""
+    shape: tuple = (1, 28, 28)
+    out = []
+    for name, m in inside.leaves(model):
+        if isinstance(m, nn.Conv2d):
+            shape = (m.out_channels, shape[1], shape[2])  # 'same' padding
+        elif isinstance(m, nn.MaxPool2d):
+            shape = (shape[0], shape[1] // 2, shape[2] // 2)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            shape = (shape[0], 1, 1)
+        elif isinstance(m, nn.Flatten):
+            shape = (int(np.prod(shape)),)
+        elif isinstance(m, nn.Linear):
+            assert shape == (m.in_features,), f"{name}: a Linear fed {shape}"
+            shape = (m.out_features,)
+        out.append((name, shape))
+    return out
+
+
+@pytest.mark.parametrize("key", list(REGISTRY))
+def test_hooks_capture_every_layer_with_its_shape(key):
+    model = build_model(key)
+    seen = inside.capture(model, torch.zeros(2, 1, 28, 28))
+    assert [(n, tuple(o.shape[1:])) for n, _, o in seen[:-1]] == expected_shapes(model)
+    assert seen[-1][2].shape == (2, 10)
+    stages = inside.activations(model, np.zeros((28, 28), np.float32))
+    assert stages[0].kind == "input" and stages[0].shape == (1, 28, 28)
+    assert stages[-1].kind == "output" and stages[-1].shape == (10,)
+    assert abs(float(stages[-1].value.sum()) - 1) < 1e-5
+    shapes = dict(expected_shapes(model))
+    for s in stages[1:]:
+        assert s.shape == shapes[s.name] and s.kind != "other"
+        assert s.kind == ("maps" if len(s.shape) == 3 else "vector" if s is not stages[-1] else "output")
+    convs = [m.out_channels for _, m in inside.leaves(model) if isinstance(m, nn.Conv2d)]
+    assert [s.shape[0] for s in stages if s.title.startswith("conv")] == convs
+
+
+def test_the_stages_reproduce_the_models_own_prediction(mnist):
+    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.paths import default_model_path
+
+    model = load_checkpoint(default_model_path()).model
+    x = inside.test_inputs(mnist)[:5]
+    for i in range(5):
+        stages = inside.activations(model, x[i : i + 1])
+        assert np.allclose(stages[-1].value, model(x[i : i + 1]).softmax(1)[0].detach().numpy(), atol=1e-5)
+        assert inside.prediction(stages)[0] == int(mnist.test_labels[i])
+
+
+def test_an_unknown_layer_is_shown_by_shape_with_no_error():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.Tanh(), nn.Linear(16, 10))
+    stages = inside.activations(model, np.zeros((28, 28), np.float32))
+    other = [s for s in stages if s.kind == "other"]
+    assert [(s.layers, s.shape) for s in other] == [(["Tanh"], (16,))]
+    assert stages[-1].kind == "output"
+
+
+def test_perceptron_weight_images_look_like_the_class_means(mnist):
+    from mnist_core.config import TrainConfig
+    from mnist_core.train import train_model
+
+    result = train_model(TrainConfig.for_model("perceptron", epochs=1, limit=5000), mnist=mnist)
+    kind, templates = inside.first_weight(result.model)
+    assert kind == "linear" and templates.shape == (10, 28, 28)
+    means = np.stack([mnist.train_images[mnist.train_labels == d].float().mean(0).numpy() for d in range(10)])
+    means -= means.mean(0)  # what tells one digit from the others
+    corr = np.corrcoef(templates.reshape(10, -1), means.reshape(10, -1))[:10, 10:]
+    own = np.diag(corr)
+    others = (corr.sum(1) - own) / 9
+    assert (own > others).all() and own.mean() > others.mean() + 0.3, corr.round(2)
+    # a transposed reshape (a classic slip) destroys the resemblance
+    wrong = templates.transpose(0, 2, 1).reshape(10, -1)
+    assert np.diag(np.corrcoef(wrong, means.reshape(10, -1))[:10, 10:]).mean() < own.mean() - 0.2
+
+
+def test_pca_map_is_deterministic_and_separates_digits(mnist):
+    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.paths import default_model_path
+
+    model = load_checkpoint(default_model_path()).model
+    x, y = inside.test_inputs(mnist), mnist.test_labels
+    (first,) = inside.embedding_maps([model], x, y, 600, "pca")
+    (again,) = inside.embedding_maps([load_checkpoint(default_model_path()).model], x, y, 600, "pca")
+    assert np.array_equal(first.xy, again.xy) and np.array_equal(first.raw_xy, again.raw_xy)
+    assert np.bincount(first.labels, minlength=10).tolist() == [60] * 10  # stratified
+    assert first.separation > 0.8 and first.separation > inside.knn_separation(first.raw_xy, first.labels)
+
+
+def test_pca_over_epochs_shares_the_last_epochs_axes(mnist):
+    x, y = inside.test_inputs(mnist), mnist.test_labels
+    torch.manual_seed(0)
+    a, b = build_model("deep"), build_model("deep")
+    maps = inside.embedding_maps([a, b], x, y, 300, "pca")
+    idx = maps[0].indices
+    fa, fb = inside.penultimate(a, x[idx]), inside.penultimate(b, x[idx])
+    pca = inside.fit_pca(fb)
+    assert np.allclose(maps[0].xy, pca.transform(fa), atol=1e-4)
+    assert np.allclose(maps[1].xy, pca.transform(fb), atol=1e-4)
+
+
+def test_stratified_sample_and_the_cap():
+    labels = np.repeat(np.arange(10), [100, 50, 30, 100, 100, 100, 100, 100, 100, 100])
+    idx = inside.stratified_sample(labels, 200)
+    assert len(set(idx)) == 200 and np.bincount(labels[idx], minlength=10).min() == 20
+    assert inside.cap_sample(2000) == (2000, None)
+    n, message = inside.cap_sample(50_000)
+    assert n == inside.MAX_SAMPLE and "capped at 10,000" in message
+
+
+def test_dataset_examples_equal_a_brute_force_top_k(mnist):
+    torch.manual_seed(1)
+    model = build_model("cnn_basic").eval()
+    x = inside.test_inputs(mnist)[:60]
+    fast = inside.top_examples(model, x, k=5)
+    assert set(fast) == set(inside.example_stages(model))
+    for name, (idx, scores) in fast.items():
+        brute = []
+        for i in range(len(x)):  # one image at a time, straight from the displayed activations
+            value = next(s.value for s in inside.activations(model, x[i : i + 1]) if s.name == name)
+            brute.append(value.reshape(len(value), -1).max(1))
+        brute = np.stack(brute)  # (images, channels)
+        for c in range(brute.shape[1]):
+            assert np.allclose(np.sort(brute[:, c])[::-1][:5], scores[c], atol=1e-5)
+            assert np.allclose(brute[idx[c], c], scores[c], atol=1e-5)
+
+
+def test_dataset_examples_are_cached_per_checkpoint_file(tmp_path, mnist, monkeypatch):
+    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.paths import default_model_path
+
+    path = tmp_path / "m.pt"
+    path.write_bytes(default_model_path().read_bytes())
+    model = load_checkpoint(path).model
+    calls = []
+    real = inside.top_examples
+    monkeypatch.setattr(inside, "top_examples", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = inside.test_inputs(mnist)[:50]
+    first = inside.dataset_examples(path, model, x)
+    assert inside.dataset_examples(path, model, x) is first and len(calls) == 1
+    import os
+
+    os.utime(path, (1, 1))  # a new version of the file
+    inside.dataset_examples(path, model, x)
+    assert len(calls) == 2
+
+
+def test_weight_movement_is_the_relative_change():
+    a = {"c.weight": torch.ones(2, 1, 3, 3), "bn.weight": torch.ones(2), "l.weight": torch.ones(4, 2)}
+    b = {
+        "c.weight": torch.ones(2, 1, 3, 3) * 1.5,
+        "bn.weight": torch.ones(2) * 9,
+        "l.weight": torch.ones(4, 2),
+    }
+    moved = inside.weight_movement([a, b, b])
+    assert moved == {"c (conv)": [pytest.approx(0.5), 0.0], "l (linear)": [0.0, 0.0]}
+
+
+def test_tile_places_every_channel():
+    maps = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
+    grid = inside.tile(maps, cols=2)
+    assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
+    assert np.array_equal(grid[3:5, 4:7], maps[3])
+    assert np.isnan(grid[2]).all() and np.isnan(grid[6:, 4:]).all()
+
+
+def test_cli_writes_pngs_and_key_values(tmp_path, capsys):
+    from PIL import Image
+
+    from mnist_core.cli import main
+    from mnist_core.paths import default_model_path
+
+    assert (
+        main(
+            [
+                "inside",
+                str(default_model_path()),
+                "--index",
+                "0",
+                "--out",
+                str(tmp_path / "o"),
+                "--sample",
+                "500",
+            ]
+        )
+        == 0
+    )
+    out = dict(tok.split("=", 1) for tok in capsys.readouterr().out.split())
+    assert out["prediction"] == "7" and out["out"] == str(tmp_path / "o")
+    files = sorted((tmp_path / "o").glob("*.png"))
+    assert int(out["files"]) == len(files) >= 10
+    names = [f.name for f in files]
+    assert "embedding.png" in names and "filters.png" in names and any("conv1" in n for n in names)
+    img = np.asarray(Image.open(tmp_path / "o" / "embedding.png").convert("RGB"))
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10  # dots in ten colours, not a blank image
+    with pytest.raises(SystemExit):  # an input is required: --image or --index
+        main(["inside", str(default_model_path()), "--out", str(tmp_path / "p")])
+
+
+def test_cli_reads_an_image_file(tmp_path, capsys, mnist):
+    from PIL import Image
+
+    from mnist_core.cli import main
+    from mnist_core.paths import default_model_path
+
+    digit = tmp_path / "d.png"
+    Image.fromarray(255 - mnist.test_images[1].numpy()).resize((200, 200)).save(digit)  # dark ink on white
+    assert (
+        main(
+            [
+                "inside",
+                str(default_model_path()),
+                "--image",
+                str(digit),
+                "--out",
+                str(tmp_path / "o"),
+                "--sample",
+                "200",
+            ]
+        )
+        == 0
+    )
+    assert f"prediction={int(mnist.test_labels[1])}" in capsys.readouterr().out
