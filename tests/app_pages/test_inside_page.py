@@ -148,4 +148,3 @@ def test_train_page_shows_the_inside_panel_of_the_latest_epoch():
     train.run()
     assert not train.exception
     assert "Inside the network at epoch 2" in texts(train.caption)
-
