@@ -338,12 +338,29 @@ def penultimate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.
     return torch.cat(parts).numpy()
 
 
-def fit_pca(features: np.ndarray):
-    """A 2-D PCA fitted on these features (deterministic: fixed random state, sklearn's sign rule)."""
-    from sklearn.decomposition import PCA
+@dataclass(frozen=True)
+class Projection:
+    """A fitted 2-D PCA: subtract the mean, project on the two leading principal axes."""
 
-    solver = "randomized" if min(features.shape) > 500 else "full"
-    return PCA(n_components=2, svd_solver=solver, random_state=0).fit(np.asarray(features, dtype=np.float32))
+    mean: np.ndarray  # (D,)
+    axes: np.ndarray  # (2, D), unit vectors, largest variance first
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return ((np.asarray(features, dtype=np.float64) - self.mean) @ self.axes.T).astype(np.float32)
+
+
+def fit_pca(features: np.ndarray) -> Projection:
+    """A 2-D PCA of these features, exact and deterministic: the top two eigenvectors of the
+    covariance (float64), each signed so its largest loading is positive (scikit-learn's rule).
+    Done in torch, since importing scikit-learn's decomposition alone took longer than the map."""
+    x = torch.as_tensor(np.asarray(features, dtype=np.float64))
+    mean = x.mean(0)
+    centred = x - mean
+    _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    axes = vectors[:, -2:].flip(1).T.clone()
+    rows = torch.arange(axes.shape[0])
+    axes *= torch.sign(axes[rows, axes.abs().argmax(1)]).unsqueeze(1)
+    return Projection(mean.numpy(), axes.numpy())
 
 
 def tsne(features: np.ndarray, init: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
@@ -368,13 +385,15 @@ def tsne(features: np.ndarray, init: np.ndarray | None = None, seed: int = 0) ->
 
 def knn_separation(xy: np.ndarray, labels, k: int = 5) -> float:
     """Leave-one-out k-nearest-neighbour accuracy in the 2-D map: how well the digits are separated."""
-    from sklearn.neighbors import NearestNeighbors
-
-    labels = np.asarray(labels)
-    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy)
-    votes = labels[idx[:, 1:]]  # drop each point itself
-    counts = np.stack([(votes == c).sum(1) for c in range(10)], 1)
-    return float((counts.argmax(1) == labels).mean())
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    points = torch.as_tensor(np.asarray(xy, dtype=np.float32))
+    votes = []
+    for start in range(0, len(points), 2048):  # bounded memory for the 10,000-digit map
+        d = torch.cdist(points[start : start + 2048], points)
+        d[torch.arange(len(d)), torch.arange(start, start + len(d))] = float("inf")  # not itself
+        votes.append(labels_t[d.topk(k, largest=False).indices])
+    counts = torch.nn.functional.one_hot(torch.cat(votes), 10).sum(1)
+    return float((counts.argmax(1) == labels_t).float().mean())
 
 
 @dataclass

@@ -110,6 +110,22 @@ def test_pca_over_epochs_shares_the_last_epochs_axes(mnist):
     assert np.allclose(maps[1].xy, pca.transform(fb), atol=1e-4)
 
 
+def test_pca_and_separation_agree_with_scikit_learn(mnist):
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import KNeighborsClassifier
+
+    raw = mnist.test_images[:800].reshape(800, -1).float().numpy() / 255
+    ours = inside.fit_pca(raw).transform(raw)
+    theirs = PCA(n_components=2, svd_solver="full").fit_transform(raw)
+    assert np.allclose(np.abs(ours), np.abs(theirs), atol=1e-3)  # the same axes, up to sign
+    labels = mnist.test_labels[:800].numpy()
+    knn = KNeighborsClassifier(n_neighbors=5).fit(ours, labels)
+    dist, idx = knn.kneighbors(ours, n_neighbors=6)
+    votes = labels[idx[:, 1:]]
+    expected = np.mean([np.bincount(v, minlength=10).argmax() == t for v, t in zip(votes, labels)])
+    assert abs(inside.knn_separation(ours, labels) - expected) < 0.01
+
+
 def test_stratified_sample_and_the_cap():
     labels = np.repeat(np.arange(10), [100, 50, 30, 100, 100, 100, 100, 100, 100, 100])
     idx = inside.stratified_sample(labels, 200)
