@@ -446,7 +446,7 @@ def embedding_maps(
         layouts = [pca.transform(f).astype(np.float32) for f in feats]
         raw_xy = fit_pca(raw).transform(raw).astype(np.float32)
     else:
-        layouts = [np.empty(0)] * len(feats)
+        layouts = [np.empty(0, dtype=np.float32)] * len(feats)
         init = None
         for step, i in enumerate(range(len(feats) - 1, -1, -1)):
             say(f"t-SNE of {n:,} digits, map {step + 1} of {len(feats)}", (step + 1) / (len(feats) + 2))
