@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from support import ROOT
 
@@ -87,3 +88,13 @@ def test_every_train_flag_has_help():
     ):
         assert flag in out.stdout
     assert "learning rate (peak rate for onecycle) (default: 0.001)" in " ".join(out.stdout.split())
+
+
+def test_the_installed_console_script_is_the_same_cli(tmp_path):
+    """`pip install -e .` puts `mnist-lab` beside the interpreter; it works from any folder."""
+    script = Path(sys.executable).parent / "mnist-lab"
+    out = subprocess.run([str(script), "models"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == cli("models").stdout
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=300).stdout
+    assert usage.startswith("usage: mnist-lab")
