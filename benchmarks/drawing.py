@@ -35,7 +35,7 @@ def run_draw_bench(args) -> int:
     y = mnist.test_labels[:n]
     acc = (predict_logits(model, x).argmax(1) == y).float().mean().item()
     plain = (predict_logits(model, normalize(mnist.test_images[:n])).argmax(1) == y).float().mean().item()
-    print(f"{n} test digits redrawn at 280x280 (random size and place, half dark on light)")
+    print(f"digits_redrawn={n}")  # at 280x280, random size and place, half dark on light
     print(f"accuracy_through_preprocessing={acc:.4f}")
     print(f"accuracy_unprocessed={plain:.4f}")
     for method in METHODS:
@@ -48,8 +48,8 @@ def run_draw_bench(args) -> int:
             if i >= 5:  # after warm-up
                 times.append(time.perf_counter() - t)
         print(
-            f"predict_plus_{method}_ms_median={1000 * statistics.median(times):.0f} "
-            f"max={1000 * max(times):.0f}"
+            f"predict_plus_{method}_ms_median={1000 * statistics.median(times):.0f}\n"
+            f"predict_plus_{method}_ms_max={1000 * max(times):.0f}"
         )
     return 0
 

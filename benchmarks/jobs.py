@@ -70,6 +70,7 @@ def run_jobs_bench(args) -> int:
     print(
         f"cnn_basic, {cfg.epochs} epoch(s) on {cfg.limit or 54000} images, "
         f"{args.repeats} alternating repeats",
+        file=sys.stderr,
         flush=True,
     )
     direct, background, latencies = [], [], []
@@ -79,6 +80,7 @@ def run_jobs_bench(args) -> int:
         print(
             f"  repeat {r + 1}: direct {direct[-1][0]:.1f} s ({direct[-1][1]:,.0f} img/s) | background "
             f"{background[-1][0]:.1f} s ({background[-1][1]:,.0f} img/s)",
+            file=sys.stderr,
             flush=True,
         )
     d_wall, b_wall = statistics.median(w for w, _ in direct), statistics.median(w for w, _ in background)

@@ -125,7 +125,9 @@ def time_to_99(folder: Path | None) -> tuple[float, float]:
             if acc >= 0.99 and reached == float("inf"):
                 reached = t - t0 - excluded
             print(
-                f"  fast_cnn epoch {s.epoch}: test accuracy {acc:.4f} at {t - t0 - excluded:.1f}s", flush=True
+                f"  fast_cnn epoch {s.epoch}: test accuracy {acc:.4f} at {t - t0 - excluded:.1f}s",
+                file=sys.stderr,
+                flush=True,
             )
 
     fit(model, data, cfg, [Probe()])
@@ -152,6 +154,7 @@ def run_bench(args) -> int:
     print(
         f"threads={torch.get_num_threads()} torch={torch.__version__}  (cnn_basic, batch 64, "
         f"{args.steps} timed steps, {args.repeats} alternating repeats)",
+        file=sys.stderr,
         flush=True,
     )
     runs: dict[str, list[float]] = {"textbook": [], "engine": [], "engine_bf16": [], "engine_batch256": []}
@@ -161,7 +164,9 @@ def run_bench(args) -> int:
         runs["engine_bf16"].append(engine_images_per_s(mnist, args.steps, precision="bf16"))
         runs["engine_batch256"].append(engine_images_per_s(mnist, max(20, args.steps // 4), batch_size=256))
         print(
-            f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in runs.items()), flush=True
+            f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in runs.items()),
+            file=sys.stderr,
+            flush=True,
         )
     med = {k: statistics.median(v) for k, v in runs.items()}
     for k, v in med.items():

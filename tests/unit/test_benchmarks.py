@@ -25,9 +25,21 @@ def test_help(script):
     assert out.stdout.startswith("usage:")
 
 
-def test_evaluation_prints_key_value_figures():
-    out = run("benchmarks/evaluation.py", "checkpoints/default.pt", "--repeats", "1")
+def figures(out: subprocess.CompletedProcess) -> dict[str, str]:
+    """stdout as key=value pairs; anything else on stdout fails (progress belongs on stderr)."""
     assert out.returncode == 0, out.stderr
-    figures = dict(line.split("=", 1) for line in out.stdout.splitlines())
-    assert figures["images"] == "10000" and float(figures["accuracy"]) > 0.99
-    assert float(figures["evaluate_cold_s"]) > 0 and float(figures["evaluate_cached_ms"]) >= 0
+    pairs = [token for line in out.stdout.splitlines() for token in line.split()]
+    assert pairs and all("=" in token for token in pairs), out.stdout
+    return dict(token.split("=", 1) for token in pairs)
+
+
+def test_evaluation_prints_key_value_figures():
+    result = figures(run("benchmarks/evaluation.py", "checkpoints/default.pt", "--repeats", "1"))
+    assert result["images"] == "10000" and float(result["accuracy"]) > 0.99
+    assert float(result["evaluate_cold_s"]) > 0 and float(result["evaluate_cached_ms"]) >= 0
+
+
+def test_drawing_prints_key_value_figures():
+    result = figures(run("benchmarks/drawing.py", "--digits", "100", "--repeats", "2"))
+    assert result["digits_redrawn"] == "100" and float(result["accuracy_through_preprocessing"]) > 0.9
+    assert {f"predict_plus_{m}_ms_median" for m in ("saliency", "grad_cam")} <= set(result)
