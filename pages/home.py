@@ -34,7 +34,7 @@ with model_col:
     if default.get("error"):
         st.error(default["error"])
     elif default["present"]:
-        st.metric(default["model"], f"{default['test_acc']:.2%} test accuracy")
+        st.metric(f"{default['model']} · test accuracy", f"{default['test_acc']:.2%}")
         st.caption(f"{default['size_kb']:.0f} KB, shipped in `checkpoints/default.pt`")
     else:
         st.info("No default model shipped yet.")
