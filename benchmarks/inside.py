@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         import streamlit as st
         from streamlit.testing.v1 import AppTest
 
+        if str(ROOT) not in sys.path:  # the page imports `pages.common`, which lives at the project root
+            sys.path.insert(0, str(ROOT))
+
         st.cache_resource.clear()
         at = AppTest.from_file(str(ROOT / "pages" / "inside.py"), default_timeout=300)
         at.run()  # everything else on the page is computed and cached once

@@ -43,3 +43,11 @@ def test_drawing_prints_key_value_figures():
     result = figures(run("benchmarks/drawing.py", "--digits", "100", "--repeats", "2"))
     assert result["digits_redrawn"] == "100" and float(result["accuracy_through_preprocessing"]) > 0.9
     assert {f"predict_plus_{m}_ms_median" for m in ("saliency", "grad_cam")} <= set(result)
+
+
+def test_inside_prints_key_value_figures_including_the_page_rerun():
+    """The page timing drives pages/inside.py through AppTest: the script must import `pages` from a
+    plain `python benchmarks/inside.py`, as README quotes it."""
+    result = figures(run("benchmarks/inside.py", "--repeats", "2", "--sample", "300", "--skip-tsne"))
+    assert result["model"] == "better_cnn" and float(result["activations_ms_median"]) > 0
+    assert float(result["page_rerun_after_click_ms_median"]) > 0
