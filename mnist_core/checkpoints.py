@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -88,11 +90,32 @@ def atomic_save(obj, path: str | Path) -> Path:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, RuntimeError)):  # a full disk reaches torch.save's zip writer as
+            # RuntimeError ("unexpected pos ..."), not OSError
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
             raise CheckpointError(
-                f"Could not write checkpoint {path}: {exc.strerror or exc}. "
-                "The previous file, if any, is unchanged."
+                f"Could not write checkpoint {path}: {detail}. The previous file, if any, is unchanged."
             ) from exc
+        raise
+    return path
+
+
+def atomic_link(source: str | Path, path: str | Path) -> Path:
+    """Make `path` another name of the finished file `source` (a hard link: no second copy on
+    disk), replacing `path` atomically; a filesystem without hard links gets a copy."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            shutil.copyfile(source, tmp)  # FAT, some network filesystems
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -124,8 +147,28 @@ class Checkpoint:
         return TrainConfig.from_dict(self.meta["config"])
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw dict, loaded with weights_only=True; any failure becomes a CheckpointError."""
+def describe_resume(optimizer, scheduler, epoch: int, step: int) -> dict:
+    """What continuing a run needs besides its epoch file: optimizer and schedule state."""
+    return dict(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        kind="resume",
+        epoch=epoch,
+        step=step,
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+    )
+
+
+REQUIRED = {
+    "model": ("model_key", "model_args", "state_dict", "config"),
+    "resume": ("optimizer", "epoch", "step"),
+}
+
+
+def read_checkpoint(path: str | Path, kind: str = "model") -> dict:
+    """The raw dict, loaded with weights_only=True; any failure becomes a CheckpointError.
+    `kind` is "model" (an epoch file, best.pt, a saved model) or "resume" (optimizer state)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist.")
@@ -149,7 +192,7 @@ def read_checkpoint(path: str | Path) -> dict:
             f"{path} is not an MNIST Lab checkpoint (no '{FORMAT}' header); "
             "it may be a bare state_dict from another project."
         )
-    missing = [k for k in ("model_key", "model_args", "state_dict", "config") if k not in obj]
+    missing = [k for k in REQUIRED[kind] if k not in obj]
     if missing:
         raise CheckpointError(f"Checkpoint {path} lacks {', '.join(missing)}.")
     return obj

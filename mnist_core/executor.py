@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import disk
 from .runs import Run, RunStore
 
 MAX_RUNS_ENV = "MNIST_LAB_MAX_RUNS"
@@ -34,6 +35,7 @@ class LocalExecutor:
     def start(self, store: RunStore, run_id: str, max_concurrent: int) -> None:
         log = store.log_path(run_id)
         log.parent.mkdir(parents=True, exist_ok=True)
+        disk.ensure_reserve(store.root)  # so that even a run that fills the disk can say why
         with open(log, "ab") as fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mnist_core.worker", "--root", str(store.root), run_id],

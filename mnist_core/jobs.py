@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from . import disk
 from . import executor as ex
 from .config import TrainConfig
 from .runs import Run, RunError, RunStore
@@ -26,7 +27,9 @@ class JobManager:
     def submit(self, config: TrainConfig | dict, parent: str | None = None) -> Run:
         """Validate, queue, and start at once if a slot is free. Returns the run (maybe queued)."""
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-        run = self.store.create(cfg.validate().to_dict(), parent=parent)
+        cfg.validate()
+        disk.check_fits(self.store.root, cfg)  # refused before it starts, with the numbers
+        run = self.store.create(cfg.to_dict(), parent=parent)
         self.schedule()
         return self.store.get(run.id)
 
@@ -92,6 +95,7 @@ class JobManager:
         if not isinstance(more_epochs, int) or not 1 <= more_epochs <= 1000:
             raise RunError(f"Extend by 1 to 1000 epochs, not {more_epochs!r}.")
         cfg = TrainConfig.from_dict({**run.config, "epochs": run.epochs_done + more_epochs})
+        disk.check_fits(self.store.root, cfg, run.epochs_done)
         self.store.requeue(run_id, cfg.to_dict())
         self.schedule()
         return self.store.get(run_id)

@@ -10,8 +10,18 @@ import threading
 import time
 import traceback
 
-from . import executor
-from .checkpoints import CheckpointError, atomic_save, describe, load_checkpoint
+from torch import nn
+
+from . import disk, executor
+from .checkpoints import (
+    CheckpointError,
+    atomic_link,
+    atomic_save,
+    describe,
+    describe_resume,
+    load_checkpoint,
+    read_checkpoint,
+)
 from .config import ConfigError, TrainConfig
 from .data import DataError
 from .runs import RunStore
@@ -73,27 +83,56 @@ class StoreWriter:
 
     def on_epoch_end(self, state) -> None:
         self.flush(state)
-        record = state.last
-        extra = dict(
-            optimizer=state.optimizer.state_dict(),
-            epoch=state.epoch,
-            step=self.step,
-            scheduler=state.scheduler.state_dict() if state.scheduler is not None else None,
-        )
+        record, store, run_id = state.last, self.store, self.run_id
+        # Optimizer state is only needed to continue a run, so it lives in one resume file (the
+        # last epoch's), written first: an epoch file on disk always has its resume file beside it.
+        resume = describe_resume(state.optimizer, state.scheduler, state.epoch, self.step)
+        atomic_save(resume, store.resume_checkpoint(run_id, state.epoch))
+        extra = dict(epoch=state.epoch, step=self.step)
         obj = describe(state.model, state.config, state.history, {"val_acc": record.get("val_acc")}, extra)
-        path = atomic_save(obj, self.store.epoch_checkpoint(self.run_id, state.epoch))
+        path = atomic_save(obj, store.epoch_checkpoint(run_id, state.epoch))
         best = {}
         if state.best_epoch == state.epoch:
-            atomic_save(obj, self.store.best_checkpoint(self.run_id))
+            atomic_link(path, store.best_checkpoint(run_id))  # the same file, not a second copy
             best = {"best_val_acc": record.get("val_acc")}
-        self.store.append_epoch(
-            self.run_id,
-            record,
-            str(path),
-            epochs_done=state.epoch,
-            images_per_s=record["images_per_s"],
-            **best,
+        store.append_epoch(
+            run_id, record, str(path), epochs_done=state.epoch, images_per_s=record["images_per_s"], **best
         )
+        for old in store.run_dir(run_id).glob("resume-*.pt"):
+            if old.name != store.resume_checkpoint(run_id, state.epoch).name:
+                old.unlink(missing_ok=True)
+        log(
+            f"epoch {state.epoch}/{state.config.epochs}: train loss {record['train_loss']:.4f}"
+            + (f", val acc {record['val_acc']:.2%}" if record.get("val_acc") is not None else "")
+            + f", {record['images_per_s']:,.0f} img/s"
+        )
+
+
+def log(line: str) -> None:
+    """A line in the run's log (the worker's stdout). On a full disk this raises, like any write."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+def resume_state(store: RunStore, run_id: str, epochs_done: int) -> tuple[dict, nn.Module, int]:
+    """What continuing after `epochs_done` needs: (resume dict for fit, model, first step)."""
+    ckpt = load_checkpoint(store.epoch_checkpoint(run_id, epochs_done))
+    path = store.resume_checkpoint(run_id, epochs_done)
+    if path.is_file():
+        extra = read_checkpoint(path, kind="resume")
+    else:  # stores written before resume files kept the optimizer in every epoch file
+        extra = ckpt.meta["extra"]
+        if "optimizer" not in extra:
+            raise CheckpointError(
+                f"Run {run_id} cannot be continued: the optimizer state of epoch {epochs_done} "
+                f"({path.name}) is missing."
+            )
+    resume = dict(
+        optimizer=extra["optimizer"],
+        scheduler=extra["scheduler"],
+        history=ckpt.meta["history"],
+        epoch=extra["epoch"],
+    )
+    return resume, ckpt.model, extra["step"]
 
 
 def run(store: RunStore, run_id: str) -> int:
@@ -101,20 +140,13 @@ def run(store: RunStore, run_id: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     record = store.get(run_id)
     cfg = TrainConfig.from_dict(record.config)
-    print(f"[{time.strftime('%H:%M:%S')}] run {run_id}: {cfg.model}, {cfg.epochs} epochs", flush=True)
+    log(f"run {run_id}: {cfg.model}, {cfg.epochs} epochs")
+    limit_memory()
     resume, model, first_step = None, None, 0
     if record.epochs_done:
-        ckpt = load_checkpoint(store.epoch_checkpoint(run_id, record.epochs_done))
-        extra = ckpt.meta["extra"]
-        model, first_step = ckpt.model, extra["step"]
-        resume = dict(
-            optimizer=extra["optimizer"],
-            scheduler=extra["scheduler"],
-            history=ckpt.meta["history"],
-            epoch=extra["epoch"],
-        )
+        resume, model, first_step = resume_state(store, run_id, record.epochs_done)
         store.truncate_after(run_id, record.epochs_done, first_step)
-        print(f"resuming after epoch {record.epochs_done}", flush=True)
+        log(f"resuming after epoch {record.epochs_done}")
     writer = StoreWriter(store, run_id, stop, first_step)
     t0 = time.time()
     result = train_model(cfg, [writer], stop.is_set, resume=resume, model=model)
@@ -138,12 +170,62 @@ def run(store: RunStore, run_id: str) -> int:
             test_metrics=m.test_summary(),
             train_seconds=record.train_seconds + time.time() - t0,
         )
-    print(
-        f"[{time.strftime('%H:%M:%S')}] run {run_id} ended "
-        f"({'stopped' if result.state.stopped else 'completed'})",
-        flush=True,
-    )
+    log(f"run {run_id} ended ({'stopped' if result.state.stopped else 'completed'})")
     return 0
+
+
+MEMORY_ENV = "MNIST_LAB_RUN_MEMORY_MB"
+
+
+def limit_memory() -> None:
+    """$MNIST_LAB_RUN_MEMORY_MB: the address space a run may take beyond what its worker holds once
+    PyTorch is loaded (RLIMIT_AS), so one run cannot exhaust a shared machine's memory."""
+    try:
+        extra_mb = int(os.environ[MEMORY_ENV])
+    except (KeyError, ValueError):
+        return
+    try:
+        import resource
+
+        with open("/proc/self/status") as fh:
+            now_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmSize:"))
+        limit = (now_kb * 1024) + extra_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass  # not Linux: no limit
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or PyTorch's allocator refusing (CPU: RuntimeError; CUDA: OutOfMemoryError)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and any(m in text for m in ("can't allocate memory", "out of memory", "cannot allocate memory"))
+    )
+
+
+def failure_reason(exc: BaseException, store: RunStore, run_id: str) -> str:
+    """What the learner reads about a failed run: the cause in words, with what to do."""
+    if disk.is_disk_full(exc):
+        disk.release_reserve(store.root)  # room to write this reason, the log and the status
+        try:
+            run = store.get(run_id)
+            need = disk.run_need_bytes(TrainConfig.from_dict(run.config), run.epochs_done)
+        except Exception:
+            need = 0
+        return disk.full_message(store.root, need)
+    if is_out_of_memory(exc):
+        limit = os.environ.get(MEMORY_ENV)
+        where = f"the {limit} MB each run may use here ({MEMORY_ENV})" if limit else "this machine's memory"
+        return (
+            f"The run ran out of memory: it needed more than {where}. Try a smaller batch size, "
+            "fewer training images or a smaller model; the finished epochs are kept."
+        )
+    if isinstance(exc, (ConfigError, DataError, CheckpointError, TrainingError)):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"A file could not be written or read: {exc}."
+    return f"The model raised {type(exc).__name__}: {exc}"  # a bug in a model or the engine
 
 
 def main(argv=None) -> int:
@@ -155,15 +237,15 @@ def main(argv=None) -> int:
     store = RunStore(args.root)
     try:
         return run(store, args.run_id)
-    except (ConfigError, DataError, CheckpointError, TrainingError) as exc:
-        reason = str(exc)
-    except MemoryError:
-        reason = "Ran out of memory. Try a smaller batch size or model."
-    except OSError as exc:
-        reason = f"A file could not be written or read: {exc}. Is the disk full?"
-    except Exception as exc:  # a bug in a model or the engine: tell the learner, keep the traceback
-        reason = f"The model raised {type(exc).__name__}: {exc}"
-    traceback.print_exc()
+    except Exception as exc:
+        trace = traceback.format_exc()  # inside the except block, where the traceback still exists
+        reason = failure_reason(exc, store, args.run_id)
+    store.remove_temp_files(args.run_id)
+    try:
+        sys.stdout.write(trace)
+        log(f"run {args.run_id} failed: {reason}")
+    except OSError:
+        pass  # the log's disk is full even now; the reason still goes into the store
     store.update(args.run_id, status="failed", reason=reason, finished=time.time(), pid=None)
     return 1
 
