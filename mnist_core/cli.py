@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from dataclasses import fields
 
@@ -59,8 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", help="delete a run's records and files")
     d.add_argument("run_id", help="run id from `runs`")
 
-    sub.add_parser(
+    c = sub.add_parser(
         "check", help="check the run store: database, epoch records, checkpoints; exit 1 on problems"
+    )
+    c.add_argument(
+        "--repair",
+        action="store_true",
+        help="first rebuild a damaged (or lost) runs.db from the run folders, keeping the damaged file "
+        "aside as runs.db.damaged-<time>; on a sound store, add back run folders it lacks",
+    )
+
+    sub.add_parser(
+        "prune",
+        help="remove epoch files of finished runs, keeping each run's best and last; print what it freed",
     )
 
     e = sub.add_parser("evaluate", help="test accuracy, per-class accuracy and confusion matrix")
@@ -240,20 +252,53 @@ def cmd_runs(args) -> int:
 def cmd_check(args) -> int:
     from .integrity import summary, verify
     from .jobs import JobManager
+    from .runs import REPAIR_HINT, StoreDamaged
 
-    jobs = JobManager()
+    if getattr(args, "repair", False):
+        from .repair import rebuild
+
+        report = rebuild()
+        print(" ".join(f"{k}={v}" for k, v in report.figures().items()))
+        for folder, why in report.skipped:
+            print(f"skipped: {folder}: {why}")
+        for note in report.notes:
+            print(f"note: {note}")
+    try:
+        jobs = JobManager()
+    except StoreDamaged as exc:
+        print(f"problem: {exc}")
+        print("problems=1")
+        return 1
     jobs.reap()  # runs whose process died are marked first, as the dashboard would
     problems = verify(jobs.store)
     for problem in problems:
         print(f"problem: {problem}")
+    if any(p.startswith("database: ") for p in problems):
+        print(f"repair: the database is damaged. {REPAIR_HINT}")
     print(" ".join(f"{k}={v}" for k, v in summary(jobs.store).items()) + f" problems={len(problems)}")
     return 1 if problems else 0
+
+
+def cmd_prune(args) -> int:
+    from .disk import MB, prune, usage
+    from .runs import RunStore
+
+    store = RunStore()
+    report = prune(store)
+    now = usage(store)
+    print(
+        f"runs={report.runs} files={report.files} freed_mb={report.freed_bytes / MB:.1f} "
+        f"store_mb={now['store_bytes'] / MB:.1f} free_mb={now['free_bytes'] / MB:.1f}"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataError
-    from .runs import RunError
+    from .disk import DiskBudgetError
+    from .paths import checkpoints_dir
+    from .runs import DB_NAME, RunError, StoreDamaged, is_damage
     from .train import TrainingError
 
     parser = build_parser()
@@ -267,15 +312,24 @@ def main(argv: list[str] | None = None) -> int:
             "inside": cmd_inside,
             "runs": cmd_runs,
             "check": cmd_check,
+            "prune": cmd_prune,
             "stop": cmd_runs,
             "extend": cmd_runs,
             "delete": cmd_runs,
         }[args.command](args)
-    except (ConfigError, RunError) as exc:
+    except (ConfigError, RunError, DiskBudgetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (DataError, CheckpointError, TrainingError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except StoreDamaged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # damage found after the store opened
+        if not is_damage(exc):
+            raise
+        print(f"error: {StoreDamaged(checkpoints_dir() / DB_NAME, str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -7,10 +7,12 @@ import math
 import os
 import shutil
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
 from .models import summary
+from .runs import RunStore
 
 MB = 1024 * 1024
 TRAIN_IMAGES = 60_000  # MNIST's training set, before the validation split
@@ -54,8 +56,8 @@ def tree_bytes(path: str | Path) -> int:
 
 
 def batches_per_epoch(cfg: TrainConfig) -> int:
-    images = cfg.limit or TRAIN_IMAGES
-    return max(1, math.ceil(images * (1 - cfg.val_fraction) / cfg.batch_size))
+    images = cfg.limit or round(TRAIN_IMAGES * (1 - cfg.val_fraction))  # `limit` counts training images
+    return max(1, math.ceil(images / cfg.batch_size))
 
 
 def checkpoint_bytes(cfg: TrainConfig, epoch: int) -> int:
@@ -82,7 +84,8 @@ def run_need_bytes(cfg: TrainConfig, epochs_done: int = 0) -> int:
 
 def check_fits(root: str | Path, cfg: TrainConfig, epochs_done: int = 0) -> None:
     """Refuse, before it starts, a run that would fill the disk holding the store."""
-    need, free = run_need_bytes(cfg, epochs_done), free_bytes(root) - RESERVE_BYTES
+    reserve_kept = (Path(root) / RESERVE_NAME).is_file()  # already out of the free space
+    need, free = run_need_bytes(cfg, epochs_done), free_bytes(root) - (0 if reserve_kept else RESERVE_BYTES)
     if need > free:
         raise DiskBudgetError(
             f"This run would not fit: it needs about {need / MB:,.1f} MB on the disk holding the "
@@ -104,8 +107,7 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-def full_message(root: str | Path, need: int) -> str:
-    free = free_bytes(root)
+def full_message(free: int, need: int) -> str:
     return (
         f"The disk holding the checkpoints is full: {free / MB:,.1f} MB free, this run needs about "
         f"{need / MB:,.1f} MB. The finished epochs and their checkpoints are kept. Free some space "
@@ -136,3 +138,41 @@ def release_reserve(root: str | Path) -> int:
         return size
     except OSError:
         return 0
+
+
+@dataclass
+class PruneReport:
+    runs: int = 0
+    files: int = 0
+    freed_bytes: int = 0
+
+
+def prune(store: RunStore) -> PruneReport:
+    """Remove the epoch files of finished runs, keeping each run's best and last epoch (what
+    Evaluate, Draw and Extend need); the epoch records stay, marked as pruned."""
+    report = PruneReport()
+    for run in store.list():
+        if run.active:
+            continue
+        saved = store.checkpoints(run.id)
+        if len(saved) <= 1:
+            continue
+        best = store.best_checkpoint(run.id)
+        gone = []
+        for epoch, path in saved[:-1]:  # the last epoch is kept for Extend
+            if best.is_file() and os.path.samefile(path, best):
+                continue  # best.pt is this very file: removing the name frees nothing
+            size = path.stat().st_size
+            path.unlink(missing_ok=True)
+            report.files += 1
+            report.freed_bytes += size
+            gone.append(epoch)
+        if gone:
+            store.forget_checkpoints(run.id, gone)
+            report.runs += 1
+    return report
+
+
+def usage(store: RunStore) -> dict[str, int]:
+    """What the store takes on disk and what is left: {'store_bytes', 'free_bytes'}."""
+    return dict(store_bytes=tree_bytes(store.root), free_bytes=free_bytes(store.root))

@@ -12,7 +12,8 @@ def verify(store: RunStore, load_checkpoints: bool = True) -> list[str]:
     """Problems found in the store; an empty list means it is consistent.
 
     Checked: SQLite's own integrity check; every status is known; a run's finished epochs are
-    numbered 1..epochs_done with a checkpoint file each that loads (weights_only); batch steps
+    numbered 1..epochs_done with a checkpoint file each that loads (weights_only), except epochs
+    pruned on purpose (never the last); batch steps
     never run ahead of the epochs; no half-written temporary files beside finished runs."""
     problems = [f"database: {problem}" for problem in store.database_problems()]
     for run in store.list():
@@ -24,6 +25,8 @@ def verify(store: RunStore, load_checkpoints: bool = True) -> list[str]:
             problems.append(f"{where}: epochs_done={run.epochs_done} but epoch records {epochs}")
         for e in store.epochs(run.id):
             path = e.get("checkpoint")
+            if not path and e["epoch"] != run.epochs_done:
+                continue  # pruned on purpose; the last epoch's file is always kept (Extend)
             if not path or not Path(path).is_file():
                 problems.append(f"{where}: checkpoint of epoch {e['epoch']} is missing")
             elif load_checkpoints:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -21,6 +22,12 @@ from .paths import checkpoints_dir
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+DB_NAME = "runs.db"
+MIRROR_NAME = "run.json"  # each run's row, mirrored into its folder on every status change
+REPAIR_HINT = (
+    "Rebuild it from the run folders with `mnist-lab check --repair` or the dashboard's "
+    "'Rebuild the run store from the run folders' button (the damaged file is kept aside)."
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -39,8 +46,43 @@ CREATE TABLE IF NOT EXISTS epoch_metrics (
 """
 
 
+COLUMNS = (
+    "id", "model", "config", "status", "reason", "created", "started", "finished", "queue_seq", "pid",
+    "heartbeat", "parent", "epochs_done", "progress", "best_val_acc", "test_acc", "test_metrics",
+    "images_per_s", "train_seconds", "stop_requested",
+)  # fmt: skip
+_JSON_COLUMNS = ("config", "progress", "test_metrics")
+
+
 class RunError(ValueError):
     """A run id that is unsafe or unknown, or an action the run's state does not allow."""
+
+
+class StoreDamaged(RuntimeError):
+    """The store's database file is damaged (truncated, zeroed, garbage) or lost beside run folders.
+
+    The message names the file and says how to rebuild the store from the run folders."""
+
+    def __init__(self, db_path: str | Path, detail: str):
+        self.db_path = Path(db_path)
+        self.root = self.db_path.parent
+        self.detail = detail
+        super().__init__(
+            f"The run store database {self.db_path} is damaged ({detail}). The run folders in "
+            f"{self.root / 'runs'} hold each run's checkpoints and are not affected. {REPAIR_HINT}"
+        )
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True for SQLite's 'database disk image is malformed' and 'file is not a database', not for
+    a locked database, a full disk or another I/O fault."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
 
 
 def check_run_id(run_id: str) -> str:
@@ -108,12 +150,49 @@ class Run:
 class RunStore:
     """All reads and writes of run records. Safe to use from many processes at once."""
 
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, db_name: str = DB_NAME, new: bool = False):
+        """Open (or create) the store; a damaged database raises StoreDamaged.
+
+        `new=True` creates the database file `db_name` on purpose beside existing run folders (the
+        rebuild does this); otherwise a missing or empty runs.db beside run folders is damage too."""
         self.root = Path(root) if root else checkpoints_dir()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.db_path = self.root / "runs.db"
+        self.db_path = self.root / db_name
         self._local = threading.local()
-        self.conn.executescript(SCHEMA)
+        if not new:
+            self._refuse_lost_database()
+        try:
+            self.conn.executescript(SCHEMA)
+            # Cheap at open (well under a millisecond at 100k batch rows): SQLite checks the file
+            # header and size, the schema and the two small tables; `check` runs the full check.
+            bad = [
+                row[0]
+                for table in ("runs", "epoch_metrics")
+                for row in self.conn.execute(f"PRAGMA quick_check({table})")
+                if row[0] != "ok"
+            ]
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            self.close()
+            raise StoreDamaged(self.db_path, str(exc)) from None
+        if bad:
+            self.close()
+            raise StoreDamaged(self.db_path, bad[0].splitlines()[-1])
+
+    def _refuse_lost_database(self) -> None:
+        """A missing or empty runs.db while run folders exist: SQLite would quietly start an empty
+        store and every run would seem gone."""
+        try:
+            size = self.db_path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if size:
+            return
+        folders = sum(1 for _ in self.run_folders())
+        if folders:
+            state = "missing" if size is None else "empty (0 bytes)"
+            raise StoreDamaged(self.db_path, f"the file is {state} but {folders} run folder(s) exist")
 
     # ---- connection: one per process and thread, WAL so readers never wait for the writer ----
     @property
@@ -125,6 +204,11 @@ class RunStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # a bounded write-ahead log: folded into the database every 256 pages (1 MB) and then
+            # truncated, so the store's size follows its data and a full disk is met at the next
+            # write rather than minutes later, when a reused log finally has to grow
+            conn.execute("PRAGMA wal_autocheckpoint=256")
+            conn.execute("PRAGMA journal_size_limit=0")
             local.conn, local.pid = conn, os.getpid()
         return local.conn
 
@@ -145,6 +229,10 @@ class RunStore:
             self._local.conn.close()
             self._local.conn = None
 
+    def fold_wal(self) -> None:
+        """Copy the write-ahead log into the database file, so the file alone is the whole store."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # ---- paths ----
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / check_run_id(run_id)
@@ -158,6 +246,61 @@ class RunStore:
     def best_checkpoint(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "best.pt"
 
+    def mirror_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / MIRROR_NAME
+
+    def run_folders(self) -> builtins.list[Path]:
+        """Every folder under runs/, sorted by name (ids start with their creation time)."""
+        try:
+            return sorted(p for p in (self.root / "runs").iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return []
+
+    # ---- the per-run mirror of the row (run.json), for rebuilding a damaged store ----
+    def _mirror(self, run_id: str) -> None:
+        """Write the run's full row to runs/<id>/run.json atomically. Best effort: it is a copy,
+        so a failure (disk full, folder gone) never fails the caller."""
+        try:
+            row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return
+            data = dict(row)
+            for key in _JSON_COLUMNS:
+                data[key] = json.loads(data[key]) if data[key] else None
+            folder = self.run_dir(run_id)
+            fd, tmp = tempfile.mkstemp(prefix=f".{MIRROR_NAME}.", suffix=".tmp", dir=folder)
+            try:
+                os.fchmod(fd, 0o644)  # mkstemp makes 0600; readable like the checkpoints beside it
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(data, fh, indent=1)
+                os.replace(tmp, folder / MIRROR_NAME)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except (OSError, ValueError, sqlite3.Error):
+            pass
+
+    def read_mirror(self, run_id: str) -> dict | None:
+        """The row run.json holds (JSON columns decoded), None if the folder has none; RunError when
+        the file is unreadable or not a row of this run."""
+        path = self.mirror_path(run_id)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{path} is unreadable ({exc}).") from None
+        need = {"id", "model", "config", "status", "created"}
+        if not isinstance(data, dict) or data.get("id") != run_id or not need <= set(data):
+            raise RunError(f"{path} is not the record of run {run_id}.")
+        if not isinstance(data["config"], dict) or data["status"] not in STATUSES:
+            raise RunError(f"{path} has no valid config or status.")
+        return {k: v for k, v in data.items() if k in COLUMNS}
+
+    def resume_checkpoint(self, run_id: str, epoch: int) -> Path:
+        """Optimizer and schedule state after `epoch`: only the last epoch's is kept (Extend)."""
+        return self.run_dir(run_id) / f"resume-{epoch:03d}.pt"
+
     # ---- creating and reading ----
     def create(self, config: dict, parent: str | None = None, run_id: str | None = None) -> Run:
         run_id = check_run_id(run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
@@ -170,6 +313,7 @@ class RunStore:
                 (run_id, config["model"], json.dumps(config), now, seq, parent),
             )
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        self._mirror(run_id)
         return self.get(run_id)
 
     def get(self, run_id: str) -> Run:
@@ -246,6 +390,7 @@ class RunStore:
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self.tx() as c:
             c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), check_run_id(run_id)))
+        self._mirror(run_id)
 
     def append_batches(
         self, run_id: str, rows: builtins.list[tuple[int, int, float, float]], **fields
@@ -273,6 +418,14 @@ class RunStore:
             if fields:
                 cols = ", ".join(f"{k} = ?" for k in fields)
                 c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def forget_checkpoints(self, run_id: str, epochs: builtins.list[int]) -> None:
+        """These epochs' files were pruned: their records stay, without a checkpoint."""
+        with self.tx() as c:
+            c.executemany(
+                "UPDATE epoch_metrics SET checkpoint = NULL WHERE run_id = ? AND epoch = ?",
+                [(check_run_id(run_id), e) for e in epochs],
+            )
 
     def truncate_after(self, run_id: str, epoch: int, step: int) -> None:
         """Forget metrics past a resume point (the unfinished epoch of a stopped run)."""
@@ -305,6 +458,8 @@ class RunStore:
                     "reason = NULL WHERE id = ?",
                     (now, now, run_id),
                 )
+        for run_id in ids:
+            self._mirror(run_id)
         return ids
 
     def cancel_queued(self, run_id: str, reason: str) -> bool:
@@ -315,6 +470,8 @@ class RunStore:
                 "AND status = 'queued'",
                 (time.time(), reason, check_run_id(run_id)),
             )
+        if cur.rowcount == 1:
+            self._mirror(run_id)
         return cur.rowcount == 1
 
     def requeue(self, run_id: str, config: dict) -> None:
@@ -326,12 +483,50 @@ class RunStore:
                 "finished = NULL, stop_requested = 0, pid = NULL WHERE id = ?",
                 (json.dumps(config), seq, check_run_id(run_id)),
             )
+        self._mirror(run_id)
 
     def stop_requested(self, run_id: str) -> bool:
         row = self.conn.execute(
             "SELECT stop_requested FROM runs WHERE id = ?", (check_run_id(run_id),)
         ).fetchone()
         return bool(row and row[0])
+
+    # ---- rebuilding a damaged store from the run folders (repair.py) ----
+    def restore_run(
+        self,
+        row: dict,
+        epochs: builtins.list[tuple[dict, str | None]],
+        batches: builtins.list[tuple[int, int, float, float]],
+    ) -> bool:
+        """Insert a run rebuilt from its folder: the row, its (record, checkpoint path or None) epoch
+        records and its (step, epoch, loss, t) batch losses, in one transaction. False, and nothing
+        written, when the store already holds the id."""
+        run_id = check_run_id(row["id"])
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise RunError(f"Unknown run fields {sorted(unknown)}.")
+        values = {k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in row.items()}
+        with self.tx() as c:
+            if c.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                return False
+            if values.get("queue_seq") is None:
+                values["queue_seq"] = c.execute(
+                    "SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs"
+                ).fetchone()[0]
+            c.execute(
+                f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()),
+            )
+            c.executemany(
+                "INSERT INTO epoch_metrics (run_id, epoch, record, checkpoint) VALUES (?, ?, ?, ?)",
+                [(run_id, rec["epoch"], json.dumps(rec), ck) for rec, ck in epochs],
+            )
+            c.executemany(
+                "INSERT INTO batch_metrics (run_id, step, epoch, loss, t) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *b) for b in batches],
+            )
+        self._mirror(run_id)
+        return True
 
     # ---- what the integrity check reads ----
     def database_problems(self) -> builtins.list[str]:

@@ -207,13 +207,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def failure_reason(exc: BaseException, store: RunStore, run_id: str) -> str:
     """What the learner reads about a failed run: the cause in words, with what to do."""
     if disk.is_disk_full(exc):
+        free = disk.free_bytes(store.root)
         disk.release_reserve(store.root)  # room to write this reason, the log and the status
         try:
             run = store.get(run_id)
             need = disk.run_need_bytes(TrainConfig.from_dict(run.config), run.epochs_done)
         except Exception:
             need = 0
-        return disk.full_message(store.root, need)
+        return disk.full_message(free, need)
     if is_out_of_memory(exc):
         limit = os.environ.get(MEMORY_ENV)
         where = f"the {limit} MB each run may use here ({MEMORY_ENV})" if limit else "this machine's memory"

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from mnist_core import disk
 from mnist_core.compare import change_summary, comparison_rows, config_diff, to_csv
 from mnist_core.config import ConfigError, field_help
 from mnist_core.plots import gap_figure, runs_batch_figure, runs_epoch_figure
@@ -74,6 +75,38 @@ if runs:
     )
 else:
     selected = []
+
+unfinished = [r for r in runs if r.status in ("failed", "interrupted") and r.reason]
+if unfinished:
+    with st.expander(f"Why {len(unfinished)} run(s) did not finish", expanded=True, icon=":material/error:"):
+        for r in unfinished[:5]:  # newest first
+            st.error(f"**{r.model} `{r.id}`** ({r.status}): {r.reason}")
+
+
+@st.fragment
+def disk_panel() -> None:
+    """The store's size and the free space, and a prune action that says what it freed."""
+    now = disk.usage(jobs.store)
+    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    c1.metric("Run store on disk", f"{now['store_bytes'] / disk.MB:,.1f} MB")
+    c2.metric("Free on its disk", f"{now['free_bytes'] / disk.MB:,.0f} MB")
+    if c3.button(
+        "Prune epoch files of finished runs",
+        icon=":material/delete_sweep:",
+        help="Keeps each run's best and last epoch (Evaluate, Draw, Inside and Extend use them); "
+        "the curves and records of every epoch stay.",
+    ):
+        report = disk.prune(jobs.store)
+        st.session_state.runs_pruned = (
+            f"Removed {report.files} epoch file(s) of {report.runs} run(s) and freed "
+            f"{report.freed_bytes / disk.MB:,.1f} MB."
+        )
+        st.rerun(scope="fragment")
+    if "runs_pruned" in st.session_state:
+        st.success(st.session_state.runs_pruned, icon=":material/check:")
+
+
+disk_panel()
 
 # ---------------- comparing selected runs ----------------
 if selected:
@@ -167,6 +200,10 @@ missing = [r for r in rows if r["test_accuracy"] is None]
 if missing and st.button(
     f"Queue the {len(missing)} missing run(s) with their reference settings", icon=":material/playlist_add:"
 ):
-    for r in missing:
-        jobs.submit(r["config"])
-    st.rerun()
+    try:
+        for r in missing:
+            jobs.submit(r["config"])
+    except disk.DiskBudgetError as exc:
+        st.error(str(exc), icon=":material/hard_drive:")
+    else:
+        st.rerun()

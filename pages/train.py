@@ -10,6 +10,7 @@ from mnist_core import inside
 from mnist_core.augment import augment_batch
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
+from mnist_core.disk import DiskBudgetError
 from mnist_core.models import REGISTRY, summary
 from mnist_core.pixels import normalize
 from mnist_core.plots import (
@@ -171,12 +172,16 @@ except ConfigError as exc:
 if problem:
     st.error(problem, icon=":material/error:")
 if st.button("Start training", type="primary", disabled=config is None, icon=":material/play_arrow:"):
-    run = jobs.submit(config)
-    st.session_state.train_run_id = run.id
-    st.toast(
-        f"Run {run.id} "
-        + ("started" if run.status == "running" else f"queued at position {run.queue_position}")
-    )
+    try:
+        run = jobs.submit(config)
+    except DiskBudgetError as exc:  # refused before it starts: the disk could not hold it
+        st.error(str(exc), icon=":material/hard_drive:")
+    else:
+        st.session_state.train_run_id = run.id
+        st.toast(
+            f"Run {run.id} "
+            + ("started" if run.status == "running" else f"queued at position {run.queue_position}")
+        )
 
 # ---------------- live section ----------------
 if "train_run_id" not in st.session_state:  # reattach: the training run, else a queued one, else the latest
@@ -205,8 +210,12 @@ def summary(run) -> None:
             st.switch_page(DRAW)
     more = more_col.number_input("More epochs", 1, 100, 2, key="extend_n")
     if extend_col.button(f"Extend by {more} epochs", icon=":material/add:", width="stretch"):
-        jobs.extend(run.id, int(more))
-        st.rerun()
+        try:
+            jobs.extend(run.id, int(more))
+        except DiskBudgetError as exc:
+            st.error(str(exc), icon=":material/hard_drive:")
+        else:
+            st.rerun()
 
 
 # Every learner watching the same run asks for the same figures each second: build each once.

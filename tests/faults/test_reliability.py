@@ -4,6 +4,7 @@ The scenarios live in tests/reliability.py, which also prints the report (`pytho
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from mnist_core.runs import RunStore
 from support import PAGES_DIR, ROOT, reliability
 from support.browser import require_browser
 from support.snapshots import records_lost, snapshot
+from support.tmpfs import require_mount
 
 TRAIN_PAGE = str(PAGES_DIR / "train.py")
 
@@ -37,25 +39,57 @@ def test_kill_9_mid_epoch_loses_nothing_and_extend_finishes_it():
     assert "ended unexpectedly" in result.detail and "Extended: completed" in result.detail
 
 
-def test_full_disk_keeps_the_previous_checkpoint_and_the_app_up(capsys):
-    result = reliability.fault_full_disk(store_root())
+def shows_in_the_dashboard_and_checks_clean(capsys):
+    """The checks a full-disk scenario runs on its store while the tmpfs is still mounted."""
+
+    def inspect(root: Path, failed) -> None:
+        os.environ["MNIST_LAB_CHECKPOINTS"] = str(root)  # monkeypatch restores it after the test
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(PAGES_DIR / "runs.py"), default_timeout=60).run()
+        assert not at.exception
+        shown = " ".join(e.value for e in at.error) + " ".join(m.value for m in at.markdown)
+        assert "disk holding the checkpoints is full" in shown, shown[:2000]
+        assert cli(["check"]) == 0
+        assert "problems=0" in capsys.readouterr().out
+
+    return inspect
+
+
+FULL_DISK_FAULTS = [
+    reliability.fault_full_disk_checkpoint,
+    reliability.fault_full_disk_sqlite,
+    reliability.fault_full_disk_log,
+]
+
+
+@pytest.mark.parametrize("scenario", FULL_DISK_FAULTS, ids=lambda f: f.__name__.removeprefix("fault_"))
+def test_a_real_full_disk_fails_the_run_clearly_and_loses_nothing(scenario, capsys, monkeypatch):
+    require_mount()
+    monkeypatch.setenv("MNIST_LAB_CHECKPOINTS", store_root().as_posix())
+    result = scenario(inspect=shows_in_the_dashboard_and_checks_clean(capsys))
     assert_survived(result)
-    assert "No space left on device" in result.detail and "previous file" in result.detail
-    # the dashboard shows the failure as a message, not a traceback
-    st.cache_resource.clear()
-    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
-    assert not at.exception
-    assert any("No space left on device" in e.value for e in at.error)
-    assert any("· failed" in h.value for h in at.subheader)
-    # and the store check agrees
-    assert cli(["check"]) == 0
-    assert "problems=0" in capsys.readouterr().out
+    reason = result.detail
+    assert re.search(r"full: [\d.,]+ MB free, this run needs about [\d.,]+ MB", reason), reason
+    assert "Left over: nothing" in reason and "Queued run: completed" in reason
+
+
+def test_a_run_over_its_memory_limit_fails_with_advice_and_the_queue_goes_on():
+    result = reliability.fault_out_of_memory(store_root())
+    assert_survived(result)
+    assert "ran out of memory" in result.detail and "smaller batch size" in result.detail
+    assert "Queued run: completed" in result.detail
 
 
 def test_nan_loss_fails_with_advice_and_leaves_other_runs_alone():
     result = reliability.fault_nan(store_root())
     assert_survived(result)
     assert "training diverged" in result.detail and "smaller learning rate" in result.detail
+    # every failed run's log holds its whole traceback, down to the line that raised
+    store = RunStore(store_root())
+    failed = next(r for r in store.list() if r.status == "failed")
+    log = store.log_path(failed.id).read_text()
+    assert "Traceback (most recent call last)" in log and "NoneType: None" not in log
+    assert 'mnist_core/train.py", line' in log and "TrainingError: The loss became nan" in log
 
 
 def test_check_finds_damage(capsys):

@@ -32,8 +32,7 @@ from support import ROOT  # noqa: E402
 from support.browser import CHROMIUM, CHROMIUM_ARGS, X_VALUES_JS, Server, plotted_points  # noqa: E402
 from support.helpers import wait_until  # noqa: E402
 from support.snapshots import records_lost, snapshot  # noqa: E402
-
-FAULT_HOOKS = HERE / "fault_hooks"  # sitecustomize.py that makes torch.save meet a full disk
+from support.tmpfs import fill, tmpfs  # noqa: E402
 
 
 @dataclass
@@ -95,30 +94,100 @@ def fault_kill_9(root: Path) -> FaultResult:
     )
 
 
-def fault_full_disk(root: Path) -> FaultResult:
-    """The disk fills up while a run trains: the next checkpoint save meets ENOSPC."""
-    trigger = root.parent / "disk-is-full"
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "MNIST_LAB_FAULT_DISK_FULL")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_HOOKS), saved["PYTHONPATH"]]))
-    os.environ["MNIST_LAB_FAULT_DISK_FULL"] = str(trigger)
+FULL_DISK = "The disk holding the checkpoints is full"
+
+
+def _full_disk(
+    fault: str, cfg: TrainConfig, when, leave_bytes: int, met_in: str, inspect=None
+) -> FaultResult:
+    """A run on a real 40 MB tmpfs, a second run queued behind it; once `when(jobs, run)` holds,
+    the disk is filled to `leave_bytes` free. The first run must fail with the disk's numbers,
+    leave no partial file and keep its finished epochs; the queue goes on once space is freed.
+    The traceback in the run's log must show `met_in`: the write that met the full disk.
+    `inspect(store_root, failed_run)` runs while the tmpfs is still mounted (the tests' checks)."""
+    with tmpfs(40) as mnt:
+        root = mnt / "store"
+        jobs = JobManager(RunStore(root), max_concurrent=1)
+        run = jobs.submit(cfg)
+        second = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50))
+        wait_until(lambda: when(jobs, run.id), timeout_s=120, poll_s=0.02)
+        before = snapshot(jobs.store)
+        filler = fill(mnt, leave_bytes)
+        failed = wait_until(lambda: not (r := jobs.get(run.id)).active and r, timeout_s=90)
+        filler.unlink()  # space freed: the queued run goes on
+        after = jobs.wait(second.id, timeout_s=120)
+        leftovers = [p.name for p in jobs.store.run_dir(run.id).iterdir() if p.name.endswith(".tmp")]
+        log = jobs.store.log_path(run.id).read_text(errors="replace")
+        ok = (
+            failed.status == "failed"
+            and FULL_DISK in (failed.reason or "")
+            and not leftovers
+            and "Traceback (most recent call last)" in log
+            and met_in in log
+            and after.status == "completed"
+        )
+        detail = (
+            f"{failed.reason} Epochs kept: {failed.epochs_done}. Left over: {leftovers or 'nothing'}. "
+            f"Queued run: {after.status}."
+        )
+        result = _result(fault, jobs.store, before, ok, detail)
+        if inspect is not None:
+            inspect(root, failed)
+        return result
+
+
+def _mid_epoch_2(jobs: JobManager, run_id: str) -> bool:
+    return _mid_epoch(jobs, run_id) and jobs.store.get(run_id).epochs_done == 1
+
+
+def _started(jobs: JobManager, run_id: str) -> bool:
+    return jobs.store.get(run_id).pid is not None
+
+
+def fault_full_disk_checkpoint(root: Path | None = None, inspect=None) -> FaultResult:
+    """Mid-epoch, the disk fills to 1 MB free: the epoch's checkpoint save is what meets it."""
+    fault = "real full disk during a checkpoint save"
+    return _full_disk(fault, _cfg(epochs=6), _mid_epoch_2, 1 << 20, "in atomic_save", inspect)
+
+
+def fault_full_disk_sqlite(root: Path | None = None, inspect=None) -> FaultResult:
+    """Mid-epoch, the disk fills completely: the next write of batch losses into SQLite meets it."""
+    fault = "real full disk during SQLite writes of batch losses"
+    met_in = "sqlite3.OperationalError: database or disk is full"
+    return _full_disk(fault, _cfg(epochs=6), _mid_epoch_2, 0, met_in, inspect)
+
+
+def fault_full_disk_log(root: Path | None = None, inspect=None) -> FaultResult:
+    """The disk fills completely while the worker starts: its first log line is what meets it."""
+    fault, met_in = "real full disk during the run's log", "in log\n"
+    return _full_disk(fault, _cfg(epochs=6), _started, 0, met_in, inspect)
+
+
+def fault_out_of_memory(root: Path) -> FaultResult:
+    """Each run may take 700 MB beyond its baseline (RLIMIT_AS): one that needs more fails with
+    advice, and the run queued behind it starts and completes."""
+    saved = os.environ.get("MNIST_LAB_RUN_MEMORY_MB")
+    os.environ["MNIST_LAB_RUN_MEMORY_MB"] = "700"
     try:
         jobs = JobManager(RunStore(root), max_concurrent=1)
-        run = jobs.submit(_cfg())
-    finally:  # only the worker started above has the fault hook
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-    wait_until(lambda: _mid_epoch(jobs, run.id), timeout_s=120)
-    before = snapshot(jobs.store)
-    trigger.touch()
-    failed = wait_until(lambda: not (r := jobs.get(run.id)).active and r, timeout_s=60)
-    leftovers = list(jobs.store.run_dir(run.id).glob(".*.tmp"))
+        jobs.wait(jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50)).id)
+        before = snapshot(jobs.store)
+        huge = dict(model="mlp_500_125", model_args={"hidden": [16000, 2000]}, epochs=1, limit=2000)
+        big = jobs.submit(_cfg(**huge, batch_size=50))
+        small = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50))
+        big, small = jobs.wait(big.id), jobs.wait(small.id)
+    finally:
+        os.environ.pop("MNIST_LAB_RUN_MEMORY_MB") if saved is None else os.environ.__setitem__(
+            "MNIST_LAB_RUN_MEMORY_MB", saved
+        )
+    log = jobs.store.log_path(big.id).read_text(errors="replace")
     ok = (
-        failed.status == "failed"
-        and "No space left on device" in (failed.reason or "")
-        and not leftovers
-        and failed.epochs_done >= 1
+        big.status == "failed"
+        and "ran out of memory" in (big.reason or "")
+        and "can't allocate memory" in log
+        and small.status == "completed"
     )
-    return _result("full disk during a checkpoint save", jobs.store, before, ok, failed.reason or "")
+    return _result("out of memory", jobs.store, before, ok, f"{big.reason} Queued run: {small.status}.")
 
 
 def fault_nan(root: Path) -> FaultResult:
@@ -188,7 +257,15 @@ def fault_server_restart(root: Path) -> FaultResult:
                 jobs.stop(run.id, grace_s=2)
 
 
-FAULTS = [fault_kill_9, fault_server_restart, fault_full_disk, fault_nan]
+FAULTS = [
+    fault_kill_9,
+    fault_server_restart,
+    fault_full_disk_checkpoint,
+    fault_full_disk_sqlite,
+    fault_full_disk_log,
+    fault_out_of_memory,
+    fault_nan,
+]
 
 
 # ---------------- load: many learners watching one live run ----------------

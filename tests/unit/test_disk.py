@@ -1,0 +1,138 @@
+"""The disk budget: what a run keeps, runs refused before they start, pruning, a full disk told apart."""
+
+import errno
+import os
+import sqlite3
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import disk
+from mnist_core.checkpoints import CheckpointError, atomic_save, read_checkpoint
+from mnist_core.cli import main as cli
+from mnist_core.config import TrainConfig
+from mnist_core.integrity import verify
+from mnist_core.jobs import JobManager
+from mnist_core.runs import RunStore
+from support import PAGES_DIR
+from support.tmpfs import fill, require_mount, tmpfs
+
+
+def cfg(**kw):
+    base = dict(model="mlp_128_64", epochs=3, limit=1500, batch_size=50, val_fraction=0.1)
+    return TrainConfig.from_dict({**base, **kw})
+
+
+@pytest.fixture()
+def jobs(tmp_path):
+    manager = JobManager(RunStore(tmp_path / "store"), max_concurrent=1)
+    yield manager
+    for run in manager.store.list(("running", "queued")):
+        manager.stop(run.id, grace_s=2)
+
+
+def test_a_run_keeps_one_copy_of_its_best_weights_and_one_optimizer_state(jobs):
+    run = jobs.wait(jobs.submit(cfg()).id, timeout_s=120)
+    assert run.status == "completed", jobs.log_tail(run.id)
+    folder = jobs.store.run_dir(run.id)
+    best = jobs.store.best_checkpoint(run.id)
+    epoch_files = sorted(folder.glob("epoch-*.pt"))
+    assert len(epoch_files) == 3
+    assert sum(os.path.samefile(best, p) for p in epoch_files) == 1  # a second name, not a copy
+    assert [p.name for p in folder.glob("resume-*.pt")] == ["resume-003.pt"]
+    assert all("optimizer" not in read_checkpoint(p)["extra"] for p in epoch_files)
+    resume = read_checkpoint(folder / "resume-003.pt", kind="resume")
+    assert resume["epoch"] == 3 and resume["step"] == 3 * 30 and resume["optimizer"]["state"]
+    # what the store takes counts best.pt once
+    sizes = sum(p.stat().st_size for p in folder.iterdir())
+    assert disk.tree_bytes(folder) < sizes - best.stat().st_size + 64 * 1024
+    # and Extend continues from the resume file
+    more = jobs.wait(jobs.extend(run.id, 1).id, timeout_s=120)
+    assert more.status == "completed" and more.epochs_done == 4
+    assert [p.name for p in folder.glob("resume-*.pt")] == ["resume-004.pt"]
+
+
+def test_the_estimate_is_close_to_what_a_run_writes(jobs):
+    c = cfg(epochs=2)
+    run = jobs.wait(jobs.submit(c).id, timeout_s=120)
+    written = disk.tree_bytes(jobs.store.run_dir(run.id))
+    need = disk.run_need_bytes(c)
+    assert written <= need <= 3 * written  # never under, and not wildly over
+
+
+def test_prune_keeps_best_and_last_and_says_what_it_freed(jobs, capsys):
+    run = jobs.wait(jobs.submit(cfg(epochs=4)).id, timeout_s=120)
+    folder = jobs.store.run_dir(run.id)
+    best = jobs.store.best_checkpoint(run.id)
+    best_epoch = next(e for e, p in jobs.store.checkpoints(run.id) if os.path.samefile(p, best))
+    sizes = {p.name: p.stat().st_size for p in folder.glob("epoch-*.pt")}
+    report = disk.prune(jobs.store)
+    kept = sorted(p.name for p in folder.glob("epoch-*.pt"))
+    assert kept == sorted({f"epoch-{best_epoch:03d}.pt", "epoch-004.pt"})
+    assert report.files == 4 - len(kept) and report.runs == 1
+    assert report.freed_bytes == sum(v for k, v in sizes.items() if k not in kept)
+    assert [e["epoch"] for e in jobs.store.epochs(run.id)] == [1, 2, 3, 4]  # every record stays
+    assert verify(jobs.store) == []
+    assert disk.prune(jobs.store).files == 0  # nothing left to prune
+    more = jobs.wait(jobs.extend(run.id, 1).id, timeout_s=120)  # Extend still works
+    assert more.status == "completed" and more.epochs_done == 5
+    os.environ["MNIST_LAB_CHECKPOINTS"] = str(jobs.store.root)  # the fixture's env is restored after
+    assert cli(["prune"]) == 0
+    out = capsys.readouterr().out
+    assert "runs=1 files=1 freed_mb=" in out and "free_mb=" in out  # epoch 4 is no longer the last
+
+
+def test_a_run_that_would_not_fit_is_refused_before_it_starts_with_the_numbers(monkeypatch):
+    require_mount()
+    with tmpfs(6) as mnt:
+        store = RunStore(mnt / "store")
+        jobs = JobManager(store, max_concurrent=1)
+        big = TrainConfig.from_dict(dict(model="better_cnn", epochs=20, limit=2000))
+        with pytest.raises(disk.DiskBudgetError, match=r"needs about [\d.,]+ MB .* [\d.,]+ MB are free"):
+            jobs.submit(big)
+        assert store.list() == []  # nothing queued, nothing written
+        # the Train page says so instead of a traceback
+        monkeypatch.setenv("MNIST_LAB_CHECKPOINTS", str(store.root))
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(PAGES_DIR / "train.py"), default_timeout=60).run()
+        at.selectbox(key="cfg_model").select("better_cnn").run()
+        at.slider(key="cfg_epochs").set_value(20).run()
+        next(b for b in at.button if b.label == "Start training").click().run()
+        assert not at.exception
+        assert any("would not fit" in e.value for e in at.error), [e.value for e in at.error]
+        # once the disk is nearly full even a small run is refused
+        fill(mnt, leave_bytes=512 * 1024)
+        with pytest.raises(disk.DiskBudgetError):
+            jobs.submit(cfg(epochs=1))
+
+
+def test_a_full_disk_is_told_apart_from_other_faults(tmp_path):
+    assert disk.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert disk.is_disk_full(sqlite3.OperationalError("database or disk is full"))
+    assert not disk.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not disk.is_disk_full(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    try:  # the error torch.save really raises on a full disk arrives wrapped: the cause counts
+        try:
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . unexpected pos 1844736 vs 1844628"
+            )
+        except RuntimeError as inner:
+            raise CheckpointError("Could not write checkpoint x.pt") from inner
+    except CheckpointError as exc:
+        assert disk.is_disk_full(exc)
+
+
+def test_atomic_save_on_a_real_full_disk_leaves_the_previous_file_and_no_partial_one():
+    require_mount()
+    import torch
+
+    with tmpfs(4) as mnt:
+        path = atomic_save({"w": torch.zeros(1000)}, mnt / "model.pt")
+        before = path.read_bytes()
+        fill(mnt, leave_bytes=64 * 1024)
+        with pytest.raises(CheckpointError, match="previous file, if any, is unchanged") as info:
+            atomic_save({"w": torch.zeros(1_000_000)}, path)  # 4 MB: does not fit
+        assert disk.is_disk_full(info.value)
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in mnt.iterdir()) == ["filler.bin", "model.pt"]
