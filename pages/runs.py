@@ -83,13 +83,9 @@ if unfinished:
             st.error(f"**{r.model} `{r.id}`** ({r.status}): {r.reason}")
 
 
-@st.fragment
 def disk_panel() -> None:
     """The store's size and the free space, and a prune action that says what it freed."""
-    now = disk.usage(jobs.store)
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    c1.metric("Run store on disk", f"{now['store_bytes'] / disk.MB:,.1f} MB")
-    c2.metric("Free on its disk", f"{now['free_bytes'] / disk.MB:,.0f} MB")
     if c3.button(
         "Prune epoch files of finished runs",
         icon=":material/delete_sweep:",
@@ -97,13 +93,14 @@ def disk_panel() -> None:
         "the curves and records of every epoch stay.",
     ):
         report = disk.prune(jobs.store)
-        st.session_state.runs_pruned = (
+        c3.success(
             f"Removed {report.files} epoch file(s) of {report.runs} run(s) and freed "
-            f"{report.freed_bytes / disk.MB:,.1f} MB."
+            f"{report.freed_bytes / disk.MB:,.1f} MB.",
+            icon=":material/check:",
         )
-        st.rerun(scope="fragment")
-    if "runs_pruned" in st.session_state:
-        st.success(st.session_state.runs_pruned, icon=":material/check:")
+    now = disk.usage(jobs.store)  # after a prune, so the figures show what it freed
+    c1.metric("Run store on disk", f"{now['store_bytes'] / disk.MB:,.1f} MB")
+    c2.metric("Free on its disk", f"{now['free_bytes'] / disk.MB:,.0f} MB")
 
 
 disk_panel()

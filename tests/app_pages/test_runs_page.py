@@ -76,3 +76,24 @@ def test_delete_needs_confirmation(two_runs):
     at.checkbox(key="delete_sure").check().run()
     next(b for b in at.button if b.label == "Delete").click().run()
     assert not at.exception and len(jobs.store.list()) == 1
+
+
+def test_runs_page_shows_the_disk_and_prunes_epoch_files():
+    jobs = JobManager(max_concurrent=1)
+    cfg = TrainConfig.from_dict(dict(model="mlp_128_64", epochs=3, limit=1000, batch_size=50))
+    run = jobs.wait(jobs.submit(cfg).id, timeout_s=120)
+    assert run.status == "completed"
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert "Run store on disk" in labels and "Free on its disk" in labels
+    before = float(next(m.value for m in at.metric if m.label == "Run store on disk").split()[0])
+    next(b for b in at.button if b.label == "Prune epoch files of finished runs").click().run()
+    assert not at.exception
+    said = [s.value for s in at.success]
+    kept = len(jobs.store.checkpoints(run.id))
+    assert kept in (1, 2)  # best and last stay: one file when the last epoch was the best
+    assert any(f"Removed {3 - kept} epoch file(s) of 1 run(s) and freed" in s for s in said), said
+    after = float(next(m.value for m in at.metric if m.label == "Run store on disk").split()[0])
+    assert after < before
