@@ -1,13 +1,21 @@
-"""MNIST Lab: Streamlit entry point. Navigation and the shared sidebar; pages live in pages/."""
+"""MNIST Lab: Streamlit entry point. Sign-in, navigation and the shared sidebar; pages live in pages/."""
 
 import streamlit as st
 
 st.set_page_config(page_title="MNIST Lab", page_icon="✍️", layout="wide")
 
-from pages.common import app_pages, page_shell, sidebar_runs  # noqa: E402  (page objects need the config first)
+from pages.common import (  # noqa: E402  (page objects need the config first)
+    app_pages,
+    current_user,
+    page_shell,
+    sidebar_runs,
+    signed_in_sidebar,
+)
 
+user = current_user()  # LOCAL without [auth]; else the signed-in user, or the sign-in screen and a stop
 page = st.navigation(app_pages())
 with st.sidebar:
+    signed_in_sidebar(user)
     sidebar_runs()
 with page_shell():
     page.run()

@@ -97,17 +97,18 @@ def reap(store: RunStore, executor: LocalExecutor) -> list[str]:
             fresh = store.get(run.id)
             if fresh.status != "running":
                 continue  # it finished between the two reads
-            store.update(
-                run.id,
-                status="interrupted",
-                finished=time.time(),
-                pid=None,
-                reason=(
-                    f"The training process (pid {run.pid}) ended unexpectedly: it was "
-                    f"killed or ran out of memory. {fresh.epochs_done} finished "
-                    "epoch(s) and their checkpoints are kept; Extend continues it."
-                ),
-            )
+            if fresh.stop_requested:  # asked to stop, and it did (perhaps before its handler was set)
+                status, reason = "stopped", f"Stopped by request after {fresh.epochs_done} finished epoch(s)."
+            else:
+                status, reason = (
+                    "interrupted",
+                    (
+                        f"The training process (pid {run.pid}) ended unexpectedly: it was "
+                        f"killed or ran out of memory. {fresh.epochs_done} finished "
+                        "epoch(s) and their checkpoints are kept; Extend continues it."
+                    ),
+                )
+            store.update(run.id, status=status, finished=time.time(), pid=None, reason=reason)
             store.remove_temp_files(run.id)  # a save cut short by the kill
             lost.append(run.id)
     return lost

@@ -2,34 +2,61 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from . import disk
+from . import classroom, disk
 from . import executor as ex
+from .classroom import ClassPolicy
 from .config import TrainConfig
+from .identity import ADMIN, User
 from .runs import Run, RunError, RunStore
+
+POLICY_KEY = "class_policy"
 
 
 class JobManager:
-    """Start, stop, extend, clone and queue runs. The UI, the CLI and the tests all use this."""
+    """Start, stop, extend, clone and queue runs. The UI, the CLI and the tests all use this.
+
+    Every action takes the acting user (`actor`): learners act on their own runs only, within the
+    class's limits; teachers and the administrator (the CLI, the default) on every run."""
 
     def __init__(
         self,
         store: RunStore | None = None,
         max_concurrent: int | None = None,
         executor: ex.LocalExecutor | None = None,
+        policy: ClassPolicy | None = None,
     ):
         self.store = store or RunStore()
         self.max_concurrent = max_concurrent or ex.default_max_concurrent()
         self.executor = executor or ex.LocalExecutor()
+        self.configured_policy = policy or ClassPolicy()  # from configuration; a teacher may change it
+
+    # ---- the class's rules ----
+    def policy(self) -> ClassPolicy:
+        """The rules in force: what a teacher last set, else the configured ones."""
+        saved = self.store.setting(POLICY_KEY)
+        return ClassPolicy.from_dict(saved) if saved is not None else self.configured_policy
+
+    def set_policy(self, policy: ClassPolicy | dict, actor: User = ADMIN) -> ClassPolicy:
+        if not actor.is_teacher:
+            raise classroom.NotAllowed("Only a teacher can change the class's limits and exercise.")
+        policy = policy if isinstance(policy, ClassPolicy) else ClassPolicy.from_dict(policy)
+        self.store.set_setting(POLICY_KEY, json.loads(policy.to_json()))
+        return policy
 
     # ---- starting ----
-    def submit(self, config: TrainConfig | dict, parent: str | None = None) -> Run:
+    def submit(self, config: TrainConfig | dict, parent: str | None = None, actor: User = ADMIN) -> Run:
         """Validate, queue, and start at once if a slot is free. Returns the run (maybe queued)."""
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         cfg.validate()
+        policy = self.policy()
+        classroom.check_submit(policy, actor, cfg, self.store.active_count(actor.id))
         disk.check_fits(self.store.root, cfg)  # refused before it starts, with the numbers
-        run = self.store.create(cfg.to_dict(), parent=parent)
+        run = self.store.create(
+            cfg.to_dict(), parent=parent, owner=actor.id, owner_name=actor.name, exercise=policy.exercise
+        )
         self.schedule()
         return self.store.get(run.id)
 
@@ -57,9 +84,10 @@ class JobManager:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     # ---- controlling ----
-    def stop(self, run_id: str, grace_s: float = 5.0) -> Run:
+    def stop(self, run_id: str, grace_s: float = 5.0, actor: User = ADMIN) -> Run:
         """Queued: cancelled. Running: asked to stop at the next batch, killed after `grace_s`."""
         run = self.store.get(run_id)
+        classroom.check_control(run, actor, "stop")
         if run.status == "queued":
             self.store.cancel_queued(run_id, "Cancelled before it started.")
             return self.store.get(run_id)
@@ -87,28 +115,32 @@ class JobManager:
         self.schedule()
         return self.store.get(run_id)
 
-    def extend(self, run_id: str, more_epochs: int) -> Run:
+    def extend(self, run_id: str, more_epochs: int, actor: User = ADMIN) -> Run:
         """Continue a finished run for more epochs from its last checkpoint; curves continue."""
         run = self.get(run_id)
+        classroom.check_control(run, actor, "extend")
         if run.status not in ("completed", "stopped", "interrupted", "failed"):
             raise RunError(f"Run {run_id} is {run.status}; only finished runs can be extended.")
         if not isinstance(more_epochs, int) or not 1 <= more_epochs <= 1000:
             raise RunError(f"Extend by 1 to 1000 epochs, not {more_epochs!r}.")
         cfg = TrainConfig.from_dict({**run.config, "epochs": run.epochs_done + more_epochs})
+        classroom.check_submit(self.policy(), actor, cfg, self.store.active_count(run.owner))
         disk.check_fits(self.store.root, cfg, run.epochs_done)
         self.store.requeue(run_id, cfg.to_dict())
         self.schedule()
         return self.store.get(run_id)
 
-    def clone(self, run_id: str, **changes) -> Run:
+    def clone(self, run_id: str, actor: User = ADMIN, **changes) -> Run:
         """A new run with this run's config and `changes` (seed kept unless changed)."""
         run = self.store.get(run_id)
-        return self.submit({**run.config, **changes}, parent=run_id)
+        classroom.check_control(run, actor, "clone")
+        return self.submit({**run.config, **changes}, parent=run_id, actor=actor)
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, actor: User = ADMIN) -> None:
         run = self.store.get(run_id)
+        classroom.check_control(run, actor, "delete")
         if run.active:
-            self.stop(run_id)
+            self.stop(run_id, actor=actor)
         self.store.delete(run_id)
 
     def wait(self, run_id: str, timeout_s: float = 600, poll_s: float = 0.2) -> Run:

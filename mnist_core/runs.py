@@ -14,6 +14,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 from .metrics import eta_seconds, fraction_done
@@ -23,6 +24,7 @@ STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted"
 ACTIVE = ("queued", "running")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 DB_NAME = "runs.db"
+SETTINGS_MIRROR = "settings.json"  # the class-wide settings, mirrored beside the database
 MIRROR_NAME = "run.json"  # each run's row, mirrored into its folder on every status change
 REPAIR_HINT = (
     "Rebuild it from the run folders with `mnist-lab check --repair` or the dashboard's "
@@ -35,8 +37,10 @@ CREATE TABLE IF NOT EXISTS runs (
     reason TEXT, created REAL NOT NULL, started REAL, finished REAL, queue_seq INTEGER,
     pid INTEGER, heartbeat REAL, parent TEXT, epochs_done INTEGER NOT NULL DEFAULT 0,
     progress TEXT, best_val_acc REAL, test_acc REAL, test_metrics TEXT, images_per_s REAL,
-    train_seconds REAL NOT NULL DEFAULT 0, stop_requested INTEGER NOT NULL DEFAULT 0);
+    train_seconds REAL NOT NULL DEFAULT 0, stop_requested INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT 'local', owner_name TEXT, exercise TEXT);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, queue_seq);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batch_metrics (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, loss REAL NOT NULL,
     t REAL NOT NULL, PRIMARY KEY (run_id, step)) WITHOUT ROWID;
@@ -46,12 +50,27 @@ CREATE TABLE IF NOT EXISTS epoch_metrics (
 """
 
 
-COLUMNS = (
-    "id", "model", "config", "status", "reason", "created", "started", "finished", "queue_seq", "pid",
-    "heartbeat", "parent", "epochs_done", "progress", "best_val_acc", "test_acc", "test_metrics",
-    "images_per_s", "train_seconds", "stop_requested",
-)  # fmt: skip
-_JSON_COLUMNS = ("config", "progress", "test_metrics")
+ADDED_COLUMNS = (("owner", "TEXT NOT NULL DEFAULT 'local'"), ("owner_name", "TEXT"), ("exercise", "TEXT"))
+
+
+def fair_order(queued: builtins.list[Run], last_start: dict[str, float]) -> builtins.list[Run]:
+    """The order queued runs will start in: learners take turns (round-robin by owner), each
+    learner's runs in the order they queued them. The owner whose last run started longest ago
+    (or never) goes next; ties go to whoever queued first."""
+    by_owner: dict[str, builtins.list[Run]] = {}
+    for run in sorted(queued, key=lambda r: r.queue_seq or 0):
+        by_owner.setdefault(run.owner, []).append(run)
+    turn = dict(last_start)
+    order: builtins.list[Run] = []
+    clock = max(turn.values(), default=0.0)
+    while by_owner:
+        owner = min(by_owner, key=lambda o: (turn.get(o, float("-inf")), by_owner[o][0].queue_seq or 0))
+        order.append(by_owner[owner].pop(0))
+        clock += 1.0  # each start is later than every start before it
+        turn[owner] = clock
+        if not by_owner[owner]:
+            del by_owner[owner]
+    return order
 
 
 class RunError(ValueError):
@@ -116,7 +135,10 @@ class Run:
     images_per_s: float | None
     train_seconds: float
     stop_requested: int
-    queue_position: int | None = None  # 1 = next to start
+    owner: str = "local"  # the user id of who started it ("local" without sign-in)
+    owner_name: str | None = None  # their display name, as configured
+    exercise: str | None = None  # the class exercise in force when it was started
+    queue_position: int | None = None  # 1 = next to start (fair turns: see fair_order)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Run:
@@ -147,6 +169,11 @@ class Run:
         return eta_seconds(elapsed, self.fraction_done) if elapsed is not None else None
 
 
+# the runs table's columns: Run mirrors the schema (from_row builds it from a whole row)
+COLUMNS = tuple(f.name for f in dataclass_fields(Run) if f.name != "queue_position")
+_JSON_COLUMNS = ("config", "progress", "test_metrics")
+
+
 class RunStore:
     """All reads and writes of run records. Safe to use from many processes at once."""
 
@@ -163,6 +190,7 @@ class RunStore:
             self._refuse_lost_database()
         try:
             self.conn.executescript(SCHEMA)
+            self._add_columns()
             # Cheap at open (well under a millisecond at 100k batch rows): SQLite checks the file
             # header and size, the schema and the two small tables; `check` runs the full check.
             bad = [
@@ -179,6 +207,17 @@ class RunStore:
         if bad:
             self.close()
             raise StoreDamaged(self.db_path, bad[0].splitlines()[-1])
+
+    def _add_columns(self) -> None:
+        """Stores made before runs had owners get the columns (with the local user as owner)."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+        for column, decl in ADDED_COLUMNS:
+            if column not in have:
+                try:
+                    self.conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     def _refuse_lost_database(self) -> None:
         """A missing or empty runs.db while run folders exist: SQLite would quietly start an empty
@@ -302,15 +341,33 @@ class RunStore:
         return self.run_dir(run_id) / f"resume-{epoch:03d}.pt"
 
     # ---- creating and reading ----
-    def create(self, config: dict, parent: str | None = None, run_id: str | None = None) -> Run:
+    def create(
+        self,
+        config: dict,
+        parent: str | None = None,
+        run_id: str | None = None,
+        owner: str = "local",
+        owner_name: str | None = None,
+        exercise: str | None = None,
+    ) -> Run:
         run_id = check_run_id(run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
         now = time.time()
         with self.tx() as c:
             seq = c.execute("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs").fetchone()[0]
             c.execute(
-                "INSERT INTO runs (id, model, config, status, created, queue_seq, parent) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                (run_id, config["model"], json.dumps(config), now, seq, parent),
+                "INSERT INTO runs (id, model, config, status, created, queue_seq, parent, owner, "
+                "owner_name, exercise) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    config["model"],
+                    json.dumps(config),
+                    now,
+                    seq,
+                    parent,
+                    owner,
+                    owner_name,
+                    exercise or None,
+                ),
             )
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         self._mirror(run_id)
@@ -322,10 +379,18 @@ class RunStore:
             raise RunError(f"No run {run_id!r}: it may have been deleted.")
         run = Run.from_row(row)
         if run.status == "queued":
-            run.queue_position = self.conn.execute(
-                "SELECT COUNT(*) FROM runs WHERE status = 'queued' AND queue_seq <= ?", (run.queue_seq,)
-            ).fetchone()[0]
+            order = [r.id for r in self._queue_order(self.conn)]
+            run.queue_position = order.index(run.id) + 1 if run.id in order else None
         return run
+
+    def _queue_order(self, c: sqlite3.Connection) -> builtins.list[Run]:
+        queued = [Run.from_row(r) for r in c.execute("SELECT * FROM runs WHERE status = 'queued'")]
+        if not queued:
+            return []
+        last = dict(
+            c.execute("SELECT owner, MAX(started) FROM runs WHERE started IS NOT NULL GROUP BY owner")
+        )
+        return fair_order(queued, last)
 
     def list(self, statuses: tuple[str, ...] | None = None) -> builtins.list[Run]:
         """Newest first; queued runs carry their queue position."""
@@ -334,10 +399,46 @@ class RunStore:
             sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = tuple(statuses)
         runs = [Run.from_row(r) for r in self.conn.execute(sql + " ORDER BY created DESC", args)]
-        queued = sorted((r for r in runs if r.status == "queued"), key=lambda r: r.queue_seq or 0)
-        for pos, r in enumerate(queued, 1):
-            r.queue_position = pos
+        if any(r.status == "queued" for r in runs):
+            position = {r.id: pos for pos, r in enumerate(self._queue_order(self.conn), 1)}
+            for r in runs:
+                r.queue_position = position.get(r.id)
         return runs
+
+    def active_count(self, owner: str) -> int:
+        """How many runs `owner` has queued or training."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')", (owner,)
+        ).fetchone()[0]
+
+    def setting(self, key: str):
+        """A class-wide setting (JSON), or None when never set."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_setting(self, key: str, value) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            every = dict(c.execute("SELECT key, value FROM settings"))
+        try:  # mirrored beside the database, like run.json, so that a rebuild keeps them
+            tmp = self.root / f".{SETTINGS_MIRROR}.tmp"
+            tmp.write_text(json.dumps({k: json.loads(v) for k, v in every.items()}, indent=1))
+            os.replace(tmp, self.root / SETTINGS_MIRROR)
+        except OSError:
+            pass
+
+    def restore_settings(self) -> int:
+        """Settings back from their mirror (a rebuild); returns how many."""
+        try:
+            saved = json.loads((self.root / SETTINGS_MIRROR).read_text())
+        except (OSError, ValueError):
+            return 0
+        with self.tx() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in saved.items()],
+            )
+        return len(saved)
 
     def best_by_model(self) -> dict[str, tuple[float, str]]:
         """Best test accuracy any completed run of each model reached: {model: (accuracy, run id)}."""
@@ -438,7 +539,7 @@ class RunStore:
         return self.conn.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone() is not None
 
     def claim_queued(self, max_running: int) -> builtins.list[str]:
-        """Mark the oldest queued runs `running` while fewer than max_running run; returns their ids.
+        """Mark the next queued runs (fair turns) `running` while fewer than max_running run; returns ids.
         One transaction, so two processes scheduling at once never start the same run twice."""
         now = time.time()
         with self.tx() as c:
@@ -446,12 +547,7 @@ class RunStore:
             free = max_running - running
             if free <= 0:
                 return []
-            ids = [
-                r[0]
-                for r in c.execute(
-                    "SELECT id FROM runs WHERE status = 'queued' ORDER BY queue_seq LIMIT ?", (free,)
-                )
-            ]
+            ids = [r.id for r in self._queue_order(c)[:free]]  # learners take turns
             for run_id in ids:
                 c.execute(
                     "UPDATE runs SET status = 'running', started = ?, heartbeat = ?, pid = NULL, "

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import NoReturn
 
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
+from mnist_core.classroom import ClassPolicy
+from mnist_core.config import ConfigError
 from mnist_core.data import DataError, load_mnist
+from mnist_core.identity import (
+    LOCAL,
+    IdentityError,
+    User,
+    auth_problem,
+    classroom_from_secrets,
+    provider_problem,
+    user_from_claims,
+)
 from mnist_core.jobs import JobManager
-from mnist_core.paths import default_model_path
+from mnist_core.paths import checkpoints_dir, default_model_path
+from mnist_core.repair import rebuild
+from mnist_core.runs import DB_NAME, StoreDamaged, is_damage
 
 _HERE = Path(__file__).resolve().parent  # page files by absolute path: any page may be the main script
 _shell = threading.local()  # .active is True while app.py runs a page
+REBUILD_BUTTON = "Rebuild the run store from the run folders"
 
 # The app's pages, in sidebar order: (file, title, icon).
 _PAGE_SPECS = [
@@ -24,6 +42,7 @@ _PAGE_SPECS = [
     ("models", "Models", ":material/account_tree:"),
     ("train", "Train", ":material/model_training:"),
     ("runs", "Runs", ":material/stacked_line_chart:"),
+    ("wall", "Class wall", ":material/leaderboard:"),
     ("evaluate", "Evaluate", ":material/fact_check:"),
     ("inside", "Inside", ":material/layers:"),
     ("draw", "Draw", ":material/draw:"),
@@ -41,19 +60,19 @@ def app_pages() -> list:
 
 # Pages link to each other with these objects (st.page_link, st.switch_page), never with path
 # strings; a link only reads the page's identity, so one object per page serves every session.
-HOME, DATA, MODELS, TRAIN, RUNS, EVALUATE, INSIDE, DRAW = app_pages()
+HOME, DATA, MODELS, TRAIN, RUNS, WALL, EVALUATE, INSIDE, DRAW = app_pages()
 
 
 @contextmanager
 def page_shell():
     """app.py runs the chosen page inside this: it marks the run as going through app.py, and
     turns machine faults into a message (see machine_errors)."""
-    _shell.active = True
+    _shell.active, _shell.store_message = True, False
     try:
         with machine_errors():
             yield
     finally:
-        _shell.active = False
+        _shell.active, _shell.store_message = False, False
 
 
 def ensure_app_shell() -> None:
@@ -63,8 +82,12 @@ def ensure_app_shell() -> None:
     page alone through its legacy pages/-folder mode, because app.py has a pages/ folder beside
     it. Calling st.navigation ends that mode for the whole server (its documented effect), and
     the rerun then goes through app.py. Public API only: st.navigation and st.rerun. The
-    redirect is tried at most twice per session, so a page can never rerun forever."""
+    redirect is tried at most twice per session, so a page can never rerun forever.
+
+    Inside the shell it also opens the run store: a damaged one is found before the page body runs,
+    so every page shows the one message that offers the rebuild (see damaged_store) instead."""
     if getattr(_shell, "active", False):
+        _store_or_stop()
         return
     tries = st.session_state.get("_shell_redirects", 0)
     if tries >= 2:
@@ -74,10 +97,37 @@ def ensure_app_shell() -> None:
     st.rerun()
 
 
+POLICY_KEYS = {f.name for f in dataclass_fields(ClassPolicy)}
+
+
+def configured_policy() -> ClassPolicy:
+    """The class's limits and exercise from the secrets file's [classroom] section (none: no limits)."""
+    try:
+        section = st.secrets.get("classroom") or {}
+    except StreamlitSecretNotFoundError:
+        return ClassPolicy()
+    plain = {k: dict(v) if hasattr(v, "items") else v for k, v in dict(section).items() if k in POLICY_KEYS}
+    try:
+        return ClassPolicy.from_dict(plain)
+    except ConfigError as exc:
+        st.error(f"The [classroom] section of the secrets file is invalid: {exc}", icon=":material/error:")
+        st.stop()
+
+
 @st.cache_resource
 def job_manager() -> JobManager:
     """One JobManager per server process; its run store opens a connection per thread."""
-    return JobManager()
+    return JobManager(policy=configured_policy())
+
+
+def can_control(run, user: User) -> bool:
+    """Whether this user's buttons act on this run (the job API enforces the same rule)."""
+    return user.is_teacher or run.owner == user.id
+
+
+def my_runs(runs: list, user: User) -> list:
+    """The runs a user's pages reattach to: their own (the local user and admins: every run)."""
+    return runs if user.is_admin else [r for r in runs if r.owner == user.id]
 
 
 @st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
@@ -110,18 +160,81 @@ def progress_text(run) -> tuple[float, str]:
     return run.fraction_done, " · ".join(parts)
 
 
+def _store_or_stop() -> None:
+    """The rebuild's result once, after its rerun; a damaged store: the message, and no page body."""
+    rebuilt = st.session_state.pop("_store_rebuilt", None)
+    if rebuilt:
+        st.success(rebuilt, icon=":material/build:")
+    failed = st.session_state.pop("_store_rebuild_failed", None)
+    if failed:
+        st.error(failed)
+    try:
+        job_manager()  # opening the store checks its database (well under a millisecond)
+    except StoreDamaged as exc:
+        damaged_store(exc)
+        st.stop()
+
+
+def damaged_store(exc: StoreDamaged) -> None:
+    """The one message for a damaged runs.db: what happened, that the run folders are intact, and a
+    button that rebuilds the store from them (mnist_core.repair); the next run uses a fresh store."""
+    st.error(
+        "**The run store's database is damaged**, so the runs cannot be listed, shown or started. "
+        f"The file `{exc.db_path}` cannot be read ({exc.detail}). The run folders beside it are "
+        "intact: each run's checkpoints hold its settings, its loss curves and its metrics, so the "
+        "store can be rebuilt from them. The damaged file is kept aside, not deleted.",
+        icon=":material/database:",
+    )
+    _shell.store_message = True  # once per script run: later store faults in this run stay quiet
+    # a callback: it runs before the next script run, whichever script Streamlit runs for the click
+    st.button(REBUILD_BUTTON, type="primary", key="rebuild_run_store", on_click=_rebuild, args=(exc.root,))
+
+
+def _rebuild(root: Path) -> None:
+    try:
+        report = rebuild(root)
+    except (OSError, sqlite3.Error) as failure:
+        st.session_state._store_rebuild_failed = (
+            f"The rebuild failed ({failure}); the run folders are unchanged. Free some disk space if "
+            "it is full, then try again."
+        )
+        return
+    lines = [report.text()]
+    lines += [f"Skipped folder {name}: {why}" for name, why in report.skipped]
+    lines += [f"Note: {note}" for note in report.notes]
+    st.session_state._store_rebuilt = "  \n".join(lines)
+    job_manager.clear()  # the next run opens a fresh RunStore on the rebuilt file
+
+
 @contextmanager
-def machine_errors():
+def machine_errors(offer_rebuild: bool = True):
     """Faults of the machine rather than the code (a full disk, a folder gone, a locked or damaged
-    database) become one message instead of a traceback; bugs still show as errors."""
+    database) become one message instead of a traceback; bugs still show as errors. A damaged run
+    store gets the rebuild offer on the page (fragments, redrawn on a timer, only point to it)."""
     try:
         yield
+    except (StoreDamaged, sqlite3.DatabaseError) as exc:
+        if isinstance(exc, sqlite3.DatabaseError) and not is_damage(exc):
+            machine_fault(exc)
+            return
+        damage = exc if isinstance(exc, StoreDamaged) else StoreDamaged(checkpoints_dir() / DB_NAME, str(exc))
+        if getattr(_shell, "store_message", False):
+            return  # this run already shows the message and the button
+        if offer_rebuild:
+            damaged_store(damage)
+        else:
+            st.warning("The run store is damaged: the page offers to rebuild it.", icon=":material/database:")
     except (OSError, sqlite3.Error) as exc:
-        st.error(
-            f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
-            "space and try again; runs and checkpoints saved before this are unchanged.",
-            icon=":material/hard_drive:",
-        )
+        machine_fault(exc)
+
+
+def machine_fault(exc: BaseException) -> None:
+    """A full disk, a folder gone, a locked database: one message, not a traceback."""
+    st.error(
+        f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
+        "space and try again; runs and checkpoints saved before this are unchanged.",
+        icon=":material/hard_drive:",
+    )
 
 
 def guarded(fn):
@@ -129,7 +242,7 @@ def guarded(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with machine_errors():
+        with machine_errors(offer_rebuild=False):
             return fn(*args, **kwargs)
 
     return run
@@ -208,3 +321,112 @@ def load_model(path):
     except (CheckpointError, OSError) as exc:
         st.error(f"This model could not be loaded: {exc}")
         return None
+
+
+# --- sign-in (Streamlit's OpenID Connect: st.login, st.user, st.logout) ---------------------------
+
+SIGN_IN_BUTTON = "Sign in"
+SIGN_OUT_BUTTON = "Sign out"
+_SECRETS_HINT = "the secrets file (`.streamlit/secrets.toml`, or the file given with `--secrets.files`)"
+
+
+def current_user() -> User:
+    """Who acts in this session; app.py calls it before the page runs, pages and fragments may call
+    it again (nothing is cached across sessions, and no network is used once signed in).
+
+    Without an [auth] section in the secrets file: LOCAL, the one local user who owns everything.
+    With a valid one: the signed-in user (role from [classroom]), or else a sign-in screen and the end
+    of the run. With a broken one (a missing key, a bad address, an unreachable provider, a bad
+    [classroom]): one message saying what to set, and the end of the run."""
+    try:
+        auth = st.secrets.get("auth")
+        classroom_section = st.secrets.get("classroom")
+    except StreamlitSecretNotFoundError as exc:
+        if getattr(exc, "error_id", None) == "no-secrets-found":
+            return LOCAL
+        _sign_in_broken(f"The secrets file cannot be read: {exc}")  # fail closed: it may hold [auth]
+    if auth is None:
+        return LOCAL
+    problem = auth_problem(auth) or _auth_packages_problem()
+    if problem:
+        _sign_in_broken(problem)
+    try:
+        classroom = classroom_from_secrets(classroom_section)
+    except IdentityError as exc:
+        _sign_in_broken(str(exc))
+    claims = st.user.to_dict()
+    if claims.get("is_logged_in") is not True:
+        try:
+            _provider_answers(auth["server_metadata_url"])
+        except IdentityError as exc:
+            _sign_in_broken(str(exc))
+        _sign_in_screen()
+    try:
+        return user_from_claims(claims, classroom)
+    except IdentityError as exc:
+        _sign_in_broken(str(exc), signed_in=True)
+
+
+@functools.cache
+def _auth_packages_problem() -> str | None:
+    missing = [name for name in ("authlib", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        return (
+            f"Sign-in needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}, which "
+            "this server lacks: install them with `pip install -r requirements.txt`."
+        )
+    return None
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _provider_answers(url: str) -> bool:
+    """The provider's discovery document is usable (kept a minute); raises IdentityError otherwise,
+    and a failure is not cached, so a fixed provider is seen on the next run."""
+    problem = provider_problem(url)
+    if problem:
+        raise IdentityError(problem)
+    return True
+
+
+def _hide_navigation() -> None:
+    """A screen that stops before app.py's st.navigation still ends Streamlit's legacy pages/ mode
+    (see ensure_app_shell), so the sidebar never lists the bare page files."""
+    st.navigation(app_pages(), position="hidden")
+
+
+def _sign_in_screen() -> NoReturn:
+    _hide_navigation()
+    st.title("MNIST Lab")
+    st.write("Sign in with your school account to train, compare and share your models.")
+    if st.button(SIGN_IN_BUTTON, type="primary", key="sign_in", icon=":material/login:"):
+        st.login()
+    st.stop()
+
+
+def _sign_in_broken(problem: str, signed_in: bool = False) -> NoReturn:
+    _hide_navigation()
+    st.title("MNIST Lab")
+    st.error(
+        f"**Sign-in is configured but cannot work.** {problem}  \nThe settings are the [auth] and "
+        f"[classroom] sections of {_SECRETS_HINT}; restart the app after changing them.",
+        icon=":material/key_off:",
+    )
+    if signed_in and st.button(SIGN_OUT_BUTTON, key="sign_out"):
+        st.logout()
+    st.stop()
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text for st.markdown: a provider's display name is not markup."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]<>()#+-.!|~$" else ch for ch in text)
+
+
+def signed_in_sidebar(user: User) -> None:
+    """Who is signed in (name, role) and a Sign out button; nothing without sign-in (LOCAL)."""
+    if user == LOCAL:
+        return
+    with st.container(key="signed_in"):
+        st.caption("SIGNED IN")
+        st.markdown(f"**{_markdown_text(user.name)}** · {user.role}")
+        if st.button(SIGN_OUT_BUTTON, key="sign_out", icon=":material/logout:"):
+            st.logout()

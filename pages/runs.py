@@ -4,13 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core import disk
+from mnist_core.classroom import display_name
 from mnist_core.compare import change_summary, comparison_rows, config_diff, to_csv
 from mnist_core.config import ConfigError, field_help
 from mnist_core.plots import gap_figure, runs_batch_figure, runs_epoch_figure
-from pages.common import ensure_app_shell, job_manager
+from mnist_core.runs import RunError
+from pages.common import can_control, current_user, ensure_app_shell, job_manager
 
 ensure_app_shell()
 jobs = job_manager()
+user = current_user()
 st.title("Runs")
 runs = jobs.list()
 if not runs:
@@ -22,6 +25,7 @@ def row(run) -> dict:
     aug = "+".join(k for k in ("rotate", "translate", "scale", "erase") if c.get(k)) or "none"
     return dict(
         id=run.id,
+        owner=display_name(run),
         model=run.model,
         status=run.status,
         optimizer=c["optimizer"],
@@ -170,17 +174,22 @@ if selected:
         if c3.button("Start the clone", type="primary", disabled=not raw):
             try:
                 value = type(current)(raw) if not isinstance(current, str) else raw
-                clone = jobs.clone(first.id, **{knob: value})
+                clone = jobs.clone(first.id, actor=user, **{knob: value})
                 st.success(f"Started {clone.id}: select both runs when it ends to see what changed.")
-            except (ValueError, ConfigError) as exc:
+            except (ValueError, ConfigError) as exc:  # RunError (not allowed, a limit) is a ValueError
                 st.error(str(exc))
 
     # ---------------- delete ----------------
+    theirs = [rid for rid in selected if not can_control(by_id[rid], user)]
     with st.expander(f"Delete {len(selected)} selected run(s)"):
+        if theirs:
+            st.caption(
+                f"{len(theirs)} of them belong to other learners: you can compare them, not delete them."
+            )
         sure = st.checkbox("Yes, delete their records and checkpoint files", key="delete_sure")
-        if st.button("Delete", disabled=not sure, icon=":material/delete:"):
+        if st.button("Delete", disabled=not sure or bool(theirs), icon=":material/delete:"):
             for rid in selected:
-                jobs.delete(rid)
+                jobs.delete(rid, actor=user)
             st.rerun()
 
 # ---------------- the reference comparison table ----------------
@@ -199,8 +208,8 @@ if missing and st.button(
 ):
     try:
         for r in missing:
-            jobs.submit(r["config"])
-    except disk.DiskBudgetError as exc:
+            jobs.submit(r["config"], actor=user)
+    except (disk.DiskBudgetError, RunError) as exc:
         st.error(str(exc), icon=":material/hard_drive:")
     else:
         st.rerun()

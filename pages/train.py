@@ -9,6 +9,7 @@ import torch
 from mnist_core import inside
 from mnist_core.augment import augment_batch
 from mnist_core.checkpoints import load_checkpoint
+from mnist_core.classroom import display_name
 from mnist_core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
 from mnist_core.disk import DiskBudgetError
 from mnist_core.models import REGISTRY, summary
@@ -22,7 +23,18 @@ from mnist_core.plots import (
     image_grid,
 )
 from mnist_core.runs import RunError
-from pages.common import DRAW, EVALUATE, ensure_app_shell, guarded, job_manager, mnist_or_stop, progress_text
+from pages.common import (
+    DRAW,
+    EVALUATE,
+    can_control,
+    current_user,
+    ensure_app_shell,
+    guarded,
+    job_manager,
+    mnist_or_stop,
+    my_runs,
+    progress_text,
+)
 
 ensure_app_shell()
 HELP = field_help()
@@ -165,17 +177,25 @@ values.update(
     model=st.session_state.cfg_model,
     model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm},
 )
+user = current_user()
+policy = jobs.policy()
+if policy.rules() and not user.is_teacher:
+    name = f"Exercise **{policy.exercise}**" if policy.exercise else "Your class"
+    st.info(f"{name}: {'; '.join(policy.rules())} (set by your teacher).", icon=":material/lock:")
 try:
     config, problem = TrainConfig.from_dict(values), None
 except ConfigError as exc:
     config, problem = None, str(exc)
+if config is not None and not user.is_teacher and policy.problems(config):
+    problem = "Not allowed in this class: " + "; ".join(policy.problems(config)) + "."
+    config = None
 if problem:
     st.error(problem, icon=":material/error:")
 if st.button("Start training", type="primary", disabled=config is None, icon=":material/play_arrow:"):
     try:
-        run = jobs.submit(config)
-    except DiskBudgetError as exc:  # refused before it starts: the disk could not hold it
-        st.error(str(exc), icon=":material/hard_drive:")
+        run = jobs.submit(config, actor=user)
+    except (DiskBudgetError, RunError) as exc:  # refused before it starts: disk, or a class limit
+        st.error(str(exc), icon=":material/block:")
     else:
         st.session_state.train_run_id = run.id
         st.toast(
@@ -185,7 +205,7 @@ if st.button("Start training", type="primary", disabled=config is None, icon=":m
 
 # ---------------- live section ----------------
 if "train_run_id" not in st.session_state:  # reattach: the training run, else a queued one, else the latest
-    runs = jobs.list()
+    runs = my_runs(jobs.list(), current_user())
     if runs:
         st.session_state.train_run_id = min(
             runs, key=lambda r: ("running", "queued").index(r.status) if r.active else 2
@@ -209,10 +229,13 @@ def summary(run) -> None:
             st.session_state.selected_run = run.id
             st.switch_page(DRAW)
     more = more_col.number_input("More epochs", 1, 100, 2, key="extend_n")
-    if extend_col.button(f"Extend by {more} epochs", icon=":material/add:", width="stretch"):
+    mine = can_control(run, current_user())
+    if extend_col.button(
+        f"Extend by {more} epochs", icon=":material/add:", width="stretch", disabled=not mine
+    ):
         try:
-            jobs.extend(run.id, int(more))
-        except DiskBudgetError as exc:
+            jobs.extend(run.id, int(more), actor=current_user())
+        except (DiskBudgetError, RunError) as exc:
             st.error(str(exc), icon=":material/hard_drive:")
         else:
             st.rerun()
@@ -242,12 +265,17 @@ def run_view(run_id: str) -> None:
     if was_active and not run.active:
         st.rerun()  # the run just ended: redraw the page once with the summary
     st.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+    user = current_user()
+    if not can_control(run, user):
+        st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
     if run.active:
         done, text = progress_text(run)
         st.progress(done, text=text)
         stop_col, _ = st.columns([1, 5])
-        if stop_col.button("Stop", icon=":material/stop:", key="stop_run"):
-            run = jobs.stop(run.id)
+        if stop_col.button(
+            "Stop", icon=":material/stop:", key="stop_run", disabled=not can_control(run, user)
+        ):
+            run = jobs.stop(run.id, actor=user)
             st.rerun()
     else:
         if run.reason:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,25 @@ def free_port() -> int:
 
 
 class Server:
-    """`streamlit run app.py` headless on a free port, with its own run store."""
+    """`streamlit run app.py` headless on a free port, with its own run store; `args` are more
+    `streamlit run` options (say `--secrets.files PATH`), `env` more environment variables."""
 
-    def __init__(self, store: Path, port: int | None = None):
+    def __init__(
+        self,
+        store: Path,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ):
         self.store = store
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MNIST_LAB_CHECKPOINTS": str(store), "MNIST_LAB_MAX_RUNS": "1"}
+        environ = {
+            **os.environ,
+            "MNIST_LAB_CHECKPOINTS": str(store),
+            "MNIST_LAB_MAX_RUNS": "1",
+            **(env or {}),
+        }
         store.mkdir(parents=True, exist_ok=True)
         self.log = open(store.parent / "streamlit.log", "ab")
         self.proc = subprocess.Popen(
@@ -79,9 +92,10 @@ class Server:
                 "none",
                 "--browser.gatherUsageStats",
                 "false",
+                *args,
             ],
             cwd=ROOT,
-            env=env,
+            env=environ,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -1,0 +1,45 @@
+"""AppTest: a damaged runs.db gets one plain message and a rebuild button on any page, not a traceback."""
+
+import os
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mnist_core.config import TrainConfig
+from mnist_core.jobs import JobManager
+from mnist_core.runs import RunStore
+from support import ROOT
+from support.snapshots import records_lost, snapshot
+from support.store_faults import damage_db, workers_exited
+
+REBUILD_BUTTON = "Rebuild the run store from the run folders"  # pages.common is imported by the app only
+
+
+def test_damaged_store_message_button_and_rebuild():
+    root = Path(os.environ["MNIST_LAB_CHECKPOINTS"])  # this test's own folder (conftest)
+    jobs = JobManager(RunStore(root), max_concurrent=1)
+    cfg = TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500, batch_size=50))
+    run = jobs.wait(jobs.submit(cfg).id, timeout_s=180)
+    assert run.status == "completed", jobs.log_tail(run.id)
+    workers_exited()
+    before = snapshot(jobs.store)
+    jobs.store.close()
+    damage_db(root, "garbage")
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    damaged = [e.value for e in at.error]
+    assert len(damaged) == 1, damaged  # one message, on the page (the sidebar only points to it)
+    assert "database is damaged" in damaged[0] and "run folders beside it are intact" in damaged[0]
+    assert str(root / "runs.db") in damaged[0]
+    assert [b.label for b in at.button] == [REBUILD_BUTTON]
+
+    at.button(key="rebuild_run_store").click().run()  # rebuilds, then reruns with a fresh store
+    assert not at.exception and not at.error
+    assert any("Restored 1 run(s) with 2 epoch record(s) and 60 batch losses" in s.value for s in at.success)
+    assert at.title[0].value == "MNIST Lab"  # the Home page, whole again
+    assert records_lost(before, snapshot(RunStore(root))) == []
+    at.run()  # and the message of the rebuild is shown once
+    assert not at.exception and not at.error and not any("Restored" in s.value for s in at.success)

@@ -1,0 +1,92 @@
+"""Faults of the run store's database file: truncated, zeroed or replaced by garbage, then rebuilt.
+
+The scenario follows tests/support/reliability.py: snapshot the store before the fault, damage the
+file, check the damage is detected with a clear message, rebuild from the run folders, and count
+the records saved before the fault that are missing or changed.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from mnist_core import executor
+from mnist_core.jobs import JobManager
+from mnist_core.repair import rebuild
+from mnist_core.runs import DB_NAME, RunStore, StoreDamaged
+from support.helpers import wait_until
+from support.reliability import FaultResult, _cfg, _result
+from support.snapshots import records_lost, snapshot
+
+DAMAGES = ("truncated", "zeroed", "garbage")
+
+
+def workers_exited(timeout_s: float = 60) -> None:
+    """Wait until every worker this process started has exited (its last connection closed), so
+    the database file alone holds the store and nothing writes to it while a test damages it."""
+    wait_until(lambda: all(p.poll() is not None for p in list(executor._CHILDREN.values())), timeout_s)
+
+
+def damage_db(root: Path, kind: str, seed: int = 0) -> bytes:
+    """Damage runs.db as a failing disk or a stray write would: the first half only ("truncated"),
+    the same length of zero bytes ("zeroed"), or random bytes ("garbage"). Returns what the file
+    then holds. The write-ahead log is folded in first, so the file alone was the whole store."""
+    store = RunStore(root)
+    store.fold_wal()
+    store.close()
+    db = root / DB_NAME
+    data = db.read_bytes()
+    damaged = {
+        "truncated": data[: len(data) // 2],
+        "zeroed": bytes(len(data)),
+        "garbage": random.Random(seed).randbytes(len(data)),
+    }[kind]
+    db.write_bytes(damaged)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return damaged
+
+
+def fault_damaged_db(root: Path) -> FaultResult:
+    """runs.db truncated, then zeroed, then garbage: each detected on open with a message naming the
+    file and the repair, each rebuilt from the run folders with nothing saved lost."""
+    jobs = JobManager(RunStore(root), max_concurrent=1)
+    runs = [
+        jobs.submit(_cfg(model="mlp_128_64", epochs=2, limit=1500, batch_size=50, seed=s)) for s in (1, 2)
+    ]
+    completed = all(jobs.wait(run.id, timeout_s=180).status == "completed" for run in runs)
+    workers_exited()
+    before = snapshot(jobs.store)
+    rows = {r.id: r for r in jobs.store.list()}
+    jobs.store.close()
+    lost: list[str] = []
+    notes, ok = [], completed
+    for i, kind in enumerate(DAMAGES):
+        damaged = damage_db(root, kind, seed=i)
+        try:
+            RunStore(root)
+            detected = ""
+        except StoreDamaged as exc:
+            detected = str(exc)
+        clear = str(root / DB_NAME) in detected and "mnist-lab check --repair" in detected
+        report = rebuild(root)
+        kept = report.moved_to is not None and report.moved_to.read_bytes() == damaged
+        store = RunStore(root)
+        same = all(
+            (r.status, r.test_acc, r.epochs_done)
+            == (rows[r.id].status, rows[r.id].test_acc, rows[r.id].epochs_done)
+            for r in store.list()
+        )
+        lost += [f"after {kind}: {line}" for line in records_lost(before, snapshot(store))]
+        ok = ok and clear and kept and same and report.runs == len(rows) and not report.skipped
+        notes.append(
+            f"{kind}: {'detected' if clear else 'NOT detected clearly'}, rebuilt {report.runs} runs, "
+            f"{report.epochs} epochs, {report.batches} batches{'' if kept else ', damaged file NOT kept'}"
+        )
+        store.close()
+    result = _result(
+        "damaged runs.db (truncated, zeroed, garbage)", RunStore(root), before, ok, "; ".join(notes)
+    )
+    result.lost = lost + result.lost
+    result.survived = result.survived and not lost
+    return result
