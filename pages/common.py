@@ -14,7 +14,7 @@ from typing import NoReturn
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from mnist_core.classroom import ClassPolicy
+from mnist_core.classroom import ClassPolicy, display_name
 from mnist_core.config import ConfigError
 from mnist_core.data import DataError, load_mnist
 from mnist_core.identity import (
@@ -258,7 +258,8 @@ def sidebar_runs() -> None:
         st.caption("None. Start one on the Train page.")
     for run in sorted(active, key=lambda r: (r.status != "running", r.queue_seq)):
         done, text = progress_text(run)
-        st.progress(done, text=f"**{run.model}** `{run.id[-6:]}` · {text}")
+        who = f" · {display_name(run)}" if run.owner_name else ""  # whose run, in a signed-in class
+        st.progress(done, text=f"**{run.model}** `{run.id[-6:]}`{who} · {text}")
 
 
 def model_sources() -> dict[str, str]:
