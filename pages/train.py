@@ -68,6 +68,14 @@ def apply_preset() -> None:
 if "cfg_model" not in st.session_state:
     st.session_state.cfg_model = "fast_cnn"
     apply_preset()
+user = current_user()
+policy = jobs.policy()
+locked = {} if user.is_teacher else policy.fixed  # settings the exercise fixes: shown, not changeable
+for name, value in locked.items():
+    if st.session_state.get(f"cfg_{name}") != value:
+        st.session_state[f"cfg_{name}"] = value
+        if name == "model":
+            apply_preset()
 
 st.title("Train")
 
@@ -78,6 +86,7 @@ with left:
         "Architecture",
         list(REGISTRY),
         key="cfg_model",
+        disabled="model" in locked,
         on_change=apply_preset,
         format_func=lambda k: f"{k} · {REGISTRY[k].reference}",
         help="Choosing a model loads its reference settings.",
@@ -110,11 +119,15 @@ st.subheader("Hyperparameters")
 opt_col, reg_col, run_col = st.columns(3)
 with opt_col:
     st.markdown("**Optimisation**")
-    st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", help=HELP["optimizer"])
+    st.selectbox(
+        "Optimizer", OPTIMIZERS, key="cfg_optimizer", help=HELP["optimizer"], disabled="optimizer" in locked
+    )
     st.select_slider("Learning rate", LRS, key="cfg_lr", format_func=lambda v: f"{v:g}", help=HELP["lr"])
     st.slider("Momentum (SGD)", 0.0, 0.99, key="cfg_momentum", step=0.01, help=HELP["momentum"])
     st.checkbox("Nesterov momentum", key="cfg_nesterov", help=HELP["nesterov"])
-    st.selectbox("Schedule", SCHEDULES, key="cfg_schedule", help=HELP["schedule"])
+    st.selectbox(
+        "Schedule", SCHEDULES, key="cfg_schedule", help=HELP["schedule"], disabled="schedule" in locked
+    )
 with reg_col:
     st.markdown("**Regularisation**")
     st.select_slider(
@@ -177,8 +190,6 @@ values.update(
     model=st.session_state.cfg_model,
     model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm},
 )
-user = current_user()
-policy = jobs.policy()
 if policy.rules() and not user.is_teacher:
     name = f"Exercise **{policy.exercise}**" if policy.exercise else "Your class"
     st.info(f"{name}: {'; '.join(policy.rules())} (set by your teacher).", icon=":material/lock:")

@@ -17,6 +17,7 @@ CLASSROOM = {
     "exercise": "warm-up",
     "max_queued": 1,
     "at_most": {"epochs": 3, "limit": 10_000},
+    "fixed": {"model": "cnn_basic"},
 }
 
 
@@ -38,7 +39,9 @@ def test_a_learner_sees_the_exercise_locked_and_cannot_start_outside_it():
     assert not at.exception
     info = " ".join(i.value for i in at.info)
     assert "Exercise **warm-up**: at most 3 epochs; at most 10,000 training images" in info
-    assert "set by your teacher" in info
+    assert "set by your teacher" in info and "model is cnn_basic" in info
+    model = at.selectbox(key="cfg_model")
+    assert model.value == "cnn_basic" and model.disabled  # fixed by the exercise: shown locked
     errors = " ".join(e.value for e in at.error)
     assert "Not allowed in this class" in errors and "not all of them" in errors  # full data
     assert start_button(at).disabled
@@ -53,4 +56,4 @@ def test_a_teacher_is_not_bound_by_the_exercise():
     assert not at.exception
     assert not any("set by your teacher" in i.value for i in at.info)
     assert not any("Not allowed in this class" in e.value for e in at.error)
-    assert not start_button(at).disabled
+    assert not start_button(at).disabled and not at.selectbox(key="cfg_model").disabled

@@ -1,6 +1,7 @@
 """Faults and load, as scenarios shared by the tests and the report script.
 
     python tests/support/reliability.py              # the full report: 10 sessions watching for 60 s
+    (as root: the full-disk faults mount a small tmpfs)
     python tests/support/reliability.py --seconds 15 # a shorter load phase
 
 Each fault scenario snapshots the run store just before the fault and again after it (and after
@@ -473,6 +474,8 @@ def main(argv=None) -> int:
     bad_inputs = 0
     if not args.skip_fuzz:
         import pytest
+
+        sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the fuzz tests count what they tried
         import test_fuzz
 
         code = pytest.main(
@@ -488,7 +491,9 @@ def main(argv=None) -> int:
         if code != 0:
             return 1
     results = []
-    for scenario in FAULTS:
+    from support.store_faults import fault_damaged_db  # it builds on this module's helpers
+
+    for scenario in [*FAULTS, fault_damaged_db]:
         t0 = time.time()
         r = scenario(work / scenario.__name__ / "store")
         results.append(r)
