@@ -68,7 +68,8 @@ if runs:
         "Select runs to compare",
         [r.id for r in shown],
         key="runs_selected",
-        format_func=lambda rid: f"{by_id[rid].model} {rid[-6:]} ({by_id[rid].status})",
+        # no status in the label: a label that changes when a run ends would reset the selection
+        format_func=lambda rid: f"{by_id[rid].model} {rid[-6:]} · {display_name(by_id[rid])}",
     )
     st.download_button(
         "Export the table as CSV",
@@ -179,8 +180,15 @@ if selected:
             except (ValueError, ConfigError) as exc:  # RunError (not allowed, a limit) is a ValueError
                 st.error(str(exc))
 
-    # ---------------- delete ----------------
+    # ---------------- stop (a teacher stops any learner's run here) ----------------
     theirs = [rid for rid in selected if not can_control(by_id[rid], user)]
+    active = [rid for rid in selected if by_id[rid].active and rid not in theirs]
+    if active and st.button(f"Stop {len(active)} selected active run(s)", icon=":material/stop:"):
+        for rid in active:
+            jobs.stop(rid, actor=user)
+        st.rerun()
+
+    # ---------------- delete ----------------
     with st.expander(f"Delete {len(selected)} selected run(s)"):
         if theirs:
             st.caption(

@@ -1,5 +1,5 @@
 """Real Chromium, real OpenID Connect provider: a learner's run is theirs. Learner A starts a run on
-the Train page; learner B sees it on the Runs page but cannot delete or clone it; the teacher can;
+the Train page; learner B sees it on the Runs page but cannot stop, delete or clone it; the teacher can;
 the job API refuses B too."""
 
 import pytest
@@ -27,7 +27,15 @@ def select_run(page, url: str, run_id: str) -> None:
     page.get_by_role("option", name=run_id[-6:]).click()
     page.keyboard.press("Escape")
     page.get_by_text("Comparing 1 run(s)").wait_for()
-    page.get_by_text("Delete 1 selected run(s)").click()
+
+
+def confirm(page) -> None:
+    """Tick the delete confirmation once the expander has opened."""
+    box = page.get_by_role("checkbox", name="Yes, delete their records and checkpoint files")
+    box.wait_for()
+    page.wait_for_timeout(500)  # the expander's opening animation
+    page.get_by_text("Yes, delete their records and checkpoint files").click()
+    wait_until(box.is_checked, timeout_s=10)
 
 
 def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  # noqa: F811
@@ -47,8 +55,9 @@ def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  
 
         # B: the run is listed with its owner's name, but neither Delete nor Clone acts on it
         select_run(b, signin_server.url, run.id)
+        b.get_by_text("Delete 1 selected run(s)").click()
         b.get_by_text("belong to other learners").wait_for()
-        b.get_by_text("Yes, delete their records and checkpoint files").click()
+        confirm(b)
         assert b.get_by_role("button", name="Delete", exact=True).is_disabled()
         b.get_by_text("Change one thing").click()
         value = b.get_by_role("textbox", name="New value")
@@ -66,9 +75,15 @@ def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  
             jobs.stop(run.id, actor=ben)
         assert jobs.get(run.id).status == "running"
 
-        # the teacher may delete it
+        assert b.get_by_role("button", name="Stop 1 selected active run(s)").count() == 0
+        # the teacher may stop it and delete it
         select_run(teacher, signin_server.url, run.id)
-        teacher.get_by_text("Yes, delete their records and checkpoint files").click()
+        stop = teacher.get_by_role("button", name="Stop 1 selected active run(s)")
+        stop.click()
+        wait_until(lambda: jobs.store.get(run.id).status == "stopped", timeout_s=30)
+        stop.wait_for(state="detached")  # the page has rerun: the run is no longer active
+        teacher.get_by_text("Delete 1 selected run(s)").click()
+        confirm(teacher)
         assert teacher.get_by_text("belong to other learners").count() == 0
         teacher.get_by_role("button", name="Delete", exact=True).click()
         wait_until(lambda: all(r.id != run.id for r in jobs.store.list()), timeout_s=30)

@@ -4,9 +4,12 @@ Streamlit runs its legacy pages/-folder mode until some session calls st.navigat
 through ensure_app_shell() (public API only). If a Streamlit upgrade changes that behaviour, the
 page would show without the app's navigation and sidebar, and this test fails."""
 
+from support import ROOT
 from support.browser import Server
 
-TITLES = ["Home", "Data", "Models", "Train", "Runs", "Evaluate", "Inside", "Draw"]
+# The app's navigation in order: every page file, Home first (a page added or lost fails the test).
+TITLES = ["Home", "Data", "Models", "Train", "Runs", "Class wall", "Evaluate", "Inside", "Draw"]
+assert len(TITLES) == len([p for p in (ROOT / "pages").glob("*.py") if p.stem != "common"])
 
 
 def test_deep_link_on_a_fresh_server_runs_inside_the_app(browser, tmp_path):
