@@ -15,3 +15,15 @@ def mnist():
 def _tmp_checkpoints(tmp_path, monkeypatch):
     """No test writes into the repository's checkpoints/ folder."""
     monkeypatch.setenv("MNIST_LAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
+
+
+@pytest.fixture()
+def jobs(tmp_path):
+    """A JobManager on this test's own store, one run at a time; no worker outlives the test."""
+    from mnist_core.jobs import JobManager
+    from mnist_core.runs import RunStore
+
+    manager = JobManager(RunStore(tmp_path / "store"), max_concurrent=1)
+    yield manager
+    for run in manager.store.list(("running", "queued")):
+        manager.stop(run.id, grace_s=2)

@@ -19,14 +19,6 @@ def tiny(**kw):
     return TrainConfig.from_dict({**base, **kw})
 
 
-@pytest.fixture()
-def jobs(tmp_path):
-    manager = JobManager(RunStore(tmp_path / "store"), max_concurrent=1)
-    yield manager
-    for run in manager.store.list(("running", "queued")):
-        manager.stop(run.id, grace_s=2)
-
-
 def fake(run_id: str, owner: str, seq: int) -> Run:
     return Run(run_id, "m", {}, "queued", None, 0, None, None, seq, None, None, None, 0, {}, None, None,
                {}, None, 0, 0, owner=owner)  # fmt: skip

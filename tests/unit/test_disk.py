@@ -24,14 +24,6 @@ def cfg(**kw):
     return TrainConfig.from_dict({**base, **kw})
 
 
-@pytest.fixture()
-def jobs(tmp_path):
-    manager = JobManager(RunStore(tmp_path / "store"), max_concurrent=1)
-    yield manager
-    for run in manager.store.list(("running", "queued")):
-        manager.stop(run.id, grace_s=2)
-
-
 def test_a_run_keeps_one_copy_of_its_best_weights_and_one_optimizer_state(jobs):
     run = jobs.wait(jobs.submit(cfg()).id, timeout_s=120)
     assert run.status == "completed", jobs.log_tail(run.id)

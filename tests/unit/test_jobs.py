@@ -9,7 +9,6 @@ import pytest
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
 from mnist_core.runs import RunError, RunStore
 from support.helpers import wait_until as wait_for
 
@@ -17,14 +16,6 @@ from support.helpers import wait_until as wait_for
 def cfg(**kw):
     base = dict(model="mlp_128_64", epochs=1, limit=1500, batch_size=50, val_fraction=0.1)
     return TrainConfig.from_dict({**base, **kw})
-
-
-@pytest.fixture()
-def jobs(tmp_path):
-    manager = JobManager(RunStore(tmp_path / "store"), max_concurrent=1)
-    yield manager
-    for run in manager.store.list(("running", "queued")):  # never leave a worker behind
-        manager.stop(run.id, grace_s=2)
 
 
 def test_start_poll_complete(jobs):
