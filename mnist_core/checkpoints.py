@@ -75,7 +75,8 @@ def default_name(model_key: str, accuracy: float | None) -> str:
 
 
 def atomic_save(obj, path: str | Path) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`."""
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+    `obj` may also be bytes that torch.save made elsewhere (a run on a cluster node): written as is."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -84,7 +85,10 @@ def atomic_save(obj, path: str | Path) -> Path:
     try:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            if isinstance(obj, bytes):
+                fh.write(obj)
+            else:
+                torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -1,19 +1,27 @@
-"""Where runs execute, and the queue's hand-off: each run is its own OS process on this machine.
+"""Where runs execute, and the queue's hand-off: the Executor interface and its two backends.
 
-The job API (jobs.py) and a finishing worker both call `schedule`, which marks dead runs
-interrupted and starts queued runs while slots are free; the worker never imports the job API."""
+`from_environment()` is the one place that picks the backend: $MNIST_LAB_RAY_ADDRESS=HOST:PORT
+selects the Ray cluster there, unset means this machine. Either way each run has one local
+process that is the run's only writer to the store: the training worker itself (local), or a
+bridge that drives the run on the cluster and writes what it streams back (ray_bridge.py).
+
+The job API (jobs.py) and a finishing worker or bridge both call `schedule`, which marks dead
+runs interrupted and starts queued runs while slots are free; neither imports the job API."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
-from . import disk
-from .runs import Run, RunStore
+from . import disk, ray_backend
+from .runs import Run, RunError, RunStore
 
 MAX_RUNS_ENV = "MNIST_LAB_MAX_RUNS"
 _CHILDREN: dict[int, subprocess.Popen] = {}  # processes this process started, reaped when seen dead
@@ -27,10 +35,74 @@ def default_max_concurrent() -> int:
         return max(1, (os.cpu_count() or 2) // 4)
 
 
+class BackendUnavailable(RunError):
+    """The configured backend cannot take runs now (a Ray cluster that does not answer)."""
+
+
+class Executor(Protocol):
+    """Where runs execute. JobManager takes one; `schedule` and `reap` work with any."""
+
+    name: str
+
+    def start(self, store: RunStore, run_id: str, max_concurrent: int) -> None: ...
+    def alive(self, run: Run) -> bool: ...
+    def request_stop(self, run: Run) -> None: ...
+    def kill(self, run: Run) -> None: ...
+    def capacity(self) -> int: ...
+    def unavailable(self) -> str | None: ...
+    def lost_reason(self, run: Run, epochs_done: int) -> str: ...
+    def status(self) -> dict: ...
+
+
+def from_environment() -> Executor:
+    """The backend the configuration asks for: Ray at $MNIST_LAB_RAY_ADDRESS, else local."""
+    address = os.environ.get(ray_backend.ADDRESS_ENV, "").strip()
+    return RayExecutor(address) if address else LocalExecutor()
+
+
 class LocalExecutor:
     """Runs each training run as `python -m mnist_core.worker` in its own session."""
 
     name = "local"
+    module = "mnist_core.worker"
+
+    def command(self, store: RunStore, run_id: str) -> list[str]:
+        return [sys.executable, "-m", self.module, "--root", str(store.root), run_id]
+
+    def environment(self) -> dict[str, str]:
+        """The run process's environment: this one, naming this backend, so that the process's
+        own hand-off to the next queued run (schedule at its end) uses the same backend."""
+        return {k: v for k, v in os.environ.items() if k != ray_backend.ADDRESS_ENV}
+
+    def capacity(self) -> int:
+        return default_max_concurrent()
+
+    def unavailable(self) -> str | None:
+        """Why runs cannot start now (None: they can)."""
+        return None
+
+    def lost_reason(self, run: Run, epochs_done: int) -> str:
+        return (
+            f"The training process (pid {run.pid}) ended unexpectedly: it was killed or ran out of "
+            f"memory. {epochs_done} finished epoch(s) and their checkpoints are kept; Extend continues it."
+        )
+
+    def status(self) -> dict:
+        """Backend facts for Home: this machine as the only node."""
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        cpus = os.cpu_count() or 1
+        node = dict(name=socket.gethostname(), address="this machine", cpus=cpus, gpus=gpus, alive=True)
+        return dict(
+            backend=self.name,
+            address=None,
+            error=None,
+            nodes=[node],
+            cpus=cpus,
+            gpus=gpus,
+            max_runs=self.capacity(),
+        )
 
     def start(self, store: RunStore, run_id: str, max_concurrent: int) -> None:
         log = store.log_path(run_id)
@@ -38,15 +110,18 @@ class LocalExecutor:
         disk.ensure_reserve(store.root)  # so that even a run that fills the disk can say why
         with open(log, "ab") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mnist_core.worker", "--root", str(store.root), run_id],
+                self.command(store, run_id),
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, MAX_RUNS_ENV: str(max_concurrent)},
+                env={**self.environment(), MAX_RUNS_ENV: str(max_concurrent)},
                 start_new_session=True,
             )  # survives the dashboard's reruns and restarts
         _CHILDREN[proc.pid] = proc
-        store.update(run_id, pid=proc.pid)
+        fields: dict = {"pid": proc.pid}
+        if self.name == "local":
+            fields["node"] = f"this machine ({socket.gethostname()})"  # a bridge records the cluster node
+        store.update(run_id, **fields)
 
     def alive(self, run: Run) -> bool:
         """True while the run's worker is running (not a zombie, not a reused pid)."""
@@ -87,7 +162,66 @@ class LocalExecutor:
             os.kill(run.pid, signal.SIGKILL)
 
 
-def reap(store: RunStore, executor: LocalExecutor) -> list[str]:
+class RayExecutor(LocalExecutor):
+    """Runs each training run as a Ray task on the cluster at `address`, driven by a local bridge
+    process (`python -m mnist_core.ray_bridge`) started, watched and stopped like a local worker:
+    it survives the dashboard's restarts, SIGTERM stops the run at once, and it is the run's one
+    writer to the store. Ray itself is imported only by the bridge, never by the dashboard."""
+
+    name = "ray"
+    module = "mnist_core.ray_bridge"
+    CAPACITY_TTL_S = 60.0
+
+    def __init__(self, address: str):
+        self.address = address
+        self._capacity: int | None = None
+        self._capacity_t = 0.0
+        self._refreshing = threading.Lock()
+
+    def command(self, store: RunStore, run_id: str) -> list[str]:
+        return [*super().command(store, run_id), "--address", self.address]
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), ray_backend.ADDRESS_ENV: self.address}
+
+    def unavailable(self) -> str | None:
+        return ray_backend.unreachable(self.address)
+
+    def status(self) -> dict:
+        status = ray_backend.cluster_status(self.address)
+        if not status.get("error"):
+            self._capacity, self._capacity_t = ray_backend.capacity_of(status), time.time()
+        return {**status, "max_runs": self.capacity()}
+
+    def capacity(self) -> int:
+        """$MNIST_LAB_MAX_RUNS, else as many runs as the cluster's CPUs (and GPUs) hold at once,
+        asked of the cluster once and then refreshed in the background every minute."""
+        if os.environ.get(MAX_RUNS_ENV):
+            return default_max_concurrent()
+        if self._capacity is None:
+            self._refresh()
+        elif time.time() - self._capacity_t > self.CAPACITY_TTL_S and not self._refreshing.locked():
+            threading.Thread(target=self._refresh, daemon=True).start()
+        return self._capacity or 1
+
+    def _refresh(self) -> None:
+        with self._refreshing:
+            status = ray_backend.cluster_status(self.address)
+            if not status.get("error"):
+                self._capacity = ray_backend.capacity_of(status)
+            self._capacity_t = time.time()
+
+    def lost_reason(self, run: Run, epochs_done: int) -> str:
+        cluster = self.unavailable()
+        where = f" ({cluster})" if cluster else ""
+        return (
+            f"The bridge process (pid {run.pid}) that drove this run on the Ray cluster at "
+            f"{self.address} ended unexpectedly{where}. {epochs_done} finished epoch(s) and their "
+            "checkpoints are kept; Extend continues it."
+        )
+
+
+def reap(store: RunStore, executor: Executor) -> list[str]:
     """Runs marked running whose process is gone become `interrupted`, with a reason."""
     lost = []
     for run in store.list(("running",)):
@@ -100,25 +234,21 @@ def reap(store: RunStore, executor: LocalExecutor) -> list[str]:
             if fresh.stop_requested:  # asked to stop, and it did (perhaps before its handler was set)
                 status, reason = "stopped", f"Stopped by request after {fresh.epochs_done} finished epoch(s)."
             else:
-                status, reason = (
-                    "interrupted",
-                    (
-                        f"The training process (pid {run.pid}) ended unexpectedly: it was "
-                        f"killed or ran out of memory. {fresh.epochs_done} finished "
-                        "epoch(s) and their checkpoints are kept; Extend continues it."
-                    ),
-                )
+                status, reason = "interrupted", executor.lost_reason(fresh, fresh.epochs_done)
             store.update(run.id, status=status, finished=time.time(), pid=None, reason=reason)
             store.remove_temp_files(run.id)  # a save cut short by the kill
             lost.append(run.id)
     return lost
 
 
-def schedule(store: RunStore, executor: LocalExecutor, max_concurrent: int) -> list[str]:
-    """Mark dead runs interrupted, then start queued runs while slots are free."""
+def schedule(store: RunStore, executor: Executor, max_concurrent: int) -> list[str]:
+    """Mark dead runs interrupted, then start queued runs while slots are free (and the backend
+    can take them: while a cluster does not answer, queued runs keep their place)."""
     reap(store, executor)
     if not store.has_queued():
         return []  # nothing waits: no write transaction on every page poll
+    if executor.unavailable():
+        return []
     starting = store.claim_queued(max_concurrent)
     for run_id in starting:
         executor.start(store, run_id, max_concurrent)

@@ -25,13 +25,22 @@ class JobManager:
         self,
         store: RunStore | None = None,
         max_concurrent: int | None = None,
-        executor: ex.LocalExecutor | None = None,
+        executor: ex.Executor | None = None,
         policy: ClassPolicy | None = None,
     ):
         self.store = store or RunStore()
-        self.max_concurrent = max_concurrent or ex.default_max_concurrent()
-        self.executor = executor or ex.LocalExecutor()
+        self.executor = executor or ex.from_environment()  # local, or Ray at $MNIST_LAB_RAY_ADDRESS
+        self._max_concurrent = max_concurrent
         self.configured_policy = policy or ClassPolicy()  # from configuration; a teacher may change it
+
+    @property
+    def max_concurrent(self) -> int:
+        """How many runs train at once: as given, else what the backend holds (executor.capacity)."""
+        return self._max_concurrent or self.executor.capacity()
+
+    def backend_status(self) -> dict:
+        """Where runs train, for Home: the backend, its nodes, CPUs and GPUs, or why it is down."""
+        return self.executor.status()
 
     # ---- the class's rules ----
     def policy(self) -> ClassPolicy:
@@ -51,6 +60,9 @@ class JobManager:
         """Validate, queue, and start at once if a slot is free. Returns the run (maybe queued)."""
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         cfg.validate()
+        problem = self.executor.unavailable()
+        if problem:
+            raise ex.BackendUnavailable(problem)  # refused with the reason, nothing queued
         policy = self.policy()
         classroom.check_submit(policy, actor, cfg, self.store.active_count(actor.id))
         disk.check_fits(self.store.root, cfg)  # refused before it starts, with the numbers

@@ -25,7 +25,7 @@ from .checkpoints import (
 from .config import ConfigError, TrainConfig
 from .data import DataError
 from .runs import RunStore
-from .train import TrainingError, train_model
+from .train import Diverged, TrainingError, train_model
 
 FLUSH_EVERY_S = 0.25  # batch metrics reach readers well within a second
 # Training takes whatever CPU the dashboard leaves: with many learners' pages refreshing at once
@@ -83,29 +83,45 @@ class StoreWriter:
 
     def on_epoch_end(self, state) -> None:
         self.flush(state)
-        record, store, run_id = state.last, self.store, self.run_id
-        # Optimizer state is only needed to continue a run, so it lives in one resume file (the
-        # last epoch's), written first: an epoch file on disk always has its resume file beside it.
-        resume = describe_resume(state.optimizer, state.scheduler, state.epoch, self.step)
-        atomic_save(resume, store.resume_checkpoint(run_id, state.epoch))
-        extra = dict(epoch=state.epoch, step=self.step)
-        obj = describe(state.model, state.config, state.history, {"val_acc": record.get("val_acc")}, extra)
-        path = atomic_save(obj, store.epoch_checkpoint(run_id, state.epoch))
-        best = {}
-        if state.best_epoch == state.epoch:
-            atomic_link(path, store.best_checkpoint(run_id))  # the same file, not a second copy
-            best = {"best_val_acc": record.get("val_acc")}
-        store.append_epoch(
-            run_id, record, str(path), epochs_done=state.epoch, images_per_s=record["images_per_s"], **best
-        )
-        for old in store.run_dir(run_id).glob("resume-*.pt"):
-            if old.name != store.resume_checkpoint(run_id, state.epoch).name:
-                old.unlink(missing_ok=True)
-        log(
-            f"epoch {state.epoch}/{state.config.epochs}: train loss {record['train_loss']:.4f}"
-            + (f", val acc {record['val_acc']:.2%}" if record.get("val_acc") is not None else "")
-            + f", {record['images_per_s']:,.0f} img/s"
-        )
+        resume, obj = epoch_files(state, self.step)
+        save_epoch(self.store, self.run_id, state.last, resume, obj, state.best_epoch == state.epoch)
+        log(epoch_line(state.last, state.config.epochs))
+
+
+def epoch_files(state, step: int) -> tuple[dict, dict]:
+    """The two files an epoch leaves: (resume state for Extend, the self-describing checkpoint)."""
+    resume = describe_resume(state.optimizer, state.scheduler, state.epoch, step)
+    extra = dict(epoch=state.epoch, step=step)
+    val = {"val_acc": state.last.get("val_acc")}
+    return resume, describe(state.model, state.config, state.history, val, extra)
+
+
+def save_epoch(store: RunStore, run_id: str, record: dict, resume, checkpoint, is_best: bool) -> None:
+    """Write an epoch's files and record into the store. `resume` and `checkpoint` are the dicts of
+    epoch_files, or the same already serialised to bytes (a run on a cluster node sends those)."""
+    epoch = record["epoch"]
+    # Optimizer state is only needed to continue a run, so it lives in one resume file (the
+    # last epoch's), written first: an epoch file on disk always has its resume file beside it.
+    atomic_save(resume, store.resume_checkpoint(run_id, epoch))
+    path = atomic_save(checkpoint, store.epoch_checkpoint(run_id, epoch))
+    best = {}
+    if is_best:
+        atomic_link(path, store.best_checkpoint(run_id))  # the same file, not a second copy
+        best = {"best_val_acc": record.get("val_acc")}
+    store.append_epoch(
+        run_id, record, str(path), epochs_done=epoch, images_per_s=record["images_per_s"], **best
+    )
+    for old in store.run_dir(run_id).glob("resume-*.pt"):
+        if old.name != store.resume_checkpoint(run_id, epoch).name:
+            old.unlink(missing_ok=True)
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    return (
+        f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}"
+        + (f", val acc {record['val_acc']:.2%}" if record.get("val_acc") is not None else "")
+        + f", {record['images_per_s']:,.0f} img/s"
+    )
 
 
 def log(line: str) -> None:
@@ -204,9 +220,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def failure_reason(exc: BaseException, store: RunStore, run_id: str) -> str:
-    """What the learner reads about a failed run: the cause in words, with what to do."""
-    if disk.is_disk_full(exc):
+def failure_reason(exc: BaseException, store: RunStore | None, run_id: str) -> str:
+    """What the learner reads about a failed run: the cause in words, with what to do. `store` is
+    None on a cluster node, which writes nothing to disk itself."""
+    if disk.is_disk_full(exc) and store is not None:
         free = disk.free_bytes(store.root)
         disk.release_reserve(store.root)  # room to write this reason, the log and the status
         try:
@@ -241,6 +258,8 @@ def main(argv=None) -> int:
     except Exception as exc:
         trace = traceback.format_exc()  # inside the except block, where the traceback still exists
         reason = failure_reason(exc, store, args.run_id)
+        # a diverged run is a result too (the Lessons page judges it): say where, in the record
+        found = {"diverged": {"epoch": exc.epoch, "batch": exc.batch}} if isinstance(exc, Diverged) else {}
     store.remove_temp_files(args.run_id)
     try:
         sys.stdout.write(trace)
@@ -248,6 +267,8 @@ def main(argv=None) -> int:
     except OSError:
         pass  # the log's disk is full even now; the reason still goes into the store
     store.update(args.run_id, status="failed", reason=reason, finished=time.time(), pid=None)
+    if found:
+        store.update(args.run_id, test_metrics=found)
     return 1
 
 
@@ -257,7 +278,7 @@ if __name__ == "__main__":
     finally:
         try:  # hand the freed slot to the next queued run
             root = sys.argv[sys.argv.index("--root") + 1]
-            executor.schedule(RunStore(root), executor.LocalExecutor(), executor.default_max_concurrent())
+            executor.schedule(RunStore(root), executor.from_environment(), executor.default_max_concurrent())
         except Exception:
             traceback.print_exc()
     sys.exit(code)

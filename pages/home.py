@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mnist_core.paths import data_dir
-from mnist_core.system import environment_status
+from mnist_core.system import backend_status, environment_status
 from pages.common import DRAW, EVALUATE, TRAIN, ensure_app_shell
 
 ensure_app_shell()
@@ -38,6 +38,22 @@ with model_col:
         st.caption(f"{default['size_kb']:.0f} KB, shipped in `checkpoints/default.pt`")
     else:
         st.info("No default model shipped yet.")
+
+st.subheader("Where runs train")
+backend = st.cache_data(ttl=30, show_spinner="Asking the cluster...")(backend_status)()
+if backend["error"]:
+    st.error(backend["error"])
+elif backend["backend"] == "ray":
+    st.success(
+        f"Ray cluster at `{backend['address']}`: {len(backend['nodes'])} node(s), {backend['cpus']:g} CPUs, "
+        f"{backend['gpus']:g} GPUs; up to {backend['max_runs']} run(s) train at once, the rest queue."
+    )
+    st.dataframe(backend["nodes"], hide_index=True)
+else:
+    st.info(
+        f"This machine: {backend['cpus']} CPU cores, {backend['gpus']} GPU(s); {backend['max_runs']} run(s) "
+        "train at once, the rest queue. Set `MNIST_LAB_RAY_ADDRESS=HOST:PORT` to train on a Ray cluster."
+    )
 
 st.subheader("The quick path")
 step1, step2, step3 = st.columns(3)
