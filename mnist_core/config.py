@@ -13,7 +13,7 @@ class ConfigError(ValueError):
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "range")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 
@@ -43,7 +43,12 @@ class TrainConfig:
     label_smoothing: float = _f(
         0.0, "share of the target spread over the other classes", group="regularisation"
     )
-    schedule: str = _f("constant", "learning-rate schedule", choices=SCHEDULES, group="optimisation")
+    schedule: str = _f(
+        "constant",
+        "learning-rate schedule (range: an LR range test, lr * 1e-5 rising to lr until the loss explodes)",
+        choices=SCHEDULES,
+        group="optimisation",
+    )
     step_size: int = _f(2, "epochs between decays for the step schedule", group="schedule")
     gamma: float = _f(0.5, "decay factor for the step schedule", group="schedule")
     patience: int = _f(

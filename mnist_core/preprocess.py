@@ -172,3 +172,22 @@ def perturb(
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return x[0, 0].clamp(0, 1).numpy()
+
+
+def render_like_canvas(
+    digit28: torch.Tensor | np.ndarray,
+    rng: np.random.Generator,
+    side: int = 280,
+    dark_on_light: bool | None = None,
+) -> np.ndarray:
+    """An MNIST digit as a learner's canvas gives it: drawn big, off-centre, at a random size, and
+    dark on light (like the Draw page's canvas) or light on dark (None: either, at random)."""
+    img = np.asarray(digit28, dtype=np.float32) / (255.0 if np.asarray(digit28).max() > 1 else 1.0)
+    size = int(rng.integers(side // 3, side))
+    big = np.clip(resize(img, size, size), 0, 1)
+    out = np.zeros((side, side), dtype=np.float32)
+    top, left = rng.integers(0, side - size + 1, size=2)
+    out[top : top + size, left : left + size] = big
+    if dark_on_light if dark_on_light is not None else rng.random() < 0.5:
+        out = 1.0 - out
+    return out

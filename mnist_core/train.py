@@ -26,6 +26,23 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, say); the message is meant for a learner."""
 
 
+class Diverged(TrainingError):
+    """The loss became NaN or infinite: the run ends with this clear reason, its curves kept."""
+
+    def __init__(self, message: str, epoch: int, batch: int):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
+
+
+RANGE_SPAN = 1e-5  # the LR range test sweeps from lr * RANGE_SPAN up to lr
+RANGE_EXPLODED = 4.0  # ... and ends once a batch loss exceeds this many times the lowest so far
+
+
+def range_lr(lr: float, step: int, total: int) -> float:
+    """The learning rate of batch `step` (0-based) of `total` in an LR range test: exponential."""
+    return lr * RANGE_SPAN ** (1 - step / max(total - 1, 1))
+
+
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -63,6 +80,10 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int, epochs: in
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=total, pct_start=0.25)
+    if cfg.schedule == "range":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: range_lr(1.0, min(step, total - 1), total)
+        )
     return None
 
 
@@ -159,6 +180,8 @@ def fit(
     autocast = partial(torch.autocast, device.type, torch.bfloat16, cfg.precision == "bf16")
     has_val = len(data.val_y) > 0
     best_loss, best_weights, bad_epochs = math.inf, None, 0
+    sweep = cfg.schedule == "range"  # an LR range test ends when the loss explodes, not with an error
+    lowest = math.inf
     state.epoch = first_epoch - 1
     for epoch in range(first_epoch, cfg.epochs + 1):
         state.epoch = epoch
@@ -180,10 +203,16 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             value = loss.item()
+            if sweep and (not math.isfinite(value) or value > RANGE_EXPLODED * lowest):
+                state.early_stopped = True  # the sweep found where the loss explodes: its job is done
+                break
+            lowest = min(lowest, value)
             if not math.isfinite(value):
-                raise TrainingError(
+                raise Diverged(
                     f"The loss became {value} at epoch {epoch}, batch {b}: training diverged. "
-                    f"Try a smaller learning rate than {cfg.lr:g}."
+                    f"Try a smaller learning rate than {cfg.lr:g}.",
+                    epoch,
+                    b,
                 )
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -195,6 +224,8 @@ def fit(
                 state.stopped = True
                 break
         if state.stopped:
+            break
+        if not seen:  # a range test that exploded on its very first batch
             break
         train_time = time.perf_counter() - t0
         record = dict(
@@ -217,7 +248,7 @@ def fit(
         record.update(elapsed_s=state.elapsed_s, eta_s=state.eta_s)
         state.history["epochs"].append(record)
         _emit(callbacks, "on_epoch_end", state)
-        if cfg.patience and bad_epochs >= cfg.patience:
+        if state.early_stopped or (cfg.patience and bad_epochs >= cfg.patience):
             state.early_stopped = True
             break
         if stop is not None and stop():

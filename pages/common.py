@@ -38,6 +38,7 @@ REBUILD_BUTTON = "Rebuild the run store from the run folders"
 # The app's pages, in sidebar order: (file, title, icon).
 _PAGE_SPECS = [
     ("home", "Home", ":material/home:"),
+    ("lessons", "Lessons", ":material/school:"),
     ("data", "Data", ":material/grid_on:"),
     ("models", "Models", ":material/account_tree:"),
     ("train", "Train", ":material/model_training:"),
@@ -60,7 +61,7 @@ def app_pages() -> list:
 
 # Pages link to each other with these objects (st.page_link, st.switch_page), never with path
 # strings; a link only reads the page's identity, so one object per page serves every session.
-HOME, DATA, MODELS, TRAIN, RUNS, WALL, EVALUATE, INSIDE, DRAW = app_pages()
+HOME, LESSONS, DATA, MODELS, TRAIN, RUNS, WALL, EVALUATE, INSIDE, DRAW = app_pages()
 
 
 @contextmanager

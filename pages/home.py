@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core.paths import data_dir
 from mnist_core.system import backend_status, environment_status
-from pages.common import DRAW, EVALUATE, TRAIN, ensure_app_shell
+from pages.common import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
 
 ensure_app_shell()
 st.title("MNIST Lab")
@@ -56,15 +56,18 @@ else:
     )
 
 st.subheader("The quick path")
-step1, step2, step3 = st.columns(3)
+step0, step1, step2, step3 = st.columns(4)
+with step0:
+    st.markdown("**1. Lessons**: predict a classic finding, run it, and let your runs judge.")
+    st.page_link(LESSONS, label="Open Lessons")
 with step1:
-    st.markdown("**1. Train** a network. Start with `fast_cnn`: it passes 99% in about 20 seconds.")
+    st.markdown("**2. Train** a network. Start with `fast_cnn`: it passes 99% in about 20 seconds.")
     st.page_link(TRAIN, label="Open Train")
 with step2:
-    st.markdown("**2. Evaluate** it: which digits does it confuse, and why?")
+    st.markdown("**3. Evaluate** it: which digits does it confuse, and why?")
     st.page_link(EVALUATE, label="Open Evaluate")
 with step3:
-    st.markdown("**3. Draw** a digit and watch the network read it.")
+    st.markdown("**4. Draw** a digit and watch the network read it.")
     st.page_link(DRAW, label="Open Draw")
 
 st.divider()

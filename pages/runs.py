@@ -64,6 +64,8 @@ if runs:
             "lr": st.column_config.NumberColumn("lr", format="%g"),
         },
     )
+    if "runs_prefill" in st.session_state:  # a lesson's next step opens its runs, selected
+        st.session_state.runs_selected = [r for r in st.session_state.pop("runs_prefill") if r in by_id]
     selected = st.multiselect(
         "Select runs to compare",
         [r.id for r in shown],

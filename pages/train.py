@@ -65,9 +65,41 @@ def apply_preset() -> None:
         st.session_state[f"aug_{name}"] = getattr(cfg, name) or default
 
 
+def nearest(value, options):
+    return min(options, key=lambda o: abs(o - value))
+
+
+def load_config(values: dict) -> None:
+    """Widget state <- a whole config (a lesson's next step opens Train set up with its run's settings).
+    Values between the sliders' steps snap to the nearest step; architecture arguments the page has
+    no widget for (hidden sizes, channels) come from the registry entry."""
+    cfg = TrainConfig.from_dict(values)
+    st.session_state.cfg_model = cfg.model
+    apply_preset()
+    for name in FIELDS:
+        st.session_state[f"cfg_{name}"] = getattr(cfg, name)
+    st.session_state.cfg_lr = nearest(cfg.lr, LRS)
+    st.session_state.cfg_weight_decay = nearest(cfg.weight_decay, DECAYS)
+    st.session_state.cfg_batch_size = nearest(cfg.batch_size, BATCHES)
+    st.session_state.cfg_epochs = min(cfg.epochs, 30)
+    args = {**REGISTRY[cfg.model].args, **cfg.model_args}
+    st.session_state.cfg_dropout = float(args.get("dropout", 0.0))
+    st.session_state.cfg_batchnorm = bool(args.get("batchnorm", False))
+    for name, (_, _, default, _) in AUG.items():
+        st.session_state[f"aug_on_{name}"] = getattr(cfg, name) > 0
+        st.session_state[f"aug_{name}"] = getattr(cfg, name) or default
+
+
 if "cfg_model" not in st.session_state:
     st.session_state.cfg_model = "fast_cnn"
     apply_preset()
+prefill_problem = None
+prefilled = "train_prefill" in st.session_state  # sent by the Lessons page's next step
+if prefilled:
+    try:
+        load_config(st.session_state.pop("train_prefill"))
+    except ConfigError as exc:
+        prefill_problem = f"The settings sent here could not be loaded: {exc}"
 user = current_user()
 policy = jobs.policy()
 locked = {} if user.is_teacher else policy.fixed  # settings the exercise fixes: shown, not changeable
@@ -78,6 +110,10 @@ for name, value in locked.items():
             apply_preset()
 
 st.title("Train")
+if prefill_problem:
+    st.warning(prefill_problem)
+elif prefilled:
+    st.info("Set up by your lesson: check the settings, then start.", icon=":material/school:")
 
 # ---------------- model ----------------
 left, right = st.columns([2, 3])
@@ -126,7 +162,11 @@ with opt_col:
     st.slider("Momentum (SGD)", 0.0, 0.99, key="cfg_momentum", step=0.01, help=HELP["momentum"])
     st.checkbox("Nesterov momentum", key="cfg_nesterov", help=HELP["nesterov"])
     st.selectbox(
-        "Schedule", SCHEDULES, key="cfg_schedule", help=HELP["schedule"], disabled="schedule" in locked
+        "Schedule",
+        [s for s in SCHEDULES if s != "range" or st.session_state.cfg_schedule == "range"],  # range: Lessons
+        key="cfg_schedule",
+        help=HELP["schedule"],
+        disabled="schedule" in locked,
     )
 with reg_col:
     st.markdown("**Regularisation**")

@@ -8,7 +8,7 @@ from support import ROOT
 from support.browser import Server
 
 # The app's navigation in order: every page file, Home first (a page added or lost fails the test).
-TITLES = ["Home", "Data", "Models", "Train", "Runs", "Class wall", "Evaluate", "Inside", "Draw"]
+TITLES = ["Home", "Lessons", "Data", "Models", "Train", "Runs", "Class wall", "Evaluate", "Inside", "Draw"]
 assert len(TITLES) == len([p for p in (ROOT / "pages").glob("*.py") if p.stem != "common"])
 
 
