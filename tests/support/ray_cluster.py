@@ -60,6 +60,7 @@ class RayCluster:
 
     def __init__(self, port: int = 6399, nodes: int = 2, cpus: int = 1):
         self.port, self.node_count, self.cpus = port, nodes, cpus
+        self.broken = False  # set by a test that ended the cluster on purpose (its head node lost)
         self.empty = Path(tempfile.mkdtemp(prefix="mnist-lab-ray-node-"))  # what nodes see as data
         self.env = {
             **os.environ,
