@@ -154,10 +154,7 @@ def predict(store: RunStore, attempt: Attempt, choice: str, lesson: Lesson) -> A
 def lesson_config(lesson: Lesson, arm: Arm, evidence: Evidence) -> TrainConfig:
     """The arm's training config, its images capped by $MNIST_LAB_LESSON_IMAGES where set."""
     values = arm.config(evidence) if callable(arm.config) else dict(arm.config)
-    try:
-        cap = max(0, int(os.environ.get(IMAGES_ENV, "0")))
-    except ValueError:
-        cap = 0
+    cap = images_cap()
     if cap:
         values["limit"] = min(values.get("limit") or cap, cap)
     return TrainConfig.from_dict(values)
@@ -272,12 +269,23 @@ def retry(jobs: JobManager, lesson: Lesson, attempt: Attempt, actor: User) -> st
     return advance(jobs, lesson, attempt, actor)
 
 
-def record_verdict(store: RunStore, attempt: Attempt, p: Progress) -> None:
-    """Keep the verdict beside the attempt (for the overview and the history of redone lessons)."""
+def record_verdict(store: RunStore, attempt: Attempt, p: Progress) -> bool:
+    """Keep the verdict beside the attempt (for the overview and the history of redone lessons).
+    True when it was new."""
     verdict = dict(outcome=p.outcome, correct=p.correct, explanation=p.explanation, numbers=p.numbers)
-    if p.status == "judged" and p.outcome is not None and attempt.verdict != verdict:
-        attempt.verdict = verdict
-        save_attempt(store, attempt)
+    if p.status != "judged" or p.outcome is None or attempt.verdict == verdict:
+        return False
+    attempt.verdict = verdict
+    save_attempt(store, attempt)
+    return True
+
+
+def images_cap() -> int:
+    """$MNIST_LAB_LESSON_IMAGES as a number (0: no cap)."""
+    try:
+        return max(0, int(os.environ.get(IMAGES_ENV, "0")))
+    except ValueError:
+        return 0
 
 
 def redo(store: RunStore, attempt: Attempt) -> Attempt:

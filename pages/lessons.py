@@ -71,6 +71,12 @@ st.caption(
     f"**Measured:** {lesson.measures}. **The experiment:** "
     + "; ".join(a.label for a in lesson.arms)
     + f" ({len(lesson.arms)} runs, one after another, through the normal queue)."
+    + (
+        f" On this server every lesson run trains on at most {lessons.images_cap():,} images "
+        f"(`{lessons.IMAGES_ENV}`), so the numbers can differ from the question's."
+        if lessons.images_cap()
+        else ""
+    )
 )
 
 
@@ -205,7 +211,8 @@ def experiment(lesson_key: str) -> None:
         live_curves(p)
     elif p.status == "judged":
         done, figures = measured(lesson_key, tuple(sorted(current.runs.items())), current)
-        lessons.record_verdict(jobs.store, current, done)
+        if lessons.record_verdict(jobs.store, current, done):
+            st.rerun()  # the overview at the top counts this verdict now
         verdict(done, figures)
 
 
