@@ -212,11 +212,12 @@ class RayExecutor(LocalExecutor):
             self._capacity_t = time.time()
 
     def lost_reason(self, run: Run, epochs_done: int) -> str:
-        cluster = self.unavailable()
-        where = f" ({cluster})" if cluster else ""
+        ray_backend._REACH.pop(self.address, None)  # asked afresh: is the head still there?
+        if self.unavailable():  # a driver whose local raylet (the head's) dies exits at once
+            return ray_backend.head_lost(self.address, run.node, epochs_done)
         return (
             f"The bridge process (pid {run.pid}) that drove this run on the Ray cluster at "
-            f"{self.address} ended unexpectedly{where}. {epochs_done} finished epoch(s) and their "
+            f"{self.address} ended unexpectedly. {epochs_done} finished epoch(s) and their "
             "checkpoints are kept; Extend continues it."
         )
 

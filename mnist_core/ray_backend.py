@@ -52,6 +52,16 @@ def unreachable(address: str, timeout_s: float = 1.0) -> str | None:
     return problem
 
 
+def head_lost(address: str, node: str | None, epochs_done: int) -> str:
+    """The reason a run gets when the cluster's head node stops answering while it trains."""
+    where = f" on {node.removeprefix('ray: ')}" if node else ""
+    return (
+        f"The Ray cluster's head node at {address} stopped answering while this run trained{where}: "
+        f"the cluster was lost. {epochs_done} finished epoch(s) and their checkpoints are kept in the "
+        "store; Extend continues it once the cluster is back."
+    )
+
+
 def cpus_per_run() -> float:
     try:
         return max(0.1, float(os.environ.get(CPUS_ENV, "1")))

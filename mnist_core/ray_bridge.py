@@ -40,8 +40,9 @@ class Bridge:
         self.store, self.run_id, self.address = store, run_id, address
         self.stop = threading.Event()
         self.ended = threading.Lock()  # one final status: the main loop's or the watchdog's
-        self.node = ""
-        self.lost: list[str] = []
+        self.node = ""  # "ADDRESS (HOST, node ID)" of the node training the run now
+        self.node_id = "?"
+        self.lost: list[str] = []  # "node ID: what Ray said", per node lost under the run
 
     # ---- final states ----
     def finish(self, **fields) -> bool:
@@ -62,13 +63,8 @@ class Bridge:
             misses = misses + 1 if ray_backend.unreachable(self.address) else 0
             if misses < GONE_AFTER:
                 continue
-            done = self.store.get(self.run_id).epochs_done
-            reason = (
-                f"The Ray cluster's head node at {self.address} stopped answering while this run "
-                f"trained{' on ' + self.node if self.node else ''}: the cluster was lost. {done} finished "
-                "epoch(s) and their checkpoints are kept in the store; Extend continues it once the "
-                "cluster is back."
-            )
+            record = self.store.get(self.run_id)
+            reason = ray_backend.head_lost(self.address, record.node, record.epochs_done)
             if self.finish(status="interrupted", reason=reason):
                 log(f"run {self.run_id} interrupted: {reason}")
                 os._exit(3)  # Ray's own threads would wait for the head; nothing is left to write
@@ -79,7 +75,7 @@ class Bridge:
         record = self.store.get(self.run_id)
         epochs = record.config["epochs"]
         log(f"run {self.run_id}: {record.model}, {epochs} epochs, on the Ray cluster at {self.address}")
-        ray.init(address=self.address, namespace="mnist-lab", logging_level=logging.ERROR, log_to_driver=False)
+        connect(self.address)
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
         threading.Thread(target=self.watch_head, name="watch-head", daemon=True).start()
         files = ray.put(ray_node.mnist_files())  # once per run, through the object store
@@ -137,7 +133,7 @@ class Bridge:
             try:
                 msg = ray.get(next(gen))
             except StopIteration:
-                self.lost.append(f"node {self.node or '?'}: the task ended without a result")
+                self.lost.append(f"node {self.node_id}: the task ended without a result")
                 return "node lost"
             except ray.exceptions.RayTaskError as exc:  # the task's own code failed on the node
                 self.finish(status="failed", reason=f"The run failed on node {self.node}: {exc}")
@@ -147,7 +143,7 @@ class Bridge:
                 self.finish(status="failed", reason=reason)
                 return "failed"
             except ray.exceptions.RayError as exc:  # the node or its worker process died
-                self.lost.append(f"node {self.node or '?'}: {type(exc).__name__}")
+                self.lost.append(f"node {self.node_id}: {type(exc).__name__}")
                 return "node lost"
             outcome = self.apply(msg)
             if outcome:
@@ -162,9 +158,10 @@ class Bridge:
             worker.save_epoch(store, run_id, msg["record"], msg["resume"], msg["checkpoint"], msg["best"])
             log(msg["line"])
         elif kind == "node":
-            self.node = f"{msg['address']} ({msg['host']}, node {msg['node_id'][:8]})"
-            where = self.node + (f", after {' and '.join(self.lost)} was lost" if self.lost else "")
-            store.update(run_id, node=f"ray: {where}")
+            self.node_id = msg["node_id"][:8]
+            self.node = f"{msg['address']} ({msg['host']}, node {self.node_id})"
+            lost = "; ".join(self.lost)
+            store.update(run_id, node=f"ray: {self.node}" + (f", retried after {lost}" if lost else ""))
             log(f"training on {self.node}" + (f", GPU {msg['gpus']}" if msg.get("gpus") else ""))
         elif kind == "failed":
             sys.stdout.write(msg["trace"])
@@ -182,9 +179,14 @@ class Bridge:
         return None
 
 
+def connect(address: str) -> None:
+    """Join the cluster as a driver; the nodes' output stays in Ray's logs, not the run's."""
+    ray.init(address=address, namespace="mnist-lab", logging_level=logging.ERROR, log_to_driver=False)
+
+
 def print_status(address: str) -> int:
     """The cluster's nodes, CPUs and GPUs as one JSON line (ray_backend.cluster_status reads it)."""
-    ray.init(address=address, namespace="mnist-lab", logging_level=logging.ERROR, log_to_driver=False)
+    connect(address)
     print(json.dumps(ray_backend.describe_nodes(ray.nodes())))
     ray.shutdown()
     return 0

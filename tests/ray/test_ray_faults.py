@@ -46,7 +46,7 @@ def test_a_killed_worker_node_is_retried_from_its_last_epoch(ray_jobs, ray_clust
     done = [jobs.wait(r.id, timeout_s=240) for r in runs]
     assert [r.status for r in done] == ["completed", "completed"], [jobs.log_tail(r.id) for r in runs]
     retried = jobs.store.get(victim.id)
-    assert retried.epochs_done == 3 and f"after node {worker['id']}" in retried.node, retried.node
+    assert retried.epochs_done == 3 and f"retried after node {worker['id']}: NodeDiedError" in retried.node, retried.node
     # the unfinished epoch of the lost node is trained again; everything finished before is kept
     before.batches = {k: v for k, v in before.batches.items() if k[0] != victim.id or v[0] <= resumed_from}
     assert records_lost(before, snapshot(jobs.store)) == []
