@@ -54,10 +54,17 @@ class Executor(Protocol):
     def status(self) -> dict: ...
 
 
-def from_environment() -> Executor:
-    """The backend the configuration asks for: Ray at $MNIST_LAB_RAY_ADDRESS, else local."""
-    address = os.environ.get(ray_backend.ADDRESS_ENV, "").strip()
+def from_environment(address: str | None = None) -> Executor:
+    """The backend the configuration asks for: Ray at $MNIST_LAB_RAY_ADDRESS (or `address`), else local."""
+    address = ray_backend.configured_address() if address is None else address
     return RayExecutor(address) if address else LocalExecutor()
+
+
+def backend_status(address: str | None = None) -> dict:
+    """Where runs train, as configured ($MNIST_LAB_RAY_ADDRESS, or `address`; "" is this machine):
+    {backend, address, error, nodes: [{name, address, cpus, gpus, alive}], cpus, gpus, max_runs}.
+    Never raises: a cluster that does not answer is one sentence in `error`. (Home shows it.)"""
+    return from_environment(address).status()
 
 
 class LocalExecutor:

@@ -38,10 +38,6 @@ class JobManager:
         """How many runs train at once: as given, else what the backend holds (executor.capacity)."""
         return self._max_concurrent or self.executor.capacity()
 
-    def backend_status(self) -> dict:
-        """Where runs train, for Home: the backend, its nodes, CPUs and GPUs, or why it is down."""
-        return self.executor.status()
-
     # ---- the class's rules ----
     def policy(self) -> ClassPolicy:
         """The rules in force: what a teacher last set, else the configured ones."""

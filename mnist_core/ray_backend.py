@@ -21,6 +21,11 @@ INSTALL_HINT = 'Install the Ray extra: pip install -e ".[ray]" (ray==2.60.0), on
 _REACH: dict[str, tuple[float, str | None]] = {}  # address -> (checked at, problem), for 2 s
 
 
+def configured_address() -> str:
+    """$MNIST_LAB_RAY_ADDRESS, or "" where runs train on this machine."""
+    return os.environ.get(ADDRESS_ENV, "").strip()
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """HOST:PORT -> (host, port); ValueError with the expected form otherwise."""
     host, sep, port = address.strip().rpartition(":")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 
-from . import executor
 from .checkpoints import CheckpointError, read_checkpoint
 from .data import missing_files
 from .paths import DATA_ENV, data_dir, default_model_path
@@ -42,10 +41,3 @@ def environment_status(folder: str | Path | None = None) -> dict:
         versions=versions(),
         default_model=default_info,
     )
-
-
-def backend_status() -> dict:
-    """Where runs train, as configured ($MNIST_LAB_RAY_ADDRESS): {backend, address, error, nodes:
-    [{name, address, cpus, gpus, alive}], cpus, gpus, max_runs}. Never raises: a cluster that
-    does not answer is one sentence in `error`."""
-    return executor.from_environment().status()

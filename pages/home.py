@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+from mnist_core.executor import backend_status
 from mnist_core.paths import data_dir
-from mnist_core.system import backend_status, environment_status
+from mnist_core.ray_backend import configured_address
+from mnist_core.system import environment_status
 from pages.common import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
 
 ensure_app_shell()
@@ -40,7 +42,7 @@ with model_col:
         st.info("No default model shipped yet.")
 
 st.subheader("Where runs train")
-backend = st.cache_data(ttl=30, show_spinner="Asking the cluster...")(backend_status)()
+backend = st.cache_data(ttl=30, show_spinner="Asking the cluster...")(backend_status)(configured_address())
 if backend["error"]:
     st.error(backend["error"])
 elif backend["backend"] == "ray":
