@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
-from .classroom import LimitReached
 from .config import TrainConfig
 from .identity import User
 from .jobs import JobManager
@@ -234,11 +233,14 @@ def advance(jobs: JobManager, lesson: Lesson, attempt: Attempt, actor: User) -> 
         if any(a not in runs or runs[a].status != "completed" for a in arm.after):
             continue
         config = lesson_config(lesson, arm, Evidence(jobs.store, runs))
-        try:
-            run = jobs.submit(config, actor=actor)
-        except LimitReached as exc:
-            note = f"The {arm.label} run waits for a free place in your queue: {exc}"
-            break
+        allowed = jobs.policy().max_queued
+        if allowed and not actor.is_teacher and jobs.store.active_count(actor.id) >= allowed:
+            note = (
+                f"The {arm.label} run waits for a free place: your class lets each learner have "
+                f"{allowed} run(s) queued or training at once. It starts when one of yours ends."
+            )
+            break  # any other class rule refuses the run with its reason (LimitReached)
+        run = jobs.submit(config, actor=actor)
         attempt.runs[arm.name], runs[arm.name] = run.id, run
         submitted = True
         save_attempt(jobs.store, attempt)  # each run id is kept as soon as it exists

@@ -1,0 +1,120 @@
+"""AppTest for the Lessons page: predict first, run through the job API, the verdict from the store,
+progress kept per learner across sessions, retry after a stopped run, redo, and class rules."""
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import lessons
+from mnist_core.jobs import JobManager
+from support import PAGES_DIR, ROOT
+
+PAGE = str(PAGES_DIR / "lessons.py")
+START = "Record my prediction and run the experiment"
+
+
+@pytest.fixture(autouse=True)
+def small_lessons(monkeypatch):
+    monkeypatch.setenv(lessons.IMAGES_ENV, "500")
+    yield
+    jobs = JobManager()
+    for run in jobs.store.list(("running", "queued")):
+        jobs.stop(run.id, grace_s=2)
+
+
+def open_page(lesson: str | None = None) -> AppTest:
+    st.cache_resource.clear()  # the page's JobManager must use this test's run store
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    if lesson:
+        at.selectbox(key="lesson_key").set_value(lesson).run()
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_nothing_runs_before_a_prediction_then_the_verdict_comes_from_the_runs():
+    at = open_page()
+    assert not at.exception
+    assert len(at.selectbox(key="lesson_key").options) == 8
+    at.selectbox(key="lesson_key").set_value("confusion").run()
+    assert button(at, START).disabled
+    assert not JobManager().store.list()  # nothing queued yet
+    at.radio(key="prediction_confusion_1").set_value("49").run()
+    button(at, START).click().run()
+    assert not at.exception and not at.error
+    jobs = JobManager()
+    attempt = lessons.load_attempt(jobs.store, "local", "confusion")
+    assert attempt.prediction == "49" and set(attempt.runs) == {"model"}
+    run = jobs.wait(attempt.runs["model"], timeout_s=120)
+    assert run.status == "completed" and run.config["limit"] == 500
+
+    at = open_page("confusion")  # a new session: the verdict is rebuilt from the store
+    assert not at.exception
+    assert at.radio(key="prediction_confusion_1").disabled  # the prediction is fixed now
+    said = " ".join(x.value for x in [*at.success, *at.warning])
+    assert "mistakes" in said and ("was right" in said or "measured otherwise" in said)
+    p = lessons.progress(jobs.store, lessons_book("confusion"), attempt)
+    assert p.explanation in said  # the page shows exactly what the store's numbers give
+    assert ("was right" in said) is (p.outcome == "49")
+    assert len(at.get("plotly_chart")) >= 2  # the pair's mistakes and their saliency
+    assert "1 of 8 lessons judged" in at.get("progress")[0].proto.text
+
+    button(at, "Redo this lesson").click().run()
+    assert not at.exception
+    again = lessons.load_attempt(jobs.store, "local", "confusion")
+    assert again.number == 2 and not again.runs and again.past[0]["prediction"] == "49"
+    assert button(at, START).disabled and at.radio(key="prediction_confusion_2").value is None
+    assert any("Attempt 1" in m.value for m in at.markdown)
+
+
+def lessons_book(key):
+    from mnist_core.lesson_book import BY_KEY
+
+    return BY_KEY[key]
+
+
+def test_a_stopped_run_is_reported_and_retried():
+    at = open_page("preprocess")
+    at.radio(key="prediction_preprocess_1").set_value("crop").run()
+    button(at, START).click().run()
+    jobs = JobManager()
+    attempt = lessons.load_attempt(jobs.store, "local", "preprocess")
+    first = attempt.runs["model"]
+    jobs.stop(first)
+    at = open_page("preprocess")
+    assert any("stopped" in e.value for e in at.error)
+    button(at, "Retry the runs that did not finish").click().run()
+    assert not at.exception
+    assert lessons.load_attempt(jobs.store, "local", "preprocess").runs["model"] != first
+
+
+def test_a_learner_in_a_class_with_a_fixed_model_gets_the_reason_not_a_traceback():
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets = {"auth": AUTH, "classroom": {"fixed": {"model": "cnn_basic"}}}
+    at.user = {
+        "is_logged_in": True,
+        "sub": "ada@school.example",
+        "email": "ada@school.example",
+        "name": "Ada",
+    }
+    at.switch_page("pages/lessons.py")
+    at.run()
+    at.radio(key="prediction_line_1").set_value("hidden").run()
+    button(at, START).click().run()
+    assert not at.exception
+    assert any("cnn_basic" in e.value for e in at.error)  # the class rule, in words
+    assert not JobManager().store.list()
+    saved = lessons.load_attempt(JobManager().store, "ada@school.example", "line")
+    assert saved.prediction == "hidden" and not saved.runs  # her progress, under her own id
+
+
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "c" * 64,
+    "client_id": "mnist-lab",
+    "client_secret": "s3cret",
+    "server_metadata_url": "https://accounts.example/.well-known/openid-configuration",
+}
