@@ -8,7 +8,8 @@ Each learner submits the fast_cnn preset on a subset of the training images, all
 the job API (learners take turns in the queue). Figures on stdout as key=value, prefixed with the
 backend: queue wait median and p95 (submit -> start), the whole class's runs per minute, one
 run's time from start to finish (median; with --compare-local, the overhead against a local run),
-and the run store's rows written per second (mean and the busiest 5 s).
+the run store's rows written per second (mean and the busiest 5 s), and the peak memory of one
+run's process on the dashboard machine (the worker itself, or the Ray bridge).
 """
 
 from __future__ import annotations
@@ -47,14 +48,24 @@ def rows_per_s(store: RunStore, t0: float, t1: float) -> tuple[float, float]:
     return mean, max(buckets.values(), default=0) / 5
 
 
+def rss_mb(pid: int | None) -> float:
+    """Resident memory of a run's local process (worker or bridge), 0 when gone or unknown."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return 0.0
+
+
 def simulate_class(jobs: JobManager, learners: int, limit: int, timeout_s: float) -> dict[str, float]:
     cfg = {**REGISTRY["fast_cnn"].preset, "model": "fast_cnn", "limit": limit}
     t0 = time.time()
     ids = [
         jobs.submit(cfg, actor=User(f"learner{i:03d}", f"Learner {i}", "learner")).id for i in range(learners)
     ]
-    deadline = t0 + timeout_s
+    deadline, peak_rss = t0 + timeout_s, 0.0
     while any(r.active for r in jobs.list()):
+        peak_rss = max([peak_rss] + [rss_mb(r.pid) for r in jobs.store.list(("running",))])
         if time.time() > deadline:
             raise TimeoutError(f"the class was not done after {timeout_s:.0f} s")
         done = sum(1 for r in jobs.store.list() if not r.active)
@@ -81,6 +92,7 @@ def simulate_class(jobs: JobManager, learners: int, limit: int, timeout_s: float
         store_rows_per_s=mean_rows,
         store_rows_per_s_peak=peak_rows,
         class_s=t1 - t0,
+        run_process_rss_mb_peak=peak_rss,  # on the dashboard machine: the worker, or the bridge
     )
 
 
@@ -94,6 +106,9 @@ def main(argv=None) -> int:
         "--start-cluster",
         action="store_true",
         help="start a 2-node cluster here (1 CPU each) for the run; needs `unshare -n` (see above)",
+    )
+    p.add_argument(
+        "--max-runs", type=int, help="runs at once (default: what the backend holds); 1: each run alone"
     )
     p.add_argument("--local-run-wall-s", type=float, help="a local run's median wall time, for the overhead")
     p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
@@ -115,7 +130,8 @@ def main(argv=None) -> int:
             nodes = len(backend.status()["nodes"])
         else:
             backend, nodes = executor.LocalExecutor(), 1
-        jobs = JobManager(RunStore(tempfile.mkdtemp(prefix="mnist-lab-scale-")), executor=backend)
+        store = RunStore(tempfile.mkdtemp(prefix="mnist-lab-scale-"))
+        jobs = JobManager(store, max_concurrent=args.max_runs, executor=backend)
         figures = {"nodes": nodes, **simulate_class(jobs, args.learners, args.limit, args.timeout)}
     finally:
         if cluster is not None:

@@ -6,6 +6,7 @@ for the nodes. Only ray_bridge.py (the per-run bridge process) and the nodes imp
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -43,6 +44,8 @@ def unreachable(address: str, timeout_s: float = 1.0) -> str | None:
         return cached[1]
     try:
         host, port = parse_address(address)
+        if importlib.util.find_spec("ray") is None:  # the bridge could not start
+            raise ValueError(f"{ADDRESS_ENV} names a Ray cluster but Ray is not installed. {INSTALL_HINT}")
         with socket.create_connection((host, port), timeout=timeout_s):
             problem = None
     except ValueError as exc:
