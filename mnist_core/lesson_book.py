@@ -660,7 +660,7 @@ def _confusion_figures(ev: Evidence, n: dict) -> list:
         pred = int(result.y_pred[i])
         figs.append(
             (
-                f"Saliency: what made it say {pred}",
+                "Saliency: the pixels that pushed the wrong digit's score up (red)",
                 plots.saliency_figure(
                     x[0, 0].numpy(),
                     attribute(model, x, "saliency", pred),

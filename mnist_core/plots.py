@@ -731,7 +731,7 @@ def lesson_bars_figure(values: dict[str, float], title: str) -> go.Figure:
         )
     )
     low = min(ys) if ys else 0.0
-    fig.update_yaxes(title_text=title, tickformat=".0%", range=[max(0.0, low - 0.1), 1.02])
+    fig.update_yaxes(title_text=title, tickformat=".0%", range=[max(0.0, low - 0.1), 1.1])
     return _layout(fig, height=300, showlegend=False)
 
 

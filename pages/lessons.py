@@ -47,16 +47,21 @@ st.progress(
     judged / len(LESSONS), text=f"{judged} of {len(LESSONS)} lessons judged · {right} predicted right"
 )
 
-key = st.selectbox(
+st.caption("   ".join(f"{STATE_ICON[state[k.key]]} {NUMBER[k.key]}. {k.title}" for k in LESSONS))
+key = st.selectbox(  # the label stays fixed: a label that changes would not redraw in the browser
     "Lesson",
     [lesson.key for lesson in LESSONS],
     key="lesson_key",
-    format_func=lambda k: f"{STATE_ICON[state[k]]}  {NUMBER[k]}. {BY_KEY[k].title} · {state[k]}",
+    format_func=lambda k: f"{NUMBER[k]}. {BY_KEY[k].title}",
 )
 lesson = BY_KEY[key]
 attempt = lessons.load_attempt(jobs.store, user.id, key)
 
 st.subheader(f"{NUMBER[key]}. {lesson.title}")
+st.caption(
+    f"{STATE_ICON[state[key]]} Your progress: {state[key]}"
+    + (f" · attempt {attempt.number}" if attempt.number > 1 else "")
+)
 st.markdown(f"**The question.** {lesson.question}")
 choice_keys = [c.key for c in lesson.choices]
 choice = st.radio(
@@ -160,9 +165,16 @@ def verdict(p: lessons.Progress, figures: list) -> None:
             icon=":material/lightbulb:",
         )
     st.markdown(f"**The finding.** {lesson.finding}")
+    groups: list[tuple[str, list]] = []  # figures under one caption sit side by side
     for caption, fig in figures:
+        if groups and groups[-1][0] == caption:
+            groups[-1][1].append(fig)
+        else:
+            groups.append((caption, [fig]))
+    for caption, figs in groups:
         st.caption(caption)
-        st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+        for col, fig in zip(st.columns(len(figs)), figs):
+            col.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
     go_col, redo_col = st.columns([3, 2])
     if go_col.button(
         lesson.next_step.label, type="primary", icon=":material/arrow_forward:", key="lesson_next"
