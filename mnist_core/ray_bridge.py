@@ -54,8 +54,9 @@ class Bridge:
         return True
 
     def watch_head(self) -> None:
-        """The head node gone (its port closed) ends the run as interrupted, at once: a Ray driver
-        whose cluster is gone otherwise waits a minute and then exits without a word."""
+        """The head node gone (its port closed) ends the run as interrupted within seconds: a Ray
+        driver whose cluster is gone otherwise waits a minute and exits without a word. (One whose
+        own raylet was the head's dies at once; then `reap` writes the same reason.)"""
         misses = 0
         while True:
             time.sleep(WATCH_EVERY_S)

@@ -46,9 +46,36 @@ def test_a_killed_worker_node_is_retried_from_its_last_epoch(ray_jobs, ray_clust
     done = [jobs.wait(r.id, timeout_s=240) for r in runs]
     assert [r.status for r in done] == ["completed", "completed"], [jobs.log_tail(r.id) for r in runs]
     retried = jobs.store.get(victim.id)
-    assert retried.epochs_done == 3 and f"retried after node {worker['id']}: NodeDiedError" in retried.node, retried.node
+    assert retried.epochs_done == 3 and f"retried after node {worker['id']}: NodeDiedError" in retried.node, (
+        retried.node
+    )
     # the unfinished epoch of the lost node is trained again; everything finished before is kept
     before.batches = {k: v for k, v in before.batches.items() if k[0] != victim.id or v[0] <= resumed_from}
+    assert records_lost(before, snapshot(jobs.store)) == []
+    assert verify(jobs.store) == []
+
+
+def test_a_run_whose_retry_node_is_lost_too_is_interrupted_with_the_reason(ray_jobs, ray_cluster):
+    jobs = ray_jobs
+    runs = [jobs.submit(cfg(epochs=8)) for _ in range(2)]  # one on the head, one on the other node
+    first = next(n for n in ray_cluster.alive_nodes() if not n["head"])
+    victim = wait_until(
+        lambda: next((r for r in runs if first["id"] in (jobs.store.get(r.id).node or "")), None), 90
+    )
+    wait_until(lambda: mid_epoch(jobs, victim.id), timeout_s=90, poll_s=0.02)
+    ray_cluster.add_node()  # a free node for the retry
+    second = next(n for n in ray_cluster.alive_nodes() if not n["head"] and n["id"] != first["id"])
+    ray_cluster.kill_node(first["id"])
+    wait_until(lambda: second["id"] in (jobs.store.get(victim.id).node or ""), timeout_s=90)
+    wait_until(lambda: mid_epoch(jobs, victim.id), timeout_s=90, poll_s=0.02)
+    before = snapshot(jobs.store)
+    ray_cluster.kill_node(second["id"])
+    lost = wait_until(lambda: (r := jobs.get(victim.id)).status != "running" and r, timeout_s=90)
+    assert lost.status == "interrupted", (lost.status, lost.reason)
+    both = f"node {first['id']}: NodeDiedError; node {second['id']}: NodeDiedError"
+    assert f"lost 2 times ({both})" in lost.reason, lost.reason
+    assert f"{lost.epochs_done} finished epoch(s) and their checkpoints are kept" in lost.reason
+    jobs.stop(next(r.id for r in runs if r.id != victim.id))
     assert records_lost(before, snapshot(jobs.store)) == []
     assert verify(jobs.store) == []
 
