@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             f"lesson={lesson.key} runs={len(p.runs)} experiment_s={train_s:.1f} fit_s={fit:.1f} "
             f"judge_s={judge_s:.2f} status={p.status} outcome={p.outcome} within_budget={train_s <= BUDGET_S}"
         )
-        print(f"  explanation={p.explanation or p.message}")
+        print(f"  {lesson.key}: {p.explanation or p.message}", file=sys.stderr)  # words, not figures
     print(f"lessons={len(chosen)} max_experiment_s={worst:.1f} budget_s={BUDGET_S:.0f}")
     return 0 if worst <= BUDGET_S else 1
 

@@ -6,6 +6,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import lessons
+from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
 from support import PAGES_DIR, ROOT
 
@@ -118,3 +119,28 @@ AUTH = {
     "client_secret": "s3cret",
     "server_metadata_url": "https://accounts.example/.well-known/openid-configuration",
 }
+
+
+def test_a_next_step_opens_train_and_runs_set_up():
+    from mnist_core.lesson_book import LR
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(PAGES_DIR / "train.py"), default_timeout=60)
+    at.session_state["train_prefill"] = {**LR.arm("good").config, "lr": 0.067, "epochs": 2}
+    at.run()
+    assert not at.exception
+    assert any("Set up by your lesson" in i.value for i in at.info)
+    assert at.selectbox(key="cfg_model").value == "deep" and at.session_state["cfg_optimizer"] == "sgd"
+    assert at.session_state["cfg_lr"] == 0.05  # the nearest step of the learning-rate slider
+    assert at.session_state["cfg_limit"] == 10000 and at.session_state["cfg_momentum"] == 0.0
+
+    jobs = JobManager()
+    ids = [
+        jobs.store.create(TrainConfig.from_dict({**LR.arm("good").config, "seed": s}).to_dict()).id
+        for s in (1, 2)
+    ]
+    runs_page = AppTest.from_file(str(PAGES_DIR / "runs.py"), default_timeout=60)
+    runs_page.session_state["runs_prefill"] = ids
+    runs_page.run()
+    assert not runs_page.exception
+    assert sorted(runs_page.multiselect(key="runs_selected").value) == sorted(ids)

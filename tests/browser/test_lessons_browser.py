@@ -20,7 +20,9 @@ def test_lesson_one_from_prediction_to_verdict_and_next_step(browser, tmp_path):
         assert start.is_disabled()  # nothing runs before a prediction
         page.get_by_text("The hidden layer wins by 2 points or more").click()
         start.click()
-        page.get_by_text("waiting to be queued").or_(page.get_by_text("epoch 1/3")).first.wait_for(timeout=30_000)
+        page.get_by_text("waiting to be queued").or_(page.get_by_text("epoch 1/3")).first.wait_for(
+            timeout=30_000
+        )
         verdict = page.get_by_text(re.compile(r"Your 1-hidden-layer net reached \d+\.\d%"))
         verdict.wait_for(timeout=120_000)
         page.screenshot(path=str(tmp_path / "lesson-verdict.png"), full_page=True)

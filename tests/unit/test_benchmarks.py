@@ -51,3 +51,11 @@ def test_inside_prints_key_value_figures_including_the_page_rerun():
     result = figures(run("benchmarks/inside.py", "--repeats", "2", "--sample", "300", "--skip-tsne"))
     assert result["model"] == "better_cnn" and float(result["activations_ms_median"]) > 0
     assert float(result["page_rerun_after_click_ms_median"]) > 0
+
+
+def test_lessons_prints_each_experiments_time_and_verdict(monkeypatch):
+    monkeypatch.setenv("MNIST_LAB_LESSON_IMAGES", "500")
+    result = figures(run("benchmarks/lessons.py", "--lesson", "confusion"))
+    assert result["lesson"] == "confusion" and result["status"] == "judged" and result["runs"] == "1"
+    assert 0 < float(result["fit_s"]) < float(result["experiment_s"]) <= float(result["budget_s"])
+    assert result["images_cap"] == "500"
