@@ -144,3 +144,29 @@ def test_a_next_step_opens_train_and_runs_set_up():
     runs_page.run()
     assert not runs_page.exception
     assert sorted(runs_page.multiselect(key="runs_selected").value) == sorted(ids)
+
+
+def test_live_curves_and_progress_while_a_lesson_trains(monkeypatch):
+    import time
+
+    monkeypatch.setenv(lessons.IMAGES_ENV, "2000")
+    at = open_page("overfit")  # three 25-epoch runs on 2,000 images: several seconds each
+    at.radio(key="prediction_overfit_1").set_value("both").run()
+    button(at, START).click().run()
+    jobs = JobManager()
+    attempt = lessons.load_attempt(jobs.store, "local", "overfit")
+    seen = set()
+    deadline = time.time() + 90
+    while time.time() < deadline and len(seen) < 2:
+        at = open_page("overfit")
+        assert not at.exception
+        texts = " ".join(p.proto.text for p in at.get("progress"))
+        if "unregularised" in texts and "L2 0.02" in texts:  # one bar per arm
+            seen.add("bars")
+        p = lessons.progress(jobs.store, lessons_book("overfit"), attempt, judge=False)
+        if p.status == "running" and len(at.get("plotly_chart")) >= 1:
+            seen.add("curves")  # the batch losses of the runs so far, while they train
+        if p.status != "running":
+            break
+        time.sleep(0.5)
+    assert seen == {"bars", "curves"}
