@@ -131,7 +131,7 @@ def live_curves(p: lessons.Progress) -> None:
 
 
 @st.cache_resource(max_entries=32, show_spinner="Measuring your runs...")
-def measured(lesson_key: str, run_ids: tuple, _attempt: lessons.Attempt):
+def measured(lesson_key: str, run_versions: tuple, _attempt: lessons.Attempt):
     """The verdict and the figures, once per set of finished runs (they never change after)."""
     chosen = BY_KEY[lesson_key]
     p = lessons.progress(jobs.store, chosen, _attempt)
@@ -222,7 +222,8 @@ def experiment(lesson_key: str) -> None:
             submit(first=False)
         live_curves(p)
     elif p.status == "judged":
-        done, figures = measured(lesson_key, tuple(sorted(current.runs.items())), current)
+        versions = tuple(sorted((arm, r.id, r.finished) for arm, r in p.runs.items()))  # an Extend changes it
+        done, figures = measured(lesson_key, versions, current)
         if lessons.record_verdict(jobs.store, current, done):
             st.rerun()  # the overview at the top counts this verdict now
         verdict(done, figures)
