@@ -170,3 +170,23 @@ def test_live_curves_and_progress_while_a_lesson_trains(monkeypatch):
             break
         time.sleep(0.5)
     assert seen == {"bars", "curves"}
+
+
+def test_the_confusion_lessons_next_step_opens_evaluate_on_that_pair():
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/lessons.py")
+    at.run()
+    at.selectbox(key="lesson_key").set_value("confusion").run()
+    at.radio(key="prediction_confusion_1").set_value("35").run()
+    button(at, START).click().run()
+    jobs = JobManager()
+    jobs.wait(lessons.load_attempt(jobs.store, "local", "confusion").runs["model"], timeout_s=120)
+    at.run()
+    p = lessons.progress(
+        jobs.store, lessons_book("confusion"), lessons.load_attempt(jobs.store, "local", "confusion")
+    )
+    button(at, "Open this pair in the confusion matrix").click().run()
+    assert not at.exception and [t.value for t in at.title] == ["Evaluate"]
+    a, b = p.numbers["a"], p.numbers["b"]
+    assert any(m.value.startswith(f"**True {a}, predicted {b}, most confident first**") for m in at.markdown)
