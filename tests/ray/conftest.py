@@ -15,8 +15,8 @@ from support.ray_cluster import RayCluster, isolated_network, ray_installed
 HEAD_PORT = 6399
 
 
-@pytest.fixture(autouse=True)
-def _ray_environment():
+def require_ray_cluster() -> None:
+    """Ray installed and a network namespace of our own, or a skip (locally) / a failure (CI)."""
     problem = None
     if not ray_installed():
         problem = 'Ray is not installed: pip install -e ".[ray]"'
@@ -31,11 +31,15 @@ def _ray_environment():
         pytest.skip(problem)
 
 
+@pytest.fixture(autouse=True)
+def _ray_environment():
+    require_ray_cluster()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A head node and a second node for the whole session; stopped at the end, even on failure."""
-    if not (ray_installed() and isolated_network()):
-        pytest.skip("no Ray cluster here (see _ray_environment)")
+    require_ray_cluster()  # a session fixture is set up before the autouse check
     cluster = RayCluster(port=HEAD_PORT, nodes=2)
     try:
         cluster.start()
