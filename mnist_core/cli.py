@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--sample", type=int, default=2000, help="test digits in the embedding map (max 10,000)")
     ins.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or data/mnist)")
 
+    ls = sub.add_parser(
+        "lesson",
+        help="the Lessons: list them with your progress; show one; --predict runs it and prints the verdict",
+    )
+    ls.add_argument("key", nargs="?", help="a lesson's key (see `lesson`); none: list them all")
+    ls.add_argument(
+        "--predict", help="your prediction (a choice key); records it, runs the experiment, judges"
+    )
+    ls.add_argument(
+        "--redo", action="store_true", help="start the lesson over first (the old attempt is kept)"
+    )
+
     pr = sub.add_parser("predict", help="read digits from image files (PNG, JPEG, ...), one batch")
     pr.add_argument("images", nargs="+", help="image files; dark-on-light or light-on-dark, any size")
     pr.add_argument("--model", default=None, help="checkpoint to use (default: checkpoints/default.pt)")
@@ -249,6 +261,49 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_lesson(args) -> int:
+    """The Lessons page's loop for the local user: the same attempts, runs and verdicts."""
+    import time
+
+    from . import lessons
+    from .identity import LOCAL
+    from .jobs import JobManager
+    from .lesson_book import BY_KEY, LESSONS
+    from .runs import RunError
+
+    jobs = JobManager()
+    if not args.key:
+        for n, row in enumerate(lessons.overview(jobs.store, LOCAL.id, list(LESSONS)), 1):
+            print(f"{n}. {row['key']:<11} {row['state']:<19} {row['lesson']}")
+        return 0
+    if args.key not in BY_KEY:
+        raise RunError(f"No lesson {args.key!r}; choose one of {', '.join(BY_KEY)}.")
+    lesson = BY_KEY[args.key]
+    attempt = lessons.load_attempt(jobs.store, LOCAL.id, lesson.key)
+    if args.redo:
+        attempt = lessons.redo(jobs.store, attempt)
+    if args.predict and not attempt.runs:
+        lessons.predict(jobs.store, attempt, args.predict, lesson)
+    if not attempt.prediction:
+        print(lesson.question)
+        for c in lesson.choices:
+            print(f"  --predict {c.key:<9} {c.text}")
+        return 0
+    while (p := lessons.progress(jobs.store, lesson, attempt)).status == "running":
+        note = lessons.advance(jobs, lesson, attempt, LOCAL)
+        jobs.schedule()
+        done = [r for r in p.runs.values() if not r.active]
+        print(f"\r{len(done)}/{len(lesson.arms)} runs finished {note}", end="", file=sys.stderr, flush=True)
+        time.sleep(0.5)
+    print(file=sys.stderr)
+    if p.status == "problem":
+        print(f"problem: {p.message} (run `lesson {lesson.key}` with --redo to start over)")
+        return 1
+    lessons.record_verdict(jobs.store, attempt, p)
+    print(("right: " if p.correct else "measured otherwise: ") + p.explanation)
+    return 0
+
+
 def cmd_check(args) -> int:
     from .integrity import summary, verify
     from .jobs import JobManager
@@ -309,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "models": cmd_models,
             "predict": cmd_predict,
+            "lesson": cmd_lesson,
             "inside": cmd_inside,
             "runs": cmd_runs,
             "check": cmd_check,

@@ -89,7 +89,9 @@ def test_nan_loss_fails_with_advice_and_leaves_other_runs_alone():
     failed = next(r for r in store.list() if r.status == "failed")
     log = store.log_path(failed.id).read_text()
     assert "Traceback (most recent call last)" in log and "NoneType: None" not in log
-    assert 'mnist_core/train.py", line' in log and "TrainingError: The loss became nan" in log
+    assert 'mnist_core/train.py", line' in log and "Diverged: The loss became nan" in log
+    # and the record says where it diverged (the Lessons page counts that as a measurement)
+    assert failed.test_metrics["diverged"]["epoch"] >= 1 and failed.test_metrics["diverged"]["batch"] >= 1
 
 
 def test_check_finds_damage(capsys):

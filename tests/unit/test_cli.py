@@ -98,3 +98,22 @@ def test_the_installed_console_script_is_the_same_cli(tmp_path):
     assert out.stdout == cli("models").stdout
     usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=300).stdout
     assert usage.startswith("usage: mnist-lab")
+
+
+def test_lesson_lists_shows_runs_and_judges_like_the_page(tmp_path):
+    env = {"MNIST_LAB_CHECKPOINTS": str(tmp_path / "store"), "MNIST_LAB_LESSON_IMAGES": "500"}
+    listing = cli("lesson", env=env)
+    assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 8
+    assert "confusion" in listing.stdout and "not started" in listing.stdout
+    shown = cli("lesson", "confusion", env=env)
+    assert shown.returncode == 0 and "--predict 49" in shown.stdout and "Another pair" in shown.stdout
+    bad = cli("lesson", "confusion", "--predict", "maybe", env=env)
+    assert bad.returncode == 2 and "not one of this lesson's answers" in bad.stderr
+    done = cli("lesson", "confusion", "--predict", "49", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(("right: ", "measured otherwise: ")) and "mistakes" in done.stdout
+    after = cli("lesson", env=env).stdout
+    assert any(
+        line.split()[1] == "confusion" and ("right" in line or "otherwise" in line)
+        for line in after.splitlines()
+    )
