@@ -40,6 +40,7 @@ def row(run) -> dict:
         seconds=round(run.train_seconds),
         images_per_s=round(run.images_per_s) if run.images_per_s else None,
         seed=c["seed"],
+        node=run.node or "",  # where it trained: this machine, or a cluster node
     )
 
 
