@@ -73,15 +73,7 @@ class NodeWriter:
         self.last_flush = time.time()
 
     def flush(self, state) -> None:
-        progress = dict(
-            epoch=state.epoch,
-            epochs=state.config.epochs,
-            batch=state.batch,
-            batches=state.batches_per_epoch,
-            step=self.step,
-            elapsed_s=state.elapsed_s,
-            images_per_s=(state.last or {}).get("images_per_s"),
-        )
+        progress = worker.progress_report(state, self.step)
         self.out.put(dict(kind="batches", rows=self.buffer, progress=progress))
         self.buffer = []
         self.last_flush = time.time()

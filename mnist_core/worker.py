@@ -50,6 +50,19 @@ def lower_priority(niceness: int = NICENESS) -> None:
         pass  # not Linux, or autogroup off: nice alone applies
 
 
+def progress_report(state, step: int) -> dict:
+    """A run's progress as the store keeps it (the worker and a cluster node both report this)."""
+    return dict(
+        epoch=state.epoch,
+        epochs=state.config.epochs,
+        batch=state.batch,
+        batches=state.batches_per_epoch,
+        step=step,
+        elapsed_s=state.elapsed_s,
+        images_per_s=(state.last or {}).get("images_per_s"),
+    )
+
+
 class StoreWriter:
     """Training callbacks that stream metrics and checkpoints into the run store."""
 
@@ -60,15 +73,7 @@ class StoreWriter:
         self.last_flush = time.time()
 
     def flush(self, state) -> None:
-        progress = dict(
-            epoch=state.epoch,
-            epochs=state.config.epochs,
-            batch=state.batch,
-            batches=state.batches_per_epoch,
-            step=self.step,
-            elapsed_s=state.elapsed_s,
-            images_per_s=(state.last or {}).get("images_per_s"),
-        )
+        progress = progress_report(state, self.step)
         self.store.append_batches(self.run_id, self.buffer, progress=progress, heartbeat=time.time())
         self.buffer = []
         self.last_flush = time.time()

@@ -3,15 +3,9 @@
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from support import APPTEST_AUTH as AUTH
 from support import ROOT
 
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "c" * 64,
-    "client_id": "mnist-lab",
-    "client_secret": "s3cret",
-    "server_metadata_url": "https://accounts.example/.well-known/openid-configuration",
-}
 CLASSROOM = {
     "teachers": ["t@school.example"],
     "exercise": "warm-up",

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import lessons
 from mnist_core.config import TrainConfig
 from mnist_core.jobs import JobManager
+from support import APPTEST_AUTH as AUTH
 from support import PAGES_DIR, ROOT
 
 PAGE = str(PAGES_DIR / "lessons.py")
@@ -110,15 +111,6 @@ def test_a_learner_in_a_class_with_a_fixed_model_gets_the_reason_not_a_traceback
     assert not JobManager().store.list()
     saved = lessons.load_attempt(JobManager().store, "ada@school.example", "line")
     assert saved.prediction == "hidden" and not saved.runs  # her progress, under her own id
-
-
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "c" * 64,
-    "client_id": "mnist-lab",
-    "client_secret": "s3cret",
-    "server_metadata_url": "https://accounts.example/.well-known/openid-configuration",
-}
 
 
 def test_a_next_step_opens_train_and_runs_set_up():
