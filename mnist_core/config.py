@@ -15,7 +15,7 @@ class ConfigError(ValueError):
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "range")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _f(default, help: str, **kw):
@@ -68,8 +68,8 @@ class TrainConfig:
     device: str = _f("auto", "auto, cpu, cuda or mps", choices=DEVICES, group="execution")
     threads: int = _f(0, "CPU threads for PyTorch (0 = PyTorch's default)", group="execution")
     precision: str = _f(
-        "fp32",
-        "fp32, or bf16 autocast for conv nets on CPUs/GPUs that support it",
+        "auto",
+        "auto (bf16 autocast where the CPU or GPU runs bf16 natively, else fp32), fp32 or bf16",
         choices=PRECISIONS,
         group="execution",
     )

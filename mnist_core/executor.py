@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from . import disk, ray_backend
+from . import disk, ray_backend, standby
 from .runs import Run, RunError, RunStore
 
 MAX_RUNS_ENV = "MNIST_LAB_MAX_RUNS"
@@ -45,6 +45,7 @@ class Executor(Protocol):
     name: str
 
     def start(self, store: RunStore, run_id: str, max_concurrent: int) -> None: ...
+    def prepare(self, store: RunStore, max_concurrent: int) -> None: ...
     def alive(self, run: Run) -> bool: ...
     def request_stop(self, run: Run) -> None: ...
     def kill(self, run: Run) -> None: ...
@@ -68,13 +69,21 @@ def backend_status(address: str | None = None) -> dict:
 
 
 class LocalExecutor:
-    """Runs each training run as `python -m mnist_core.worker` in its own session."""
+    """Runs each training run as `python -m mnist_core.worker` in its own session: handed to a warm
+    standby worker when one is ready (standby.py), else started cold."""
 
     name = "local"
     module = "mnist_core.worker"
+    warm = True  # keeps standby workers ready (their number: $MNIST_LAB_WARM_WORKERS)
+
+    def base_command(self, store: RunStore) -> list[str]:
+        return [sys.executable, "-m", self.module, "--root", str(store.root)]
 
     def command(self, store: RunStore, run_id: str) -> list[str]:
-        return [sys.executable, "-m", self.module, "--root", str(store.root), run_id]
+        return [*self.base_command(store), run_id]
+
+    def run_environment(self, max_concurrent: int) -> dict[str, str]:
+        return {**self.environment(), MAX_RUNS_ENV: str(max_concurrent)}
 
     def environment(self) -> dict[str, str]:
         """The run process's environment: this one, naming this backend, so that the process's
@@ -115,20 +124,35 @@ class LocalExecutor:
         log = store.log_path(run_id)
         log.parent.mkdir(parents=True, exist_ok=True)
         disk.ensure_reserve(store.root)  # so that even a run that fills the disk can say why
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                self.command(store, run_id),
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**self.environment(), MAX_RUNS_ENV: str(max_concurrent)},
-                start_new_session=True,
-            )  # survives the dashboard's reruns and restarts
-        _CHILDREN[proc.pid] = proc
-        fields: dict = {"pid": proc.pid}
+        env = self.run_environment(max_concurrent)
+        fields: dict = {}
         if self.name == "local":
             fields["node"] = f"this machine ({socket.gethostname()})"  # a bridge records the cluster node
-        store.update(run_id, **fields)
+        key = standby.key_for(env) if self.warm else ""
+
+        def record(pid: int) -> None:
+            store.update(run_id, pid=pid, **fields)
+
+        if not (self.warm and standby.hand_off(store.root, key, run_id, record)):
+            with open(log, "ab") as fh:
+                proc = subprocess.Popen(
+                    self.command(store, run_id),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )  # survives the dashboard's reruns and restarts
+            _CHILDREN[proc.pid] = proc
+            record(proc.pid)
+        if self.warm:
+            standby.ensure(store.root, self.base_command(store), env, key)  # ready for the next run
+
+    def prepare(self, store: RunStore, max_concurrent: int) -> None:
+        """Have a warm worker ready before the first run (the dashboard calls this as it starts)."""
+        if self.warm:
+            env = self.run_environment(max_concurrent)
+            standby.ensure(store.root, self.base_command(store), env, standby.key_for(env))
 
     def alive(self, run: Run) -> bool:
         """True while the run's worker is running (not a zombie, not a reused pid)."""
@@ -153,8 +177,9 @@ class LocalExecutor:
             return False
         if state in ("Z", "X"):
             return False  # exited, waiting to be reaped by its parent
-        # empty while the process is exec-ing or exiting; otherwise it must be this run's worker
-        return not cmdline or run.id.encode() in cmdline
+        # empty while the process is exec-ing or exiting; otherwise it must be this run's worker,
+        # started for it or a standby handed it (whose pid the hand-off recorded)
+        return not cmdline or run.id.encode() in cmdline or b"\0--standby\0" in cmdline
 
     def request_stop(self, run: Run) -> None:
         """Ask the worker to stop at the next batch (it also polls the store's stop flag)."""
@@ -177,6 +202,7 @@ class RayExecutor(LocalExecutor):
 
     name = "ray"
     module = "mnist_core.ray_bridge"
+    warm = False  # a bridge is light; the cluster's workers are Ray's own
     CAPACITY_TTL_S = 60.0
 
     def __init__(self, address: str):

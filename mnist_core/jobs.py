@@ -72,6 +72,11 @@ class JobManager:
         """Mark dead runs interrupted, then start queued runs while slots are free."""
         return ex.schedule(self.store, self.executor, self.max_concurrent)
 
+    def prepare(self) -> None:
+        """Have a warm worker ready, so that the first Start trains at once (the dashboard calls
+        this as it starts; on a cluster, nothing to do)."""
+        self.executor.prepare(self.store, self.max_concurrent)
+
     def reap(self) -> list[str]:
         """Runs marked running whose process is gone become `interrupted`, with a reason."""
         return ex.reap(self.store, self.executor)

@@ -11,6 +11,7 @@ from pathlib import Path
 DATA_ENV = "MNIST_DATA_DIR"  # the four MNIST files (default ./data/mnist; downloaded there if absent)
 CHECKPOINTS_ENV = "MNIST_LAB_CHECKPOINTS"  # the run store and saved models (default ./checkpoints)
 DEFAULT_MODEL_ENV = "MNIST_LAB_DEFAULT_MODEL"  # the pretrained model (default ./checkpoints/default.pt)
+CACHE_ENV = "MNIST_LAB_CACHE"  # decoded MNIST, ready to memory-map (default ~/.cache/mnist-lab)
 
 
 def data_dir() -> Path:
@@ -27,3 +28,13 @@ def default_model_path() -> Path:
     """The small pretrained model used before any training: $MNIST_LAB_DEFAULT_MODEL, else the one
     shipped in the repository (./checkpoints/default.pt)."""
     return Path(os.environ.get(DEFAULT_MODEL_ENV) or Path("checkpoints") / "default.pt").absolute()
+
+
+def cache_dir() -> Path:
+    """Where derived files that can always be rebuilt live (the decoded MNIST arrays):
+    $MNIST_LAB_CACHE, else $XDG_CACHE_HOME/mnist-lab, else ~/.cache/mnist-lab. Shared by every
+    project folder on the machine, since it only holds copies keyed by what they were made from."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).absolute()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "mnist-lab").absolute()

@@ -162,7 +162,11 @@ class Bridge:
             self.node_id = msg["node_id"][:8]
             self.node = f"{msg['address']} ({msg['host']}, node {self.node_id})"
             lost = "; ".join(self.lost)
-            store.update(run_id, node=f"ray: {self.node}" + (f", retried after {lost}" if lost else ""))
+            store.update(
+                run_id,
+                node=f"ray: {self.node}" + (f", retried after {lost}" if lost else ""),
+                precision=msg.get("precision"),
+            )
             log(f"training on {self.node}" + (f", GPU {msg['gpus']}" if msg.get("gpus") else ""))
         elif kind == "failed":
             sys.stdout.write(msg["trace"])

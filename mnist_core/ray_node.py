@@ -24,7 +24,7 @@ from . import worker
 from .config import TrainConfig
 from .data import FILES, find_file, load_mnist
 from .paths import data_dir
-from .train import train_model
+from .train import precision_note, train_model
 
 NODE_DATA_ENV = "MNIST_LAB_NODE_DATA"  # where a node keeps its copy of MNIST (default: a temp folder)
 FLUSH_EVERY_S = worker.FLUSH_EVERY_S
@@ -112,6 +112,7 @@ def train_on_node(config: dict, files: dict[str, bytes], resume=None, model=None
         address=ray.util.get_node_ip_address(),
         host=socket.gethostname(),
         gpus=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        precision=precision_note(TrainConfig.from_dict(config)),  # this node's hardware decides "auto"
     )
     cfg = TrainConfig.from_dict(config)
     torch.set_num_threads(max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1")))))

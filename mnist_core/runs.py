@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER, heartbeat REAL, parent TEXT, epochs_done INTEGER NOT NULL DEFAULT 0,
     progress TEXT, best_val_acc REAL, test_acc REAL, test_metrics TEXT, images_per_s REAL,
     train_seconds REAL NOT NULL DEFAULT 0, stop_requested INTEGER NOT NULL DEFAULT 0,
-    owner TEXT NOT NULL DEFAULT 'local', owner_name TEXT, exercise TEXT, node TEXT);
+    owner TEXT NOT NULL DEFAULT 'local', owner_name TEXT, exercise TEXT, node TEXT, precision TEXT);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, queue_seq);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batch_metrics (
@@ -55,6 +55,7 @@ ADDED_COLUMNS = (
     ("owner_name", "TEXT"),
     ("exercise", "TEXT"),
     ("node", "TEXT"),
+    ("precision", "TEXT"),
 )
 
 
@@ -144,6 +145,7 @@ class Run:
     owner_name: str | None = None  # their display name, as configured
     exercise: str | None = None  # the class exercise in force when it was started
     node: str | None = None  # where it trained: this machine, or the cluster node (the last one)
+    precision: str | None = None  # what it trained in and why, e.g. "bf16 · auto: this CPU runs ..."
     queue_position: int | None = None  # 1 = next to start (fair turns: see fair_order)
 
     @classmethod

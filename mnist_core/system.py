@@ -10,7 +10,7 @@ import torch
 from .checkpoints import CheckpointError, read_checkpoint
 from .data import missing_files
 from .paths import DATA_ENV, data_dir, default_model_path
-from .train import pick_device
+from .train import choose_precision, pick_device
 from .versions import versions
 
 
@@ -36,6 +36,7 @@ def environment_status(folder: str | Path | None = None) -> dict:
         data_env_set=bool(os.environ.get(DATA_ENV)),
         data_missing=missing,
         device=str(pick_device("auto")),
+        precision=choose_precision("auto", pick_device("auto")),  # (name, reason) for precision="auto"
         cpu_cores=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
         versions=versions(),

@@ -59,6 +59,61 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (/proc/cpuinfo); empty elsewhere."""
+    global _CPU_FLAGS
+    if _CPU_FLAGS is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                line = next((ln for ln in fh if ln.startswith(("flags", "Features"))), "")
+            _CPU_FLAGS = frozenset(line.partition(":")[2].split())
+        except OSError:
+            _CPU_FLAGS = frozenset()
+    return _CPU_FLAGS
+
+
+_CPU_FLAGS: frozenset[str] | None = None
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that compute in bf16 natively
+
+
+def native_bf16(device: torch.device) -> str | None:
+    """Why this device computes bf16 natively (a sentence), or None if it would only emulate it."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return f"the GPU ({torch.cuda.get_device_name(device)}) runs bf16 natively"
+        return None
+    if device.type == "cpu":
+        found = [f for f in BF16_CPU_FLAGS if f in cpu_flags()]
+        return f"this CPU runs bf16 natively ({', '.join(found)})" if found else None
+    return None
+
+
+def choose_precision(requested: str, device: torch.device) -> tuple[str, str]:
+    """The precision a run trains in and why: "auto" is bf16 autocast where the hardware runs bf16
+    natively (about 1.4x the fp32 throughput on such a CPU, same accuracy) and fp32 elsewhere
+    (emulated bf16 is slower than fp32)."""
+    native = native_bf16(device)
+    if requested == "fp32":
+        return "fp32", "fp32 as asked"
+    if requested == "bf16":
+        return "bf16", "bf16 as asked" + (
+            "" if native else f" (emulated on this {device.type}: slower than fp32)"
+        )
+    if native:
+        return "bf16", f"auto: {native}"
+    where = (
+        f"this CPU has no native bf16 ({' or '.join(BF16_CPU_FLAGS)})"
+        if device.type == "cpu"
+        else f"no native bf16 on {device.type}"
+    )
+    return "fp32", f"auto: {where}"
+
+
+def precision_note(cfg: TrainConfig) -> str:
+    """The precision a run of `cfg` trains in here, with the reason: what its record shows."""
+    return " · ".join(choose_precision(cfg.precision, pick_device(cfg.device)))
+
+
 def make_optimizer(cfg: TrainConfig, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
     params = list(params)
     kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -177,7 +232,8 @@ def fit(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator().manual_seed(cfg.seed + first_epoch)
     aug = dict(rotate=cfg.rotate, translate=cfg.translate, scale=cfg.scale, erase=cfg.erase)
-    autocast = partial(torch.autocast, device.type, torch.bfloat16, cfg.precision == "bf16")
+    precision, _why = choose_precision(cfg.precision, device)
+    autocast = partial(torch.autocast, device.type, torch.bfloat16, precision == "bf16")
     has_val = len(data.val_y) > 0
     best_loss, best_weights, bad_epochs = math.inf, None, 0
     sweep = cfg.schedule == "range"  # an LR range test ends when the loss explodes, not with an error

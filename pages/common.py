@@ -117,8 +117,14 @@ def configured_policy() -> ClassPolicy:
 
 @st.cache_resource
 def job_manager() -> JobManager:
-    """One JobManager per server process; its run store opens a connection per thread."""
-    return JobManager(policy=configured_policy())
+    """One JobManager per server process; its run store opens a connection per thread. A warm
+    worker starts warming up now, so the first Start trains at once."""
+    manager = JobManager(policy=configured_policy())
+    try:
+        manager.prepare()
+    except Exception:  # a warm worker is an optimisation: without one, runs start cold
+        pass
+    return manager
 
 
 def can_control(run, user: User) -> bool:

@@ -30,6 +30,11 @@ with device_col:
     st.subheader("Machine")
     st.metric("Device", status["device"])
     st.caption(f"{status['cpu_cores']} CPU cores, PyTorch uses {status['torch_threads']} threads")
+    precision, why = status["precision"]
+    st.metric("Training precision", precision, help='precision="auto", every run\'s default')
+    st.caption(
+        why.removeprefix("auto: ").capitalize() + ("." if precision == "bf16" else ": fp32 is faster here.")
+    )
 with model_col:
     st.subheader("Default model")
     default = status["default_model"]

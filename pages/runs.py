@@ -41,6 +41,7 @@ def row(run) -> dict:
         images_per_s=round(run.images_per_s) if run.images_per_s else None,
         seed=c["seed"],
         node=run.node or "",  # where it trained: this machine, or a cluster node
+        precision=(run.precision or c.get("precision", "")).split(" · ")[0],
     )
 
 

@@ -271,6 +271,8 @@ def summary(run) -> None:
         cols[1].metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "n/a")
         cols[2].metric("Training time", f"{run.train_seconds:.0f} s")
         cols[3].metric("Images / s", f"{run.images_per_s:,.0f}" if run.images_per_s else "n/a")
+    if run.precision:
+        st.caption(f"Precision: {run.precision}")
     go_eval, go_draw, more_col, extend_col = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
     if run.epochs_done:
         if go_eval.button("Evaluate this run", icon=":material/fact_check:", width="stretch"):
@@ -348,7 +350,10 @@ def run_view(run_id: str) -> None:
         )
         fig = batch_chart(run.id, rows[-1][0], len(rows), smoothing, run.progress.get("batches"), rows)
         st.plotly_chart(fig, width="stretch", key="batch_chart")
+        if st.session_state.pop("train_first_point", False):
+            st.rerun()  # the first point is shown: back to the once-a-second view
     elif run.active:
+        st.session_state.train_first_point = True
         st.caption("Waiting for the first batch...")
 
 
@@ -398,16 +403,20 @@ def inside_panel(path: str):
     )
 
 
-# While a run is queued or training, its view reruns every second and the per-epoch part every two;
-# a finished run's view is drawn once, so a page left open costs neither the server nor the browser.
+# While a run is queued or training, its view reruns every second and the per-epoch part every two
+# (every quarter second until its first batch arrives, so that Start answers at once); a finished
+# run's view is drawn once, so a page left open costs neither the server nor the browser.
 live = st.fragment(run_every=1.0)(run_view)
+first_point = st.fragment(run_every=0.25)(run_view)
 live_epochs = st.fragment(run_every=2.0)(epoch_view)
 
 if "train_run_id" in st.session_state:
     st.divider()
     try:
-        watching = jobs.get(st.session_state.train_run_id).active
+        current = jobs.get(st.session_state.train_run_id)
+        watching = current.active
+        waiting = current.status == "running" and not (current.progress or {}).get("step")
     except RunError:
-        watching = False
-    (live if watching else run_view)(st.session_state.train_run_id)
+        watching = waiting = False
+    (first_point if waiting else live if watching else run_view)(st.session_state.train_run_id)
     (live_epochs if watching else epoch_view)(st.session_state.train_run_id)

@@ -15,6 +15,9 @@ def mnist():
 def _tmp_checkpoints(tmp_path, monkeypatch):
     """No test writes into the repository's checkpoints/ folder."""
     monkeypatch.setenv("MNIST_LAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    # Runs start cold unless a test asks for warm workers (tests/unit/test_standby.py, the
+    # reliability checks): an idle standby per test store would hold a PyTorch process each.
+    monkeypatch.setenv("MNIST_LAB_WARM_WORKERS", "0")
 
 
 @pytest.fixture()
