@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from support import ROOT
+from support.browser import require_browser
 
 SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py"))
 
@@ -59,3 +60,35 @@ def test_lessons_prints_each_experiments_time_and_verdict(monkeypatch):
     assert result["lesson"] == "confusion" and result["status"] == "judged" and result["runs"] == "1"
     assert 0 < float(result["fit_s"]) < float(result["experiment_s"]) <= float(result["budget_s"])
     assert result["images_cap"] == "500"
+
+
+def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
+    """A tiny run of the real app in Chromium (1 repeat, 2,000 images, 2 strokes): every figure is a
+    number, every target figure says whether it passed."""
+    require_browser()
+    result = figures(run("benchmarks/instant.py", "--repeats", "1", "--limit", "2000", "--strokes", "2"))
+    assert result["repeats"] == "1" and result["limit"] == "2000"
+    keys = {
+        "start_to_first_point_s",
+        "start_to_first_batch_s",
+        "ui_run_s",
+        "fit_s",
+        "ui_run_over_fit",
+        "draw_to_prediction_ms_p50",
+        "draw_to_prediction_ms_p90",
+        "saliency_ms_p50",
+        "evaluate_first_visit_s",
+        "page_switch_s",
+    }
+    assert all(float(result[k]) > 0 for k in keys), {k: result.get(k) for k in keys}
+    targets = {k[: -len("_target")] for k in result if k.endswith("_target")}
+    assert targets == {
+        "start_to_first_point_s",
+        "ui_run_over_fit",
+        "draw_to_prediction_ms_p50",
+        "draw_to_prediction_ms_p90",
+        "evaluate_first_visit_s",
+        "page_switch_s",
+    }
+    assert all(float(result[f"{k}_target"]) > 0 and result[f"{k}_pass"] in ("yes", "no") for k in targets)
+    assert int(result["targets_met"]) == sum(result[f"{k}_pass"] == "yes" for k in targets)
