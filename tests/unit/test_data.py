@@ -119,3 +119,44 @@ def test_batches_cover_every_sample_once():
     seen = torch.cat([yb for _, yb in D.batches(x, y, 3, torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(10))
     assert [len(b) for _, b in D.batches(x, y, 4)] == [4, 4, 2]
+
+
+def test_decoded_copy_is_written_once_then_memory_mapped(tmp_path, monkeypatch, mnist):
+    monkeypatch.setenv("MNIST_LAB_CACHE", str(tmp_path / "cache"))
+    folder = mnist.source
+    D.clear_cache()
+    D.load_mnist(folder)  # reads and verifies the original files, leaves the decoded copy
+    [copy] = (tmp_path / "cache").glob("mnist-*.u8")
+    D.clear_cache()
+    again = D.load_mnist(folder)
+    assert torch.equal(again.train_images, mnist.train_images)
+    assert torch.equal(again.test_labels, mnist.test_labels)
+    assert again.train_images.untyped_storage().nbytes() == copy.stat().st_size  # the file, mapped
+    mapped = D.read_decoded(copy)
+    assert mapped is not None and torch.equal(mapped["t10k-images-idx3-ubyte"], mnist.test_images)
+
+    raw = bytearray(copy.read_bytes())  # one digit's pixel damaged on disk
+    raw[-5000] ^= 0xFF
+    copy.write_bytes(bytes(raw))
+    assert D.read_decoded(copy) is None
+    D.clear_cache()
+    healed = D.load_mnist(folder)  # ignored, read from the originals again, rewritten
+    assert torch.equal(healed.test_images, mnist.test_images)
+    assert D.read_decoded(copy) is not None
+    copy.write_bytes(copy.read_bytes()[:1000])  # truncated
+    assert D.read_decoded(copy) is None
+    D.clear_cache()
+
+
+def test_a_full_cache_disk_only_means_no_decoded_copy(monkeypatch, mnist):
+    from support.tmpfs import fill, require_mount, tmpfs
+
+    require_mount()
+    with tmpfs(8) as small:
+        fill(small)
+        monkeypatch.setenv("MNIST_LAB_CACHE", str(small / "cache"))
+        D.clear_cache()
+        loaded = D.load_mnist(mnist.source)
+        assert torch.equal(loaded.train_labels, mnist.train_labels)
+        assert not list(small.rglob("mnist-*")) and not list(small.rglob(".decoding-*"))
+        D.clear_cache()

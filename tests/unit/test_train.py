@@ -137,3 +137,18 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(T.TrainingError, match="no CUDA GPU"):
             T.pick_device("cuda")
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx512f", "avx512_bf16"}))
+    assert T.choose_precision("auto", cpu) == ("bf16", "auto: this CPU runs bf16 natively (avx512_bf16)")
+    assert T.choose_precision("fp32", cpu)[0] == "fp32"
+    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx2", "fma"}))
+    name, why = T.choose_precision("auto", cpu)
+    assert name == "fp32" and "no native bf16" in why
+    assert T.choose_precision("bf16", cpu) == ("bf16", "bf16 as asked (emulated on this cpu: slower than fp32)")
+    monkeypatch.setattr(T, "_CPU_FLAGS", None)  # and on this machine, from /proc/cpuinfo
+    native = "avx512_bf16" in open("/proc/cpuinfo").read() or "amx_bf16" in open("/proc/cpuinfo").read()
+    assert T.choose_precision("auto", cpu)[0] == ("bf16" if native else "fp32")
+    assert TrainConfig().precision == "auto"
