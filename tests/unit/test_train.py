@@ -147,7 +147,8 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx2", "fma"}))
     name, why = T.choose_precision("auto", cpu)
     assert name == "fp32" and "no native bf16" in why
-    assert T.choose_precision("bf16", cpu) == ("bf16", "bf16 as asked (emulated on this cpu: slower than fp32)")
+    emulated = "bf16 as asked (emulated on this cpu: slower than fp32)"
+    assert T.choose_precision("bf16", cpu) == ("bf16", emulated)
     monkeypatch.setattr(T, "_CPU_FLAGS", None)  # and on this machine, from /proc/cpuinfo
     native = "avx512_bf16" in open("/proc/cpuinfo").read() or "amx_bf16" in open("/proc/cpuinfo").read()
     assert T.choose_precision("auto", cpu)[0] == ("bf16" if native else "fp32")
