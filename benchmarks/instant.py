@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -226,6 +228,67 @@ def nav_link(page, label: str):
     return page.locator(SELECTORS["nav"]).get_by_role("link", name=re.compile(rf"(^|\s){re.escape(label)}$"))
 
 
+WARM_ENV = "MNIST_LAB_WARM_WORKERS"  # how many idle standby workers the dashboard keeps (if it does)
+
+
+def worker_pids(store: Path) -> list[int]:
+    """Live `mnist_core.worker` processes of this store: run workers and warm standbys (Linux /proc)."""
+    needle = f"\0--root\0{store}\0".encode()
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = b"\0" + (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"mnist_core.worker" in cmd and needle in cmd:
+            pids.append(int(entry.name))
+    return pids
+
+
+def end_workers(store: Path) -> None:
+    """SIGTERM the store's leftover workers (a warm standby outlives the dashboard), by pid; SIGKILL
+    what is left after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = worker_pids(store)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while pids and worker_pids(store) and time.time() < deadline:
+            time.sleep(0.1)
+
+
+def warm_ready(store: Path, timeout_s: float = 30) -> bool | None:
+    """Wait until the dashboard's warm standby workers are ready, none still warming up (files in
+    STORE/standby: KEY.PID.fifo when ready, KEY.PID.starting while warming; see mnist_core/standby.py),
+    as they would be for a learner who did not click Start a moment ago. None: this version keeps
+    no standby workers."""
+    folder = store / "standby"
+    if not folder.is_dir():
+        return None
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        names = [p.name for p in folder.iterdir()]
+        ready = [
+            n for n in names if n.endswith(".fifo") and n.split(".")[0] not in ("new", "claimed", "retired")
+        ]
+        if ready and not any(n.endswith(".starting") for n in names):
+            return True
+        time.sleep(0.1)
+    log(f"  no warm worker ready after {timeout_s:.0f} s: this start may be cold")
+    return False
+
+
+def is_warm(run) -> bool:
+    """The run trains in a process that was a warm standby (its command line says --standby)."""
+    try:
+        return b"--standby" in Path(f"/proc/{run.pid}/cmdline").read_bytes()
+    except (OSError, TypeError):
+        return False
+
+
 def clear_runs(jobs: JobManager) -> None:
     for run in jobs.list():
         jobs.delete(run.id)  # stops it first if it is still training
@@ -326,12 +389,13 @@ def _stroke(page, digit, dx: int) -> tuple[float, float, str]:
     return since_mark(page, t_pred), since_mark(page, t_sal), value
 
 
-def start_to_first_point(page, url: str, jobs: JobManager, limit: int) -> tuple[float, float]:
+def start_to_first_point(page, url: str, jobs: JobManager, limit: int) -> tuple[float, float, bool]:
     """Fresh Train page, default preset: Start training -> the live chart's first point, and -> the
-    first batch trained (its time in the run store). Then the run is stopped."""
+    first batch trained (its time in the run store); whether a warm worker took it. Then it is stopped."""
     clear_runs(jobs)
     open_page(page, url + "/train", PAGES["Train"])
     set_limit(page, limit)
+    warm_ready(jobs.store.root)
     ms = timed(
         page,
         lambda: page.get_by_role("button", name=TEXTS["start"]).click(),
@@ -343,13 +407,14 @@ def start_to_first_point(page, url: str, jobs: JobManager, limit: int) -> tuple[
     if run is None:
         raise RuntimeError("a point was plotted but the store has no run")
     first_batch = jobs.store.batch_times(run.id)[0][1] - clicked
+    warm = is_warm(jobs.get(run.id))
     jobs.stop(run.id)
     jobs.wait(run.id, timeout_s=120)
     log(
-        f"  worker started {(run.started or clicked) - clicked:.2f} s after the click, first batch "
-        f"trained at {first_batch:.2f} s, on the chart at {ms / 1000:.2f} s"
+        f"  {'warm' if warm else 'cold'} worker started {(run.started or clicked) - clicked:.2f} s after "
+        f"the click, first batch trained at {first_batch:.2f} s, on the chart at {ms / 1000:.2f} s"
     )
-    return ms / 1000, first_batch
+    return ms / 1000, first_batch, warm
 
 
 def ui_run(page, url: str, jobs: JobManager, limit: int):
@@ -357,6 +422,7 @@ def ui_run(page, url: str, jobs: JobManager, limit: int):
     clear_runs(jobs)
     open_page(page, url + "/train", PAGES["Train"])
     set_limit(page, limit)
+    warm_ready(jobs.store.root)
     ms = timed(
         page,
         lambda: page.get_by_role("button", name=TEXTS["start"]).click(),
@@ -446,6 +512,10 @@ def measure(args) -> dict[str, float]:
     jobs = JobManager(RunStore(store), max_concurrent=1)
     server = Server(store, port=args.port or free_port())
     log(f"server {server.url}, store {store}, log {server.log.name}")
+    # this process's own run (the page switches' background run) starts cold and warms no standby
+    # of its own: the dashboard's warm workers are its own (the server got the environment above)
+    warm_setting = os.environ.get(WARM_ENV)
+    os.environ[WARM_ENV] = "0"
     fig: dict[str, float] = {}
     ok = False
     try:
@@ -467,15 +537,17 @@ def measure(args) -> dict[str, float]:
             fig["saliency_ms_p90"] = percentile(explained, 0.9)
             fig["draw_rerun_begins_ms_p50"] = statistics.median(reruns)
 
-            starts, batches = [], []
+            starts, batches, warm = [], [], 0
             for r in range(args.repeats):
-                point, batch = start_to_first_point(page, server.url, jobs, args.limit)
+                point, batch, was_warm = start_to_first_point(page, server.url, jobs, args.limit)
                 starts.append(point)
                 batches.append(batch)
+                warm += was_warm
                 log(f"start -> first point, repeat {r + 1}: {point:.2f} s")
             fig["start_to_first_point_s"] = statistics.median(starts)
             fig["start_to_first_point_max_s"] = max(starts)
             fig["start_to_first_batch_s"] = statistics.median(batches)
+            fig["start_warm_workers"] = warm  # of the --repeats starts, how many a warm standby took
 
             fig["ui_run_s"], run = ui_run(page, server.url, jobs, args.limit)
             log(f"UI run {run.id}: {fig['ui_run_s']:.1f} s; now fit alone for its config")
@@ -497,6 +569,11 @@ def measure(args) -> dict[str, float]:
         for run in jobs.store.list(("running", "queued")):
             jobs.stop(run.id, grace_s=2)
         server.stop()
+        end_workers(store)
+        if warm_setting is None:
+            os.environ.pop(WARM_ENV, None)
+        else:
+            os.environ[WARM_ENV] = warm_setting
         if ok:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -507,7 +584,13 @@ def measure(args) -> dict[str, float]:
     return fig
 
 
-FORMATS = {"images_per_s": "{:.0f}", "_s": "{:.2f}", "_ms_p50": "{:.0f}", "_ms_p90": "{:.0f}"}  # else .2f
+FORMATS = {  # by the key's ending; else 2 decimals
+    "images_per_s": "{:.0f}",
+    "_s": "{:.2f}",
+    "_ms_p50": "{:.0f}",
+    "_ms_p90": "{:.0f}",
+    "_workers": "{:.0f}",
+}
 
 
 def show(key: str, value: float) -> str:
