@@ -108,17 +108,34 @@ class Analysis:
         return idx[self.probs[idx, self.y_pred[idx]].argsort(descending=True)]
 
 
-def analyse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Analysis:
-    from sklearn.metrics import precision_recall_fscore_support
-
-    probs = predict_proba(model, x)
-    pred = probs.argmax(1)
-    y = y.cpu()
-    p, r, f, s = precision_recall_fscore_support(
-        y.numpy(), pred.numpy(), labels=list(range(NUM_CLASSES)), zero_division=0
-    )
-    per_class = [
-        dict(digit=d, precision=float(p[d]), recall=float(r[d]), f1=float(f[d]), support=int(s[d]))
-        for d in range(NUM_CLASSES)
+def per_class_metrics(cm: torch.Tensor) -> list[dict]:
+    """Precision, recall, F1 and support of each digit from the confusion matrix (rows true), with
+    0 where a ratio has nothing to divide by (scikit-learn's zero_division=0)."""
+    cm = cm.double()
+    tp, predicted, support = cm.diag(), cm.sum(0), cm.sum(1)
+    ratio = lambda a, b: torch.where(b > 0, a / b.clamp(min=1), torch.zeros_like(a))  # noqa: E731
+    precision, recall = ratio(tp, predicted), ratio(tp, support)
+    f1 = ratio(2 * tp, predicted + support)  # = 2PR / (P + R)
+    return [
+        dict(
+            digit=d,
+            precision=float(precision[d]),
+            recall=float(recall[d]),
+            f1=float(f1[d]),
+            support=int(support[d]),
+        )
+        for d in range(len(cm))
     ]
-    return Analysis(y, pred, probs, confusion_matrix(y, pred), (pred == y).float().mean().item(), per_class)
+
+
+def summarise(y: torch.Tensor, pred: torch.Tensor, probs: torch.Tensor) -> Analysis:
+    """The Analysis of predictions `pred` (with their probabilities) against the labels `y`."""
+    y = y.cpu()
+    cm = confusion_matrix(y, pred)
+    accuracy = (pred == y).float().mean().item() if len(y) else float("nan")
+    return Analysis(y, pred, probs, cm, accuracy, per_class_metrics(cm))
+
+
+def analyse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Analysis:
+    probs = predict_proba(model, x)
+    return summarise(y, probs.argmax(1), probs)

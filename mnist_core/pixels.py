@@ -19,10 +19,10 @@ def normalize(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     uint8 images (N, 28, 28) in 0-255, as MNIST stores them, or float images in [0, 1]: one
     (28, 28) image or a batch (N, 28, 28)."""
     x = torch.as_tensor(np.ascontiguousarray(images) if isinstance(images, np.ndarray) else images)
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float().clone()  # in place from here on
     if x.dim() == 2:
         x = x.unsqueeze(0)
-    return ((x - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+    return x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
 
 
 def denormalize(x: torch.Tensor) -> torch.Tensor:

@@ -31,21 +31,15 @@ from pathlib import Path
 WARM_ENV = "MNIST_LAB_WARM_WORKERS"
 IDLE_ENV = "MNIST_LAB_WARM_IDLE_S"
 DEFAULT_IDLE_S = 900.0
+STANDBY_NICENESS = 19  # a standby warming up while a run trains takes little of its CPU
 CLAIMED_WAIT_S = 10.0  # a claimed standby whose run id never arrives gives up after this long
-# Environment variables that differ between processes without changing what a run does.
+# Environment variables that differ between processes without changing what a run does: the
+# shell's own, and those libraries set inside the dashboard (PyTorch's compiler cache folder; the
+# OpenMP settings scikit-learn and captum set on import), which a fresh worker sets for itself.
 VOLATILE = frozenset(
-    {
-        "PYTEST_CURRENT_TEST",
-        "_",
-        "OLDPWD",
-        "PWD",
-        "SHLVL",
-        "COLUMNS",
-        "LINES",
-        "TERM",
-        "TORCHINDUCTOR_CACHE_DIR",
-    }
-)  # the last one PyTorch sets in-process
+    {"PYTEST_CURRENT_TEST", "_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "TERM"}
+    | {"TORCHINDUCTOR_CACHE_DIR", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"}
+)
 
 
 def wanted() -> int:
@@ -161,6 +155,27 @@ def hand_off(root: Path, key: str, run_id: str, claimed_by=None) -> int | None:
     return None
 
 
+def renice(niceness: int, pid: int | None = None) -> None:
+    """Give every thread of process `pid` (None: this one) and its session's autogroup this
+    niceness. Linux keeps a nice value per thread (a standby's PyTorch threads exist already when
+    it takes a run), and with autogroup scheduling, the default, CPU is shared between sessions
+    before nice values count. Lowering it back (19 -> 10) needs privilege; without, it stays."""
+    where = Path("/proc") / ("self" if pid is None else str(pid))
+    try:
+        tids = [int(t) for t in os.listdir(where / "task")]
+    except OSError:
+        tids = [pid or 0]
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except (AttributeError, OSError):
+            pass
+    try:
+        (where / "autogroup").write_text(str(niceness))
+    except OSError:
+        pass  # not Linux, or autogroup off: nice alone applies
+
+
 def spawn(root: Path, command: list[str], env: dict[str, str], key: str) -> int | None:
     """Start one standby with this key (None if it could not be started: a cold start follows)."""
     try:
@@ -173,6 +188,7 @@ def spawn(root: Path, command: list[str], env: dict[str, str], key: str) -> int 
             env=env,
             start_new_session=True,
         )
+        renice(STANDBY_NICENESS, proc.pid)  # at once: importing PyTorch must not slow a training run
         (folder(root) / f"{key}.{proc.pid}.starting").touch()
     except OSError:
         return None

@@ -32,7 +32,6 @@ FLUSH_EVERY_S = 0.25  # batch metrics reach readers well within a second
 # Training takes whatever CPU the dashboard leaves: with many learners' pages refreshing at once
 # they come first (a run gets about 10% of a busy core at +10, and everything when the pages idle).
 NICENESS = 10
-STANDBY_NICENESS = 19  # a standby warming up while a run trains takes little of its CPU
 
 
 def lower_priority(niceness: int = NICENESS) -> None:
@@ -41,15 +40,7 @@ def lower_priority(niceness: int = NICENESS) -> None:
     The worker runs in its own session, and Linux with autogroup scheduling (the default on
     desktops and servers) shares the CPU between sessions before it looks at nice values; so the
     session's autogroup gets the same niceness, or nice alone would change nothing."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)  # raising it back (19 -> 10) needs privilege
-    except (AttributeError, OSError):
-        pass
-    try:
-        with open("/proc/self/autogroup", "w") as fh:
-            fh.write(str(niceness))
-    except OSError:
-        pass  # not Linux, or autogroup off: nice alone applies
+    standby.renice(niceness)
 
 
 def progress_report(state, step: int) -> dict:
@@ -270,7 +261,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     run_id = args.run_id
     if args.standby:
-        lower_priority(STANDBY_NICENESS)
+        lower_priority(standby.STANDBY_NICENESS)
         standby.warm_up()
         store = RunStore(args.root)
         run_id = standby.wait_for_run(store.root, args.standby, stop)

@@ -128,3 +128,15 @@ def test_an_idle_warm_worker_retires(tmp_path, monkeypatch):
     run = jobs.submit(cfg())  # with no warm worker, runs start cold exactly as before
     assert run.id.encode() in cmdline(run.pid)
     assert jobs.wait(run.id, timeout_s=120).status == "completed"
+
+
+def test_libraries_the_dashboard_imports_do_not_change_the_key():
+    from mnist_core.executor import LocalExecutor
+
+    before = standby.key_for(LocalExecutor().run_environment(1))
+    import captum.attr  # noqa: F401  (the Draw and Evaluate pages import these; they set KMP_*)
+    import sklearn.metrics  # noqa: F401
+
+    import mnist_core.train  # noqa: F401
+
+    assert standby.key_for(LocalExecutor().run_environment(1)) == before

@@ -1,0 +1,75 @@
+"""Pictures rendered on the server, for st.image: digits and saliency overlays as RGB/gray arrays.
+
+A picture costs the browser one small PNG instead of a chart to lay out and draw, which is what
+keeps the Draw and Evaluate pages quick. The colours are Plotly's (the same gray and RdBu_r
+scales the charts in plots.py use), pixels stay square and sharp (nearest-neighbour scaling).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+OVERLAY_OPACITY = 0.6  # the attribution over the digit, as the saliency chart drew it
+
+
+def _array(img) -> np.ndarray:
+    if isinstance(img, torch.Tensor):
+        img = img.detach().cpu().float().numpy()
+    return np.asarray(img, dtype=np.float32)
+
+
+def enlarge(img: np.ndarray, scale: int) -> np.ndarray:
+    """Each pixel as a scale x scale block (sharp pixels at any display size)."""
+    return img.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else img
+
+
+def digit_picture(img, scale: int = 4) -> np.ndarray:
+    """A 28x28 digit (any range, any leading singleton axes) as uint8 gray, scaled to its own
+    min/max like the charts' image grids."""
+    a = _array(img).reshape(28, 28)
+    lo, hi = float(a.min()), float(a.max())
+    a = (a - lo) / (hi - lo + 1e-8)
+    return enlarge(np.round(a * 255).astype(np.uint8), scale)
+
+
+def digit_pictures(images, scale: int = 4) -> list[np.ndarray]:
+    """digit_picture of each image of a batch (N, 28, 28) or (N, 1, 28, 28)."""
+    return [digit_picture(img, scale) for img in images]
+
+
+@functools.cache
+def _scale_table(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in [0, 1], RGB rows in [0, 1]) of a Plotly colour scale."""
+    from plotly.colors import get_colorscale, unlabel_rgb
+
+    stops = get_colorscale(name)
+    pos = np.array([float(p) for p, _ in stops])
+    rgb = np.array([unlabel_rgb(c) if c.startswith("rgb") else _hex(c) for _, c in stops]) / 255.0
+    return pos, rgb
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    c = c.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def colorize(values: np.ndarray, name: str, lo: float, hi: float) -> np.ndarray:
+    """Values mapped through a Plotly colour scale between lo and hi: float RGB (..., 3) in [0, 1]."""
+    pos, rgb = _scale_table(name)
+    t = np.clip((values - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+    return np.stack([np.interp(t, pos, rgb[:, k]) for k in range(3)], axis=-1)
+
+
+def saliency_picture(image28, attribution, scale: int = 8) -> tuple[np.ndarray, float]:
+    """The digit in gray with the attribution on top (red raises the score, blue lowers it, white
+    neither), symmetric around 0: (uint8 RGB picture, the attribution at full colour)."""
+    image = _array(image28).reshape(28, 28)
+    attr = _array(attribution).reshape(28, 28)
+    limit = float(np.abs(attr).max()) or 1.0
+    gray = colorize(image, "gray", float(image.min()), float(image.max()))
+    heat = colorize(attr, "RdBu_r", -limit, limit)
+    rgb = OVERLAY_OPACITY * heat + (1 - OVERLAY_OPACITY) * gray
+    return enlarge(np.round(rgb * 255).astype(np.uint8), scale), limit
