@@ -1,14 +1,22 @@
-"""Training speed: the engine against the textbook pipeline, time to 99%, peak memory (key=value lines).
+"""Training speed: the engine against the textbook pipeline per precision, the CPU's matmul peaks,
+time to 99% from process start, and the FLOPs-vs-accuracy trade-off (key=value lines).
 
 python benchmarks/train_speed.py                 # 3 alternating repeats of 150 steps, then time to 99%
+python benchmarks/train_speed.py --tradeoff      # ... and three widths of the time-to-99 recipe
+
+Each measurement runs in a fresh process: the textbook pipeline with this shell's environment, the
+engine with the environment a training run gets (LocalExecutor.environment: OpenMP threads spin).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,10 +26,9 @@ import torch
 from torch import nn
 
 from mnist_core.config import TrainConfig
-from mnist_core.data import FILES, clear_cache, find_file, load_mnist, make_splits
-from mnist_core.evaluate import evaluate
-from mnist_core.models import build_model, count_parameters
-from mnist_core.paths import data_dir
+from mnist_core.data import FILES, find_file, load_mnist, make_splits
+from mnist_core.models import build_model, count_parameters, flops
+from mnist_core.paths import data_dir as data_dir_default
 from mnist_core.pixels import MNIST_MEAN, MNIST_STD
 from mnist_core.train import fit
 
@@ -104,34 +111,77 @@ def engine_images_per_s(
     return timer.rate
 
 
-def time_to_99(folder: Path | None) -> tuple[float, float]:
-    """fast_cnn preset: seconds from a cold data load to >= 99% test accuracy (evaluation excluded)."""
-    clear_cache()
-    cfg = TrainConfig.for_model("fast_cnn")
+RECIPE = dict(model="fast_cnn", epochs=1, val_fraction=0.0)  # time to 99%: one epoch on all 60,000
+
+TIME_TO_99 = """
+import time, sys, json
+t_import = time.perf_counter()
+import torch
+from mnist_core.config import TrainConfig
+from mnist_core.data import load_mnist, make_splits
+from mnist_core.evaluate import evaluate
+from mnist_core.models import build_model, flops
+from mnist_core.train import choose_precision, fit, pick_device
+t_data = time.perf_counter()
+cfg = TrainConfig.for_model(**json.loads(sys.argv[1]))
+data = make_splits(load_mnist(), cfg.val_fraction, cfg.seed, cfg.limit)
+torch.manual_seed(cfg.seed)
+model = build_model(cfg.model, cfg.model_args)
+t_fit = time.perf_counter()
+fit(model, data, cfg)
+t_test = time.perf_counter()
+acc = evaluate(model, data.test_x, data.test_y, with_confusion=False)["accuracy"]
+done = time.perf_counter()
+print(json.dumps(dict(acc=acc, imports=t_data - t_import, data=t_fit - t_data, fit=t_test - t_fit,
+    test=done - t_test, precision=choose_precision(cfg.precision, pick_device(cfg.device))[0],
+    mflops=flops(model) / 1e6)))
+"""
+
+
+def time_to_99(seed: int, env: dict[str, str], **overrides) -> dict:
+    """The recipe in a fresh process: wall seconds from starting it to its test accuracy known
+    (interpreter, imports, data, training and the test pass all included)."""
     t0 = time.perf_counter()
-    mnist = load_mnist(folder)
-    data = make_splits(mnist, cfg.val_fraction, cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model = build_model("fast_cnn")
-    excluded, reached, best = 0.0, float("inf"), 0.0
+    out = subprocess.run(
+        [sys.executable, "-c", TIME_TO_99, json.dumps({**RECIPE, "seed": seed, **overrides})],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    wall = time.perf_counter() - t0
+    return {**json.loads(out.stdout.splitlines()[-1]), "wall": wall}
 
-    class Probe:
-        def on_epoch_end(self, s):
-            nonlocal excluded, reached, best
-            t = time.perf_counter()
-            acc = evaluate(s.model, data.test_x, data.test_y, with_confusion=False)["accuracy"]
-            best = max(best, acc)
-            excluded += time.perf_counter() - t
-            if acc >= 0.99 and reached == float("inf"):
-                reached = t - t0 - excluded
-            print(
-                f"  fast_cnn epoch {s.epoch}: test accuracy {acc:.4f} at {t - t0 - excluded:.1f}s",
-                file=sys.stderr,
-                flush=True,
-            )
 
-    fit(model, data, cfg, [Probe()])
-    return reached, best
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """This CPU's measured matmul peak in `dtype` (n x n by n x n, best of `repeats`)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def measure(name: str, steps: int, data_dir: str | None) -> float:
+    """One figure, measured in this (fresh) process."""
+    if name.startswith("peak_"):
+        return matmul_gflops({"peak_fp32": torch.float32, "peak_bf16": torch.bfloat16}[name])
+    if name.startswith("textbook"):
+        root = _raw_copy(Path(data_dir) if data_dir else data_dir_default())
+        return textbook_images_per_s(root, steps)
+    precision = name.removeprefix("engine_")
+    return engine_images_per_s(load_mnist(data_dir), steps, precision=precision)
+
+
+def in_fresh_process(name: str, args, env: dict[str, str]) -> float:
+    cmd = [sys.executable, __file__, "--measure", name, "--steps", str(args.steps)]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.split("=")[-1])
 
 
 def _raw_copy(folder: Path) -> Path:
@@ -147,38 +197,74 @@ def _raw_copy(folder: Path) -> Path:
 
 
 def run_bench(args) -> int:
-    folder = Path(args.data_dir) if args.data_dir else data_dir()
-    mnist = load_mnist(folder)
+    from mnist_core.executor import LocalExecutor
+    from mnist_core.train import choose_precision, pick_device
+
     assert count_parameters(textbook_cnn()) == count_parameters(build_model("cnn_basic")) == 421642
-    root = _raw_copy(folder)
+    plain, engine_env = dict(os.environ), LocalExecutor().environment()
+    auto, why = choose_precision("auto", pick_device("auto"))
     print(
         f"threads={torch.get_num_threads()} torch={torch.__version__}  (cnn_basic, batch 64, "
-        f"{args.steps} timed steps, {args.repeats} alternating repeats)",
+        f"{args.steps} timed steps, {args.repeats} alternating repeats; auto precision: {auto}, {why})",
         file=sys.stderr,
         flush=True,
     )
-    runs: dict[str, list[float]] = {"textbook": [], "engine": [], "engine_bf16": [], "engine_batch256": []}
+    envs = {
+        "textbook": plain,
+        "textbook_spinning": engine_env,
+        "engine_fp32": engine_env,
+        "engine_bf16": engine_env,
+    }
+    envs |= {"peak_fp32": engine_env, "peak_bf16": engine_env}
+    runs: dict[str, list[float]] = {k: [] for k in envs}
     for r in range(args.repeats):
-        runs["textbook"].append(textbook_images_per_s(root, args.steps))
-        runs["engine"].append(engine_images_per_s(mnist, args.steps))
-        runs["engine_bf16"].append(engine_images_per_s(mnist, args.steps, precision="bf16"))
-        runs["engine_batch256"].append(engine_images_per_s(mnist, max(20, args.steps // 4), batch_size=256))
+        for name, env in envs.items():
+            runs[name].append(in_fresh_process(name, args, env))
         print(
-            f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in runs.items()),
+            f"  repeat {r + 1}: " + " | ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()),
             file=sys.stderr,
             flush=True,
         )
     med = {k: statistics.median(v) for k, v in runs.items()}
-    for k, v in med.items():
-        print(f"{k}_images_per_s={v:.0f}")
-    print(f"speedup_bf16={med['engine_bf16'] / med['textbook']:.2f}")
-    print(f"speedup_batch256={med['engine_batch256'] / med['textbook']:.2f}")
-    print(f"speedup={med['engine'] / med['textbook']:.2f}")
+    train_flops = 3 * flops(build_model("cnn_basic"))  # forward, and backward at twice its cost
+    for k in ("textbook", "textbook_spinning", "engine_fp32", "engine_bf16"):
+        print(f"{k}_images_per_s={med[k]:.0f}")
+    for p in ("fp32", "bf16"):
+        engine = med[f"engine_{p}"] * train_flops / 1e9
+        print(f"matmul_peak_{p}_gflops={med[f'peak_{p}']:.0f}")
+        print(f"engine_{p}_gflops={engine:.0f} engine_{p}_of_peak={engine / med[f'peak_{p}']:.2f}")
+        print(f"speedup_{p}={med[f'engine_{p}'] / med['textbook']:.2f}")
+    print(f"auto_precision={auto} speedup_auto={med[f'engine_{auto}'] / med['textbook']:.2f}")
+    print(f"speedup_target={3.0 if auto == 'bf16' else 1.8}")
     if not args.skip_time_to_99:
-        reached, best = time_to_99(folder)
-        print(f"fast_cnn_best_test_accuracy={best:.4f}")
-        print(f"time_to_99_s={reached:.1f}")
-    print(f"peak_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+        trials = []
+        for seed in range(3):
+            trials.append(time_to_99(seed, engine_env))
+            t = trials[-1]
+            print(
+                f"  seed {seed}: {t['acc']:.4f} test, {t['wall']:.1f} s wall from process start "
+                f"(imports {t['imports']:.1f}, data {t['data']:.2f}, fit {t['fit']:.1f}, "
+                f"test {t['test']:.2f}; "
+                f"{t['precision']})",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(f"time_to_99_recipe={json.dumps(RECIPE, separators=(',', ':'))}")
+        print(f"time_to_99_precision={trials[0]['precision']}")
+        accuracies = ",".join(f"{t['acc']:.4f}" for t in trials)
+        print(f"time_to_99_accuracies={accuracies}")
+        print(f"time_to_99_s_median={statistics.median(t['wall'] for t in trials):.1f}")
+        print(f"time_to_99_s_max={max(t['wall'] for t in trials):.1f}")
+        print(f"time_to_99_imports_s_median={statistics.median(t['imports'] for t in trials):.1f}")
+        print(f"time_to_99_fit_s_median={statistics.median(t['fit'] for t in trials):.1f}")
+        print(f"time_to_99_target_s={5 if trials[0]['precision'] == 'bf16' else 8}")
+    if args.tradeoff:
+        for channels in ((8, 16, 32), (16, 32, 64), (32, 64, 128)):
+            t = time_to_99(0, engine_env, model_args={"channels": list(channels)})
+            name = "x".join(map(str, channels))
+            print(f"tradeoff_{name}_mflops={t['mflops']:.2f} tradeoff_{name}_acc={t['acc']:.4f}")
+            print(f"tradeoff_{name}_fit_s={t['fit']:.1f} tradeoff_{name}_wall_s={t['wall']:.1f}")
+    print(f"peak_rss_mb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f}")
     return 0
 
 
@@ -189,8 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=150, help="training steps timed per pipeline")
     p.add_argument("--repeats", type=int, default=3, help="alternating repeats; medians are reported")
     p.add_argument("--skip-time-to-99", action="store_true", help="only measure throughput")
+    p.add_argument("--tradeoff", action="store_true", help="also train the recipe at three widths")
+    p.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # one figure, in a fresh process
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DATA_DIR or ./data/mnist)")
-    return run_bench(p.parse_args(argv))
+    args = p.parse_args(argv)
+    if args.measure:
+        print(f"{args.measure}={measure(args.measure, args.steps, args.data_dir):.1f}")
+        return 0
+    return run_bench(args)
 
 
 if __name__ == "__main__":
