@@ -4,6 +4,8 @@ import streamlit as st
 
 st.set_page_config(page_title="MNIST Lab", page_icon="✍️", layout="wide")
 
+from mnist_core import warmup  # noqa: E402
+from mnist_core.paths import default_model_path  # noqa: E402
 from pages.common import (  # noqa: E402  (page objects need the config first)
     app_pages,
     current_user,
@@ -12,6 +14,7 @@ from pages.common import (  # noqa: E402  (page objects need the config first)
     signed_in_sidebar,
 )
 
+warmup.start(default_model_path())  # once per server, in the background: see mnist_core/warmup.py
 user = current_user()  # LOCAL without [auth]; else the signed-in user, or the sign-in screen and a stop
 page = st.navigation(app_pages())
 with st.sidebar:

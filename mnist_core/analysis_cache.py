@@ -9,8 +9,8 @@ written atomically. The cache is only ever an optimisation: an entry that is mis
 damaged, from another version or for other labels is computed again (and rewritten), and a full or
 read-only disk just means the next start computes it again.
 
-`warm_up` evaluates in a background thread (app.py does it for the default model when the server
-starts); `evaluate_checkpoint` called meanwhile waits for that computation instead of repeating it."""
+A background evaluation (mnist_core.warmup does the default model's when the server starts) and a
+page asking for the same checkpoint meanwhile share one computation: the page waits for it."""
 
 from __future__ import annotations
 
@@ -38,10 +38,9 @@ FORMAT = 1  # of a disk entry; another value is a miss
 SPLITS = ("test", "val")
 
 _CACHE: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
-_LOCK = threading.Lock()  # guards _CACHE, _HASHES, _KEY_LOCKS and _WARMING
+_LOCK = threading.Lock()  # guards _CACHE, _HASHES and _KEY_LOCKS
 _KEY_LOCKS: dict[tuple[str, str], threading.Lock] = {}  # one computation per key at a time
 _HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> content digest
-_WARMING: dict[tuple[str, int, str], threading.Thread] = {}
 
 
 def cache_dir() -> Path:
@@ -200,41 +199,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> An
         return result
 
 
-def warm_up(path: str | Path, split: str = "test") -> threading.Thread | None:
-    """Evaluate in a background thread (once per file version), so the page finds it ready; None
-    when the file is missing or a warm-up for it was already started. Failures are left for the
-    page to report when it evaluates the checkpoint itself."""
-    path = Path(path)
-    try:
-        stamp = (str(path.resolve()), path.stat().st_mtime_ns, split)
-    except OSError:
-        return None
-    with _LOCK:
-        if stamp in _WARMING:
-            return None
-
-        def work() -> None:
-            try:  # behind the pages' own work: a background thread's nice value (Linux)
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            except (AttributeError, OSError):
-                pass
-            try:
-                evaluate_checkpoint(path, split)
-                from .explain import preload
-
-                preload()  # the saliency maps' library, which the Evaluate and Draw pages use next
-            except Exception:  # the page evaluates it again and shows the error
-                pass
-
-        thread = threading.Thread(target=work, name=f"warm-up {path.name}", daemon=True)
-        _WARMING[stamp] = thread
-    thread.start()
-    return thread
-
-
 def clear_cache() -> None:
     """Forget every evaluation held in memory (the disk cache stays; the next one reads it)."""
     with _LOCK:
         _CACHE.clear()
         _HASHES.clear()
-        _WARMING.clear()

@@ -36,11 +36,6 @@ def _last_conv(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def preload() -> None:
-    """Import captum now (about a second), so that the first saliency map does not wait for it."""
-    import captum.attr  # noqa: F401
-
-
 def attribute(model: nn.Module, x: torch.Tensor, method: str, target: int) -> np.ndarray:
     """A (28, 28) attribution map for one normalised image (1, 1, 28, 28) and a target digit."""
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion, Saliency

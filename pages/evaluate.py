@@ -1,13 +1,20 @@
-"""Evaluate: what the network gets wrong. Confusion matrix, galleries, per-class metrics, time travel."""
+"""Evaluate: what the network gets wrong. Confusion matrix, galleries, per-class metrics, time travel.
+
+Evaluations come from mnist_core.analysis_cache (memory, then disk, keyed by the checkpoint's
+content; app.py warms the default model's when the server starts). Digits and saliency maps are
+PNGs made on the server; each gallery is a fragment, so paging or picking a digit reruns only it.
+Stable hooks: the confusion matrix is the chart in `.st-key-cm_chart`, the galleries are the
+images in `.st-key-cell_gallery` and `.st-key-errors_gallery`."""
 
 import pandas as pd
 import streamlit as st
 
-from mnist_core.analysis_cache import evaluate_checkpoint
+from mnist_core import analysis_cache
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.explain import attribute, methods_for
+from mnist_core.pictures import digit_pictures, saliency_picture
 from mnist_core.pixels import denormalize
-from mnist_core.plots import confusion_figure, image_grid, per_class_figure, probability_bars, saliency_figure
+from mnist_core.plots import confusion_figure, per_class_figure, probability_bars
 from pages.common import (
     DRAW,
     INSIDE,
@@ -36,15 +43,14 @@ split = split_col.radio(
 )
 
 
-@st.cache_resource(max_entries=16, show_spinner="Evaluating (cached afterwards)...")
-def analysis(path: str, mtime: float, split: str):
-    return evaluate_checkpoint(path, split, mnist_or_stop())
-
-
 def analysis_for(run, ep, sp):
+    """The checkpoint's evaluation (cached in memory and on disk by analysis_cache), or a message."""
     try:
         path = checkpoint_path(run, ep)
-        return analysis(str(path), path.stat().st_mtime, sp)
+        if analysis_cache.cached(path, sp):
+            return analysis_cache.evaluate_checkpoint(path, sp)
+        with st.spinner("Evaluating (cached afterwards)..."):
+            return analysis_cache.evaluate_checkpoint(path, sp, mnist_or_stop())
     except (CheckpointError, OSError, KeyError) as exc:
         st.error(f"This checkpoint cannot be evaluated: {exc}. Pick another model or epoch.")
         st.stop()
@@ -58,32 +64,31 @@ m2.metric("Mistakes", f"{errors:,}", help=f"out of {len(result.y_true):,} {split
 m3.metric("Worst digit (F1)", min(result.per_class, key=lambda r: r["f1"])["digit"])
 
 
+@st.fragment
 def show_gallery(indices, title: str, key: str) -> None:
-    """A paged grid of digits with true label, prediction and confidence; pick one to inspect it."""
-    st.markdown(f"**{title}** ({len(indices)})")
-    if not len(indices):
-        st.caption("None here.")
-        return
-    pages = (len(indices) + PAGE - 1) // PAGE
-    page = st.number_input("Page", 1, pages, 1, key=f"{key}_page") if pages > 1 else 1
-    chunk = indices[(page - 1) * PAGE : page * PAGE]
-    titles = [
-        f"{int(result.y_true[i])}→{int(result.y_pred[i])} {float(result.probs[i].max()):.0%}" for i in chunk
-    ]
-    st.plotly_chart(
-        image_grid(result.images[chunk], titles, cols=12, height_per_row=95),
-        width="stretch",
-        config={"displayModeBar": False},
-        key=f"{key}_grid",
-    )
-    st.caption("Each digit: true → predicted, and the model's confidence.")
-    pick = st.selectbox(
-        "Inspect one",
-        [int(i) for i in chunk],
-        key=f"{key}_pick",
-        format_func=lambda i: f"#{i}: true {int(result.y_true[i])}, predicted {int(result.y_pred[i])}",
-    )
-    inspect(pick, key)
+    """A paged grid of digits with true label, prediction and confidence; pick one to inspect it.
+    A fragment: paging, picking and inspecting rerun only this gallery."""
+    with st.container(key=f"{key}_gallery"):
+        st.markdown(f"**{title}** ({len(indices)})")
+        if not len(indices):
+            st.caption("None here.")
+            return
+        pages = (len(indices) + PAGE - 1) // PAGE
+        page = st.number_input("Page", 1, pages, 1, key=f"{key}_page") if pages > 1 else 1
+        chunk = indices[(page - 1) * PAGE : page * PAGE]
+        titles = [
+            f"{int(result.y_true[i])}→{int(result.y_pred[i])} {float(result.probs[i].max()):.0%}"
+            for i in chunk
+        ]
+        st.image(digit_pictures(result.images[chunk]), caption=titles, width=72)
+        st.caption("Each digit: true → predicted, and the model's confidence.")
+        pick = st.selectbox(
+            "Inspect one",
+            [int(i) for i in chunk],
+            key=f"{key}_pick",
+            format_func=lambda i: f"#{i}: true {int(result.y_true[i])}, predicted {int(result.y_pred[i])}",
+        )
+        inspect(pick, key)
 
 
 def inspect(i: int, key: str) -> None:
@@ -101,12 +106,11 @@ def inspect(i: int, key: str) -> None:
     method = "grad_cam" if "grad_cam" in methods_for(model) else "saliency"
     pred = int(result.y_pred[i])
     image = denormalize(x[0, 0]).numpy()
-    mid.plotly_chart(
-        saliency_figure(image, attribute(model, x, method, pred), f"{method.replace('_', ' ')} for {pred}"),
-        width="stretch",
-        config={"displayModeBar": False},
-        key=f"{key}_sal",
-    )
+    picture, limit = saliency_picture(image, attribute(model, x, method, pred))
+    with mid:
+        st.markdown(f"**{method.replace('_', ' ')} for {pred}**")
+        st.image(picture, width=240)
+        st.caption(f"Red raises the score of {pred} (full red +{limit:.2g}), blue lowers it.")
     if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
         st.session_state.draw_digit = image
         st.session_state.draw_digit_from = "Evaluate"

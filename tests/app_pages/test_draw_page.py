@@ -49,6 +49,7 @@ def test_a_drawn_test_digit_is_predicted_and_explained(at, mnist, index):
     assert metric.value == str(int(mnist.test_labels[index]))
     captions = " ".join(c.value for c in at.caption)
     assert "Gradient magnitude" in captions and "black image" in captions  # one sentence per method
+    assert len(saliency_maps(at)) == 4  # one picture per method (better_cnn: Grad-CAM too)
 
 
 def test_switching_stages_off_and_probing_keeps_the_page_working(at, mnist):
@@ -63,3 +64,11 @@ def test_switching_stages_off_and_probing_keeps_the_page_working(at, mnist):
     assert not at.exception
     assert any(m.label == "Prediction" for m in at.metric)
     assert any("random weights" in c.value for c in at.caption)
+    assert len(saliency_maps(at)) == 8  # and each method's map from random weights below it
+    at.multiselect(key="sal_methods").set_value(["saliency"]).run()
+    assert not at.exception and len(saliency_maps(at)) == 2
+
+
+def saliency_maps(at) -> list:
+    """The saliency pictures (st.image, one per map; the stage strip has five captioned ones)."""
+    return [im for im in at.get("image") if not any(im.captions)]

@@ -1,5 +1,7 @@
 """Error analysis in the core, the evaluation cache, and the Evaluate page (AppTest)."""
 
+import subprocess
+
 import pytest
 import streamlit as st
 import torch
@@ -7,9 +9,13 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import analysis_cache
+from mnist_core.checkpoints import save_checkpoint
+from mnist_core.config import TrainConfig
 from mnist_core.evaluate import Analysis, confusion_matrix
+from mnist_core.models import build_model
 from mnist_core.paths import DEFAULT_MODEL_ENV, default_model_path
 from support import PAGES_DIR
+from support.tmpfs import require_mount, tmpfs
 
 PAGE = str(PAGES_DIR / "evaluate.py")
 
@@ -42,15 +48,17 @@ def test_cells_pairs_and_error_gallery_order():
     assert a.errors(true=8).tolist() == [5] and a.errors(pred=5).tolist() == [2]
 
 
-def test_evaluation_is_cached_per_checkpoint_and_split(mnist, monkeypatch):
-    analysis_cache._CACHE.clear()
+def test_the_default_models_evaluation_is_cached(mnist, monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_LAB_CACHE", str(tmp_path / "cache"))  # no evaluation on disk yet
+    analysis_cache.clear_cache()
     calls = []
     real = analysis_cache.analyse
     monkeypatch.setattr(analysis_cache, "analyse", lambda *a: calls.append(1) or real(*a))
     first = analysis_cache.evaluate_checkpoint(default_model_path(), "test", mnist)
     again = analysis_cache.evaluate_checkpoint(default_model_path(), "test", mnist)
-    val = analysis_cache.evaluate_checkpoint(default_model_path(), "val", mnist)
-    assert first is again and len(calls) == 2 and len(val.y_true) == 6000
+    assert (
+        first is again and len(calls) == 1
+    )  # the disk cache and the val split: tests/unit/test_analysis_cache.py
     assert first.accuracy >= 0.993 and sum(r["support"] for r in first.per_class) == 10000
 
 
@@ -71,6 +79,34 @@ def test_page_shows_accuracy_pairs_and_opens_a_cell(at):
     assert at.session_state["cm_cell"] == (true, pred)
     at.selectbox(key="err_true").set_value(9).run()
     assert not at.exception and any("Misclassified digits" in md.value for md in at.markdown)
+    shown = gallery_captions(at)[-1]  # the mistakes gallery: pictures captioned true -> predicted
+    assert 0 < len(shown) <= 24 and all(c.startswith("9→") for c in shown)
+
+
+def gallery_captions(at) -> list[list[str]]:
+    """The captions of each st.image list on the page (one list per gallery)."""
+    return [el.captions for el in at.get("image") if len(el.captions) > 1]
+
+
+def test_the_page_works_on_a_cache_disk_that_refuses_writes(tmp_path, monkeypatch):
+    """A read-only cache folder: the page evaluates, shows, and evaluates again on a restart."""
+    require_mount()
+    torch.manual_seed(0)
+    model_path = save_checkpoint(
+        build_model("mlp_128_64"), TrainConfig.for_model("mlp_128_64"), tmp_path / "m.pt"
+    )
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(model_path))  # a small model: quick to evaluate
+    with tmpfs(1) as mnt:
+        (mnt / "cache").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        monkeypatch.setenv("MNIST_LAB_CACHE", str(mnt / "cache"))
+        for _ in range(2):  # the second time as after a restart: nothing in memory, nothing on disk
+            analysis_cache.clear_cache()
+            st.cache_resource.clear()
+            at = AppTest.from_file(PAGE, default_timeout=120).run()
+            assert not at.exception and not at.error
+            assert next(m for m in at.metric if m.label == "Accuracy").value.endswith("%")
+            assert gallery_captions(at) and list((mnt / "cache").iterdir()) == []
 
 
 def test_a_deleted_run_and_a_corrupt_checkpoint_give_clear_messages(at, tmp_path, monkeypatch):

@@ -1,6 +1,9 @@
-"""Real Chromium: draw a 1 and a 7 with the mouse; the default model reads them."""
+"""Real Chromium: draw a 1 and a 7 with the mouse; the default model reads them, then explains them."""
 
-from support.browser import wait_until
+from support.browser import decoded_images, wait_until
+
+PREDICTION = ".st-key-draw_prediction [data-testid='stMetricValue']"
+SALIENCY = ".st-key-draw_saliency [data-testid='stImage'] img"
 
 
 def draw(page, strokes):
@@ -17,8 +20,8 @@ def draw(page, strokes):
 
 
 def prediction(page) -> str:
-    text = page.get_by_test_id("stMetric").first.inner_text()
-    return text.split("\n")[-1].strip() if text.startswith("Prediction") else ""
+    shown = page.locator(PREDICTION)
+    return shown.first.inner_text().strip() if shown.count() else ""
 
 
 def test_drawn_one_and_seven_are_read(page, server):
@@ -30,6 +33,10 @@ def test_drawn_one_and_seven_are_read(page, server):
     assert wait_until(lambda: prediction(page) == "1" or None, timeout_s=30)
     page.get_by_role("button", name="Clear", exact=True).click()
     page.get_by_text("Draw a digit on the canvas").wait_for()
+    assert prediction(page) == ""
     draw(page, [[(70, 60), (140, 60), (210, 60), (165, 145), (120, 240)]])
     assert wait_until(lambda: prediction(page) == "7" or None, timeout_s=30)
     page.get_by_text("Why? Saliency maps").wait_for()
+    # the maps follow as pictures: one per method (the default better_cnn has all four)
+    assert wait_until(lambda: decoded_images(page, SALIENCY) == 4 or None, timeout_s=30)
+    assert page.locator(".st-key-draw_saliency [data-testid='stPlotlyChart']").count() == 0

@@ -1,6 +1,8 @@
 """Real Chromium: click an off-diagonal cell of the confusion matrix and see those digits."""
 
-from support.browser import wait_until
+from support.browser import decoded_images, wait_until
+
+CELL_GALLERY = ".st-key-cell_gallery [data-testid='stImage'] img"
 
 
 def test_clicking_a_confusion_cell_opens_its_gallery(page, server):
@@ -15,12 +17,6 @@ def test_clicking_a_confusion_cell_opens_its_gallery(page, server):
     box = points.nth(true * 10 + pred).bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.get_by_text(f"True {true}, predicted {pred}, most confident first").wait_for(timeout=30_000)
-    gallery = page.locator(".js-plotly-plot").nth(1)
-    assert wait_until(
-        lambda: (
-            gallery.locator(".heatmaplayer image, .heatmaplayer .hm").count() > 0
-            or gallery.inner_text() != ""
-        ),
-        timeout_s=30,
-    )
+    # the gallery: a picture per digit (PNGs made on the server), captioned true -> predicted
+    assert wait_until(lambda: decoded_images(page, CELL_GALLERY) > 0, timeout_s=30)
     assert page.get_by_text(f"{true}→{pred}").first.is_visible()

@@ -195,3 +195,11 @@ def chart_x(page, index: int = 0, key: str | None = None, last: bool = False) ->
 def plotted_points(page, index: int = 0, key: str | None = None) -> int:
     """Number of points in the first trace of a Plotly chart (0 if none)."""
     return len(chart_x(page, index, key))
+
+
+def decoded_images(page, selector: str) -> int:
+    """How many <img> matching `selector` the browser has loaded and decoded (st.image pictures)."""
+    return page.evaluate(
+        "(s) => Array.from(document.querySelectorAll(s)).filter((i) => i.complete && i.naturalWidth).length",
+        selector,
+    )

@@ -1,0 +1,152 @@
+"""The evaluation cache on disk (mnist_core.analysis_cache): hits, misses, damage and a disk that
+refuses writes; and the per-class metrics it recomputes without scikit-learn."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import precision_recall_fscore_support
+
+from mnist_core import analysis_cache, warmup
+from mnist_core.checkpoints import save_checkpoint
+from mnist_core.config import TrainConfig
+from mnist_core.evaluate import confusion_matrix, per_class_metrics
+from mnist_core.models import build_model
+from support.tmpfs import fill, require_mount, tmpfs
+
+
+def tiny_checkpoint(path, seed: int):
+    """A small untrained MLP (its evaluation of 10,000 digits takes milliseconds)."""
+    torch.manual_seed(seed)
+    model = build_model("mlp_128_64")
+    return save_checkpoint(model, TrainConfig.for_model("mlp_128_64", epochs=1, seed=seed), path)
+
+
+@pytest.fixture()
+def computed(monkeypatch, tmp_path):
+    """A fresh cache folder and memory; the list gets one entry per evaluation actually computed."""
+    monkeypatch.setenv("MNIST_LAB_CACHE", str(tmp_path / "cache"))
+    analysis_cache.clear_cache()
+    calls = []
+    real = analysis_cache.analyse
+    monkeypatch.setattr(analysis_cache, "analyse", lambda *a: calls.append(1) or real(*a))
+    yield calls
+    analysis_cache.clear_cache()
+
+
+def entries():
+    folder = analysis_cache.cache_dir()
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def same(a, b) -> bool:
+    return (
+        torch.equal(a.y_pred, b.y_pred)
+        and torch.equal(a.probs, b.probs)
+        and torch.equal(a.confusion, b.confusion)
+        and a.per_class == b.per_class
+        and a.accuracy == b.accuracy
+        and torch.equal(a.images, b.images)
+    )
+
+
+def test_a_restart_reads_the_evaluation_from_disk(computed, mnist, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", 0)
+    first = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 1 and entries() == [f"{analysis_cache.content_hash(ckpt)}-test.npz"]
+    analysis_cache.clear_cache()  # what a new server process starts with
+    again = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 1 and same(first, again)
+    # the validation split is its own entry, carved with the run's own seed
+    val = analysis_cache.evaluate_checkpoint(ckpt, "val", mnist)
+    analysis_cache.clear_cache()
+    assert same(val, analysis_cache.evaluate_checkpoint(ckpt, "val", mnist)) and len(computed) == 2
+    assert len(val.y_true) == 6000
+
+
+def test_a_changed_checkpoint_is_evaluated_again(computed, mnist, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", 0)
+    before = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    tiny_checkpoint(ckpt, 1)  # new weights under the same name
+    after = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 2 and not torch.equal(before.probs, after.probs)
+    assert len(entries()) == 2
+    # the same bytes under another name (best.pt beside its epoch file) share the entry
+    twin = tmp_path / "best.pt"
+    twin.write_bytes(ckpt.read_bytes())
+    assert same(analysis_cache.evaluate_checkpoint(twin, "test", mnist), after) and len(computed) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b"not a zip file"),
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),  # truncated
+        lambda p: p.write_bytes(b""),
+    ],
+    ids=["garbage", "truncated", "empty"],
+)
+def test_a_damaged_entry_is_computed_again_and_rewritten(computed, mnist, tmp_path, damage):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", 0)
+    good = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    entry = analysis_cache.entry_path(analysis_cache.content_hash(ckpt), "test")
+    damage(entry)
+    analysis_cache.clear_cache()
+    assert same(analysis_cache.evaluate_checkpoint(ckpt, "test", mnist), good) and len(computed) == 2
+    analysis_cache.clear_cache()
+    analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 2  # the rewritten entry is read
+
+
+def test_an_entry_for_other_labels_is_not_trusted(computed, mnist, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", 0)
+    analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    analysis_cache.clear_cache()
+    relabelled = type(mnist)(**{**vars(mnist), "test_labels": mnist.test_labels.roll(1)})
+    result = analysis_cache.evaluate_checkpoint(ckpt, "test", relabelled)
+    assert len(computed) == 2 and torch.equal(result.y_true, relabelled.test_labels)
+
+
+@pytest.mark.parametrize("refusal", ["full", "read-only"])
+def test_a_disk_that_refuses_the_entry_only_costs_the_cache(computed, mnist, tmp_path, monkeypatch, refusal):
+    require_mount()
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", 0)
+    with tmpfs(1) as mnt:
+        monkeypatch.setenv("MNIST_LAB_CACHE", str(mnt / "cache"))
+        if refusal == "full":
+            fill(mnt)
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        first = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+        analysis_cache.clear_cache()
+        again = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+        assert same(first, again) and len(computed) == 2  # computed twice: nothing was kept
+        left = list((mnt / "cache").rglob("*")) if (mnt / "cache").exists() else []
+        assert [p for p in left if p.is_file()] == []  # no partial or temporary file
+
+
+def test_per_class_metrics_equal_sklearns():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (3000,), generator=g)
+    pred = torch.where(torch.rand(3000, generator=g) < 0.7, y, torch.randint(0, 10, (3000,), generator=g))
+    pred[pred == 4] = 5  # a digit never predicted: its precision has nothing to divide by
+    ours = per_class_metrics(confusion_matrix(y, pred))
+    p, r, f, s = precision_recall_fscore_support(
+        y.numpy(), pred.numpy(), labels=list(range(10)), zero_division=0
+    )
+    for key, theirs in (("precision", p), ("recall", r), ("f1", f), ("support", s)):
+        assert np.allclose([row[key] for row in ours], theirs, atol=1e-12), key
+    assert ours[4]["precision"] == 0.0 and ours[4]["f1"] == 0.0
+
+
+def test_the_warm_up_leaves_the_default_models_evaluation_ready(computed, mnist, monkeypatch, tmp_path):
+    monkeypatch.setattr(warmup, "_THREAD", None)  # as in a fresh process
+    ckpt = tiny_checkpoint(tmp_path / "default.pt", 0)
+    assert not analysis_cache.cached(ckpt)
+    thread = warmup.start(ckpt)
+    assert thread is not None and warmup.start(ckpt) is None  # once per process
+    thread.join(120)
+    assert analysis_cache.cached(ckpt) and entries() == [f"{analysis_cache.content_hash(ckpt)}-test.npz"]
+    analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 1  # the page found it ready
