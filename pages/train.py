@@ -1,6 +1,7 @@
 """Train: pick a model and its hyperparameters, start a background run, watch it live."""
 
 import json
+import time
 
 import pandas as pd
 import streamlit as st
@@ -249,6 +250,7 @@ if st.button("Start training", type="primary", disabled=config is None, icon=":m
         st.error(str(exc), icon=":material/block:")
     else:
         st.session_state.train_run_id = run.id
+        st.session_state.train_started_at = time.time()  # this learner waits for the first point
         st.toast(
             f"Run {run.id} "
             + ("started" if run.status == "running" else f"queued at position {run.queue_position}")
@@ -271,8 +273,6 @@ def summary(run) -> None:
         cols[1].metric("Test accuracy", f"{run.test_acc:.2%}" if run.test_acc is not None else "n/a")
         cols[2].metric("Training time", f"{run.train_seconds:.0f} s")
         cols[3].metric("Images / s", f"{run.images_per_s:,.0f}" if run.images_per_s else "n/a")
-    if run.precision:
-        st.caption(f"Precision: {run.precision}")
     go_eval, go_draw, more_col, extend_col = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
     if run.epochs_done:
         if go_eval.button("Evaluate this run", icon=":material/fact_check:", width="stretch"):
@@ -318,6 +318,8 @@ def run_view(run_id: str) -> None:
     if was_active and not run.active:
         st.rerun()  # the run just ended: redraw the page once with the summary
     st.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+    if run.precision:
+        st.caption(f"Precision: {run.precision}")
     user = current_user()
     if not can_control(run, user):
         st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
@@ -350,10 +352,9 @@ def run_view(run_id: str) -> None:
         )
         fig = batch_chart(run.id, rows[-1][0], len(rows), smoothing, run.progress.get("batches"), rows)
         st.plotly_chart(fig, width="stretch", key="batch_chart")
-        if st.session_state.pop("train_first_point", False):
+        if st.session_state.pop("train_started_at", None):
             st.rerun()  # the first point is shown: back to the once-a-second view
     elif run.active:
-        st.session_state.train_first_point = True
         st.caption("Waiting for the first batch...")
 
 
@@ -406,6 +407,7 @@ def inside_panel(path: str):
 # While a run is queued or training, its view reruns every second and the per-epoch part every two
 # (every quarter second until its first batch arrives, so that Start answers at once); a finished
 # run's view is drawn once, so a page left open costs neither the server nor the browser.
+FIRST_POINT_WAIT_S = 15.0
 live = st.fragment(run_every=1.0)(run_view)
 first_point = st.fragment(run_every=0.25)(run_view)
 live_epochs = st.fragment(run_every=2.0)(epoch_view)
@@ -415,7 +417,13 @@ if "train_run_id" in st.session_state:
     try:
         current = jobs.get(st.session_state.train_run_id)
         watching = current.active
-        waiting = current.status == "running" and not (current.progress or {}).get("step")
+        # the quick cadence only for the learner who just pressed Start, and only for a while: ten
+        # sessions polling four times a second would take the CPU the run needs to start
+        waiting = (
+            current.status == "running"
+            and not (current.progress or {}).get("step")
+            and time.time() - st.session_state.get("train_started_at", 0.0) < FIRST_POINT_WAIT_S
+        )
     except RunError:
         watching = waiting = False
     (first_point if waiting else live if watching else run_view)(st.session_state.train_run_id)

@@ -105,6 +105,9 @@ def test_widgets_map_to_the_started_runs_config(at):
     assert any(run_id in s.value for s in at.subheader)
     done = JobManager().wait(run_id, timeout_s=120)
     assert done.status == "completed", JobManager().log_tail(run_id)
+    assert cfg.precision == "auto" and done.precision.split(" · ")[0] in ("bf16", "fp32")
+    at.run()  # what it trained in, and why, beside the run's heading
+    assert any(c.value == f"Precision: {done.precision}" for c in at.caption)
 
 
 def test_a_new_session_reattaches_to_the_running_run(at, tmp_path):

@@ -26,6 +26,13 @@ def store_root() -> Path:
     return Path(os.environ["MNIST_LAB_CHECKPOINTS"])  # this test's own folder (conftest)
 
 
+@pytest.fixture()
+def warm_workers(monkeypatch):
+    """As the product runs by default: runs go to warm standby workers (conftest turns them off)."""
+    monkeypatch.setenv("MNIST_LAB_WARM_WORKERS", "1")
+    monkeypatch.setenv("MNIST_LAB_WARM_IDLE_S", "30")  # none outlives the suite by long
+
+
 def assert_survived(result: reliability.FaultResult) -> None:
     assert result.records_before > 0
     assert result.lost == [], result.lost
@@ -33,7 +40,7 @@ def assert_survived(result: reliability.FaultResult) -> None:
     assert result.survived, result.detail
 
 
-def test_kill_9_mid_epoch_loses_nothing_and_extend_finishes_it():
+def test_kill_9_mid_epoch_loses_nothing_and_extend_finishes_it(warm_workers):
     result = reliability.fault_kill_9(store_root())
     assert_survived(result)
     assert "ended unexpectedly" in result.detail and "Extended: completed" in result.detail
@@ -109,7 +116,7 @@ def test_check_finds_damage(capsys):
     assert "problems=2" in capsys.readouterr().out
 
 
-def test_dashboard_killed_mid_training_and_restarted():
+def test_dashboard_killed_mid_training_and_restarted(warm_workers):
     require_browser()
     result = reliability.fault_server_restart(store_root())
     assert_survived(result)
@@ -133,7 +140,7 @@ def check_load(result: reliability.LoadResult, sessions: int) -> dict:
     return figures
 
 
-def test_ten_sessions_watch_a_live_run_short():
+def test_ten_sessions_watch_a_live_run_short(warm_workers):
     """CI's version: ten real Chromium sessions on the Train page for 15 s while a second run waits."""
     require_browser()
     check_load(reliability.load(store_root(), sessions=10, seconds=15), 10)
