@@ -206,9 +206,9 @@ def ensure(root: Path, command: list[str], env: dict[str, str], key: str) -> Non
 
 
 def warm_up() -> None:
-    """What a cold worker spends its first seconds on: importing the engine and what torch.optim
-    imports on first use (its compiler, 2.4 s here), mapping MNIST, and oneDNN's first
-    convolutions (forward and backward, fp32 and bf16) and optimizer steps."""
+    """What a cold worker spends its first seconds on: importing PyTorch and the engine, mapping
+    MNIST, and oneDNN's first convolutions (forward and backward, fp32 and bf16) and optimizer
+    steps."""
     import torch
 
     from .config import TrainConfig
