@@ -139,7 +139,7 @@ def eager_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     def step() -> None:
         with torch.no_grad():
             update(optimizer)
-        optimizer._opt_called = True  # type: ignore[attr-defined]  (LRScheduler's check)
+        optimizer._opt_called = True  # type: ignore[attr-defined]  # what LRScheduler checks
 
     return step
 
