@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -188,6 +190,31 @@ def probability_bars(probs, title: str = "", k: int = 10) -> go.Figure:
         showlegend=False,
     )
     return fig
+
+
+def probability_bars_html(probs, title: str = "", k: int = 10) -> str:
+    """probability_bars as plain HTML (for st.markdown with unsafe_allow_html): the same top-k bars,
+    colours and labels, the exact value on hover, and no chart library for the browser to load and
+    lay out (the Draw page redraws it on every stroke). Each bar is a `.prob-bar` with `data-digit`
+    and `data-p`."""
+    probs = [float(p) for p in probs]
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])[:k]
+    head = f'<div style="font-weight:600;margin:0 0 4px">{escape(title)}</div>' if title else ""
+    rows = []
+    for rank, d in enumerate(order):
+        p = min(max(probs[d], 0.0), 1.0)
+        color = TRAIN if rank == 0 else "#cbd5e1"
+        rows.append(
+            f'<div class="prob-bar" data-digit="{d}" data-p="{p:.6f}" title="digit {d}: {p:.2%}" '
+            'style="display:flex;align-items:center;gap:8px;height:22px">'
+            f'<span style="width:1em;text-align:right;color:#64748b">{d}</span>'
+            '<span style="flex:1;display:flex;align-items:center;gap:6px">'
+            f'<span style="width:{p * 85:.2f}%;min-width:1px;height:15px;background:{color};'
+            'border-radius:2px"></span>'
+            f'<span style="font-size:12px;color:#475569">{p:.1%}</span></span></div>'
+        )
+    family = FONT["family"]
+    return f'<div class="prob-bars" style="font-family:{family};font-size:13px">{head}{"".join(rows)}</div>'
 
 
 def saliency_figure(image28, attribution, title: str) -> go.Figure:

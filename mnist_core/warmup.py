@@ -3,8 +3,10 @@
 app.py calls start() on every script run; only the first call in a process does anything. One
 low-priority thread then imports what the pages import lazily and builds a first figure (Plotly
 reads its template on first use), so the first Evaluate, Draw, Data or Inside visit after a restart
-finds them ready, and then evaluates the default model (from the disk cache when an earlier server
-on this machine evaluated it already; see analysis_cache), so Evaluate opens on it at once.
+finds them ready; runs the default model once on a blank digit, prediction and saliency maps (the
+first call of each sets itself up), so the first stroke on Draw is as quick as the next; and then
+evaluates the default model (from the disk cache when an earlier server on this machine evaluated
+it already; see analysis_cache), so Evaluate opens on it at once.
 Each step is only an optimisation: a failure is left for the page that needs the thing to report.
 """
 
@@ -26,6 +28,23 @@ def _libraries() -> None:
     plots.probability_bars([0.1] * 10).to_json()  # imports Plotly and loads its template
 
 
+def _first_inference(default_model: Path) -> None:
+    """A prediction and each saliency map of a blank digit with the default model: PyTorch's and
+    captum's first-call set-up is done before the first stroke on the Draw page."""
+    import numpy as np
+
+    from .checkpoints import load_checkpoint
+    from .evaluate import predict_proba
+    from .explain import attribute, methods_for
+    from .pixels import normalize
+
+    model = load_checkpoint(default_model).model
+    x = normalize(np.zeros((28, 28), dtype=np.float32))
+    predict_proba(model, x)
+    for method in methods_for(model):
+        attribute(model, x, method, 0)
+
+
 def _evaluation(default_model: Path) -> None:
     from . import analysis_cache
 
@@ -38,7 +57,7 @@ def _work(default_model: Path) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):
         pass
-    for step in (_libraries, lambda: _evaluation(default_model)):
+    for step in (_libraries, lambda: _first_inference(default_model), lambda: _evaluation(default_model)):
         try:
             step()
         except Exception:  # the page that needs it does the work again and reports the failure

@@ -1,19 +1,21 @@
 """Draw: a digit in, what the network sees, what it predicts, and why (saliency maps).
 
 Everything below the model pickers is one fragment: a stroke reruns only it (not the app's sidebar,
-nor the pickers), the prediction is computed and sent before any saliency map, and the pictures
-are PNGs made on the server. Stable hooks for tests and benchmarks: the prediction is the metric in
+nor the pickers), the canvas sends each stroke the moment it ends (pages/canvas.py), the prediction
+is computed and sent before any saliency map, and the pictures are PNGs made on the server (and the
+probability bars plain HTML: the page loads no chart library). Stable
+hooks for tests and benchmarks: the canvas is `canvas.draw-canvas`, the prediction is the metric in
 `.st-key-draw_prediction`, the saliency maps are the images in `.st-key-draw_saliency`."""
 
 import numpy as np
 import streamlit as st
 
-from mnist_core.evaluate import predict_proba
+from mnist_core.evaluate import one_thread, predict_proba
 from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, randomized_copy
 from mnist_core.pictures import saliency_picture
 from mnist_core.pixels import normalize
-from mnist_core.plots import probability_bars
-from mnist_core.preprocess import InputError, load_image, perturb, preprocess, rgba_to_gray, to_gray
+from mnist_core.plots import probability_bars_html
+from mnist_core.preprocess import InputError, load_image, perturb, preprocess, to_gray
 from pages.common import (
     INSIDE,
     checkpoint_path,
@@ -24,7 +26,7 @@ from pages.common import (
 )
 
 ensure_app_shell()
-from streamlit_drawable_canvas import st_canvas  # noqa: E402  (after the shell check)
+from pages.canvas import drawing_canvas, drawing_of  # noqa: E402  (after the shell check)
 
 STAGE_TITLES = {
     "grayscale": "1. grayscale",
@@ -64,122 +66,157 @@ def saliency_map(image28: np.ndarray, attr: np.ndarray, title: str) -> None:
     """One map as a picture, with its title and the value at full colour (the chart's colour bar)."""
     picture, limit = saliency_picture(image28, attr)
     st.markdown(f"**{title}**")
-    st.image(picture, width="stretch")
+    st.image(picture, width="stretch", output_format="PNG")
     st.caption(f"full red +{limit:.2g}, full blue -{limit:.2g}")
+
+
+# Settings the prediction depends on: widget key -> default. The prediction is computed from their
+# values in session state and sent before the widgets themselves are drawn (fewer messages ahead of
+# it: it reaches the browser sooner); the widgets below are made with the same defaults.
+PREPROCESSING = dict(pp_invert="auto", pp_crop=True, pp_scale=True, pp_center=True)
+PROBE = dict(probe_rotate=0, probe_dx=0, probe_dy=0, probe_thicken=0)
+INVERT = ["auto", "yes", "no"]
+
+
+def setting(key: str):
+    return st.session_state.get(key, {**PREPROCESSING, **PROBE}[key])
+
+
+def clear_canvas() -> None:
+    st.session_state.canvas_n = st.session_state.get("canvas_n", 0) + 1  # a fresh canvas (a new key)
+
+
+def current_input(canvas_key: str) -> tuple[np.ndarray | None, str, str | None]:
+    """(grayscale digit or None, where it came from, a message for an unreadable image): a digit
+    opened from another page, else an upload, else the drawing, as the widgets report them."""
+    opened = st.session_state.get("draw_digit")
+    if opened is not None:
+        return opened, f"a digit from {st.session_state.get('draw_digit_from', 'Evaluate')}", None
+    upload = st.session_state.get("draw_upload")
+    try:
+        if upload is not None:
+            return to_gray(load_image(upload.getvalue())), upload.name, None
+        drawn = drawing_of(canvas_key)
+        return (None if drawn is None else to_gray(load_image(drawn))), "drawing", None
+    except InputError as exc:
+        return None, "", str(exc)
 
 
 @st.fragment
 def workbench(model, chosen: str, run_id: str, epoch, others: list) -> None:
     """Input, preprocessing, prediction and saliency: reruns alone on every stroke or setting."""
-    # ---------------- input ----------------
     in_col, out_col = st.columns([1, 1], gap="large")
+    with out_col:
+        prediction_box = st.container(key="draw_prediction")
+    canvas_key = f"canvas_{st.session_state.get('canvas_n', 0)}"
+    gray, source_name, unreadable = current_input(canvas_key)
+    prepared, not_a_digit = None, None
+    if gray is not None:
+        try:
+            prepared = preprocess(
+                gray,
+                invert=setting("pp_invert"),
+                crop=setting("pp_crop"),
+                scale=setting("pp_scale"),
+                center=setting("pp_center"),
+            )
+        except InputError as exc:
+            not_a_digit = str(exc)
+
+    # ---------------- prediction: first, so that it shows before anything slower ----------------
+    if prepared is None:
+        with prediction_box:  # the metric is there from the start: the first stroke only changes it
+            st.metric("Prediction", "–")
+            st.info("Draw a digit on the canvas, or upload an image, to see the network read it.")
+    else:
+        image28 = perturb(
+            prepared.stages["centered"],
+            setting("probe_rotate"),
+            setting("probe_dx"),
+            setting("probe_dy"),
+            setting("probe_thicken"),
+        )
+        x = normalize(image28)
+        with one_thread():
+            probs = predict_proba(model, x)[0]
+        pred = int(probs.argmax())
+        with prediction_box:
+            st.metric("Prediction", str(pred))
+            st.session_state.inside_digit = dict(image=image28, source="Draw")  # the Inside page offers it
+            if st.button(
+                "Look inside",
+                icon=":material/layers:",
+                key="draw_inside",
+                help="see this digit go through the network layer by layer",
+            ):
+                st.session_state.inside_fresh = True
+                st.session_state.selected_run = run_id or None
+                st.switch_page(INSIDE)
+            st.caption(
+                f"{float(probs[pred]):.1%} confident · {chosen}"
+                + ("" if epoch == "best" else f", epoch {epoch}")
+            )
+            st.markdown(probability_bars_html(probs), unsafe_allow_html=True)
+            for label, other in others:
+                with one_thread():
+                    p = predict_proba(other, x)[0]
+                bars = probability_bars_html(p, f"{label}: predicts {int(p.argmax())}", k=3)
+                st.markdown(bars, unsafe_allow_html=True)
+
+    # ---------------- input ----------------
     with in_col:
         draw_tab, upload_tab = st.tabs(["Draw", "Upload"])
         with draw_tab:
             brush_col, clear_col = st.columns([3, 1], vertical_alignment="bottom")
             brush = brush_col.slider("Brush width", 6, 40, 20, key="brush")
-            if clear_col.button("Clear", icon=":material/ink_eraser:", width="stretch"):
-                st.session_state.canvas_n = st.session_state.get("canvas_n", 0) + 1
-            canvas = st_canvas(
-                stroke_width=brush,
-                stroke_color="#000000",
-                background_color="#ffffff",
-                height=280,
-                width=280,
-                drawing_mode="freedraw",
-                return_image_data=True,
-                key=f"canvas_{st.session_state.get('canvas_n', 0)}",
-            )
+            clear_col.button("Clear", icon=":material/ink_eraser:", width="stretch", on_click=clear_canvas)
+            drawing_canvas(canvas_key, brush)
         with upload_tab:
-            upload = st.file_uploader(
-                "A PNG or JPEG of one digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+            st.file_uploader(
+                "A PNG or JPEG of one digit",
+                type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
+                key="draw_upload",
             )
-
-    source_name = "drawing"
-    opened = st.session_state.get("draw_digit")
-    if opened is not None:
-        with in_col:
+        if st.session_state.get("draw_digit") is not None:
             st.info(
                 f"Showing a digit opened from the {st.session_state.get('draw_digit_from', 'Evaluate')} page."
             )
             if st.button("Back to drawing", icon=":material/close:"):
                 del st.session_state["draw_digit"]
                 st.rerun()
-    try:
-        if opened is not None:
-            gray = opened
-            source_name = f"a digit from {st.session_state.get('draw_digit_from', 'Evaluate')}"
-        elif upload is not None:
-            gray, source_name = to_gray(load_image(upload.getvalue())), upload.name
-        else:
-            rgba = canvas.image_data
-            gray = None if rgba is None else rgba_to_gray(rgba)
-    except InputError as exc:
-        gray = None
-        in_col.error(str(exc))
+        if unreadable:
+            st.error(unreadable)
 
     with st.expander("Preprocessing steps (switch one off to see why it matters)", expanded=True):
         t1, t2, t3, t4 = st.columns(4)
-        invert = t1.radio("Invert dark ink", ["auto", "yes", "no"], horizontal=True, key="pp_invert")
-        crop = t2.toggle("Crop to the ink", True, key="pp_crop")
-        scale = t3.toggle("Fit in 20x20", True, key="pp_scale")
-        center = t4.toggle("Centre by mass", True, key="pp_center")
-        prepared = None
-        if gray is not None:
-            try:
-                prepared = preprocess(gray, invert=invert, crop=crop, scale=scale, center=center)
-            except InputError as exc:
-                st.info(str(exc))
-        stages = st.container(key="draw_stages")  # filled after the prediction is on its way
-
+        t1.radio(
+            "Invert dark ink",
+            INVERT,
+            INVERT.index(PREPROCESSING["pp_invert"]),
+            horizontal=True,
+            key="pp_invert",
+        )
+        t2.toggle("Crop to the ink", PREPROCESSING["pp_crop"], key="pp_crop")
+        t3.toggle("Fit in 20x20", PREPROCESSING["pp_scale"], key="pp_scale")
+        t4.toggle("Centre by mass", PREPROCESSING["pp_center"], key="pp_center")
+        if not_a_digit:
+            st.info(not_a_digit)
+        if prepared is not None:
+            cols = st.columns(len(prepared.stages))
+            for col, (name, img) in zip(cols, prepared.stages.items()):
+                col.image(
+                    square(img), caption=STAGE_TITLES[name], width="stretch", clamp=True, output_format="PNG"
+                )
     if prepared is None:
-        with out_col, st.container(key="draw_prediction"):
-            st.info("Draw a digit on the canvas, or upload an image, to see the network read it.")
         return
 
     # ---------------- robustness probe ----------------
     with st.expander("Robustness probe: rotate, shift and thicken your digit"):
         r1, r2, r3, r4 = st.columns(4)
-        rotate = r1.slider("Rotate (degrees)", -60, 60, 0, key="probe_rotate")
-        shift_x = r2.slider("Shift right (pixels)", -8, 8, 0, key="probe_dx")
-        shift_y = r3.slider("Shift down (pixels)", -8, 8, 0, key="probe_dy")
-        thicken = r4.slider("Thicken (pixels)", 0, 3, 0, key="probe_thicken")
-    image28 = perturb(prepared.stages["centered"], rotate, shift_x, shift_y, thicken)
-    x = normalize(image28)
-
-    # ---------------- prediction: first, so it shows before anything slower ----------------
-    probs = predict_proba(model, x)[0]
-    pred = int(probs.argmax())
-    with out_col, st.container(key="draw_prediction"):
-        st.metric("Prediction", str(pred))
-        st.session_state.inside_digit = dict(image=image28, source="Draw")  # the Inside page offers it
-        if st.button(
-            "Look inside",
-            icon=":material/layers:",
-            key="draw_inside",
-            help="see this digit go through the network layer by layer",
-        ):
-            st.session_state.inside_fresh = True
-            st.session_state.selected_run = run_id or None
-            st.switch_page(INSIDE)
-        st.caption(
-            f"{float(probs[pred]):.1%} confident · {chosen}" + ("" if epoch == "best" else f", epoch {epoch}")
-        )
-        st.plotly_chart(
-            probability_bars(probs), width="stretch", config={"displayModeBar": False}, key="bars_main"
-        )
-        for label, other in others:
-            p = predict_proba(other, x)[0]
-            st.plotly_chart(
-                probability_bars(p, f"{label}: predicts {int(p.argmax())}", k=3),
-                width="stretch",
-                config={"displayModeBar": False},
-                key=f"bars_{label}",
-            )
-    with stages:
-        cols = st.columns(len(prepared.stages))
-        for col, (name, img) in zip(cols, prepared.stages.items()):
-            col.image(square(img), caption=STAGE_TITLES[name], width="stretch", clamp=True)
+        r1.slider("Rotate (degrees)", -60, 60, PROBE["probe_rotate"], key="probe_rotate")
+        r2.slider("Shift right (pixels)", -8, 8, PROBE["probe_dx"], key="probe_dx")
+        r3.slider("Shift down (pixels)", -8, 8, PROBE["probe_dy"], key="probe_dy")
+        r4.slider("Thicken (pixels)", 0, 3, PROBE["probe_thicken"], key="probe_thicken")
 
     # ---------------- saliency ----------------
     with st.container(key="draw_saliency"):
@@ -210,14 +247,13 @@ def workbench(model, chosen: str, run_id: str, epoch, others: list) -> None:
             for col, method in zip(cols, methods):
                 with col:
                     try:
-                        saliency_map(
-                            image28,
-                            attribute(model, x, method, target),
-                            method.replace("_", " ").capitalize(),
-                        )
+                        with one_thread():
+                            attr = attribute(model, x, method, target)
+                        saliency_map(image28, attr, method.replace("_", " ").capitalize())
                         st.caption(METHODS[method])
                         if sanity:
-                            noise = attribute(randomized_copy(model), x, method, target)
+                            with one_thread():
+                                noise = attribute(randomized_copy(model), x, method, target)
                             saliency_map(image28, noise, "random weights")
                     except ExplainError as exc:
                         st.warning(str(exc))

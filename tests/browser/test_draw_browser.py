@@ -7,7 +7,7 @@ SALIENCY = ".st-key-draw_saliency [data-testid='stImage'] img"
 
 
 def draw(page, strokes):
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator("canvas.draw-canvas")
     canvas.wait_for()
     box = canvas.bounding_box()
     for stroke in strokes:
@@ -33,10 +33,15 @@ def test_drawn_one_and_seven_are_read(page, server):
     assert wait_until(lambda: prediction(page) == "1" or None, timeout_s=30)
     page.get_by_role("button", name="Clear", exact=True).click()
     page.get_by_text("Draw a digit on the canvas").wait_for()
-    assert prediction(page) == ""
+    assert prediction(page) == "–"  # the metric stays, without a digit
     draw(page, [[(70, 60), (140, 60), (210, 60), (165, 145), (120, 240)]])
     assert wait_until(lambda: prediction(page) == "7" or None, timeout_s=30)
     page.get_by_text("Why? Saliency maps").wait_for()
     # the maps follow as pictures: one per method (the default better_cnn has all four)
     assert wait_until(lambda: decoded_images(page, SALIENCY) == 4 or None, timeout_s=30)
     assert page.locator(".st-key-draw_saliency [data-testid='stPlotlyChart']").count() == 0
+    # the canvas's own toolbar: undo takes the stroke back (nothing left to read), redo restores it
+    page.get_by_role("button", name="Undo").click()
+    assert wait_until(lambda: prediction(page) == "–" or None, timeout_s=30)
+    page.get_by_role("button", name="Redo").click()
+    assert wait_until(lambda: prediction(page) == "7" or None, timeout_s=30)
