@@ -53,13 +53,13 @@ SELECTORS = {
     "plot": '[data-testid="stPlotlyChart"]',
     "batch_chart": '.st-key-batch_chart [data-testid="stPlotlyChart"]',  # Train: loss per batch
     "confusion": '.st-key-cm_chart [data-testid="stPlotlyChart"]',  # Evaluate (else: a 10x10 z trace)
-    "saliency": '[class*="st-key-sal_"]:not([class*="st-key-sal_rand_"]) [data-testid="stPlotlyChart"]',
+    "saliency": ".st-key-draw_saliency img",  # Draw: the saliency maps, PNGs made on the server
     "metric": '[data-testid="stMetric"]',
     "metric_label": '[data-testid="stMetricLabel"]',
     "metric_value": '[data-testid="stMetricValue"]',
     # Draw, when no metric is labelled TEXTS["prediction"]: a keyed container's text (st.container(key=...))
     "prediction_box": '[class*="st-key-"][class*="predict"]',
-    "canvas": "canvas.upper-canvas",  # a Playwright locator: the canvas lives in a shadow root
+    "canvas": "canvas.draw-canvas",  # a Playwright locator: the canvas lives in a shadow root
 }
 TEXTS = {
     "shell": "ACTIVE RUNS",  # app.py's sidebar is up: no redirect rerun will replace the page
@@ -381,8 +381,8 @@ def _stroke(page, digit, dx: int) -> tuple[float, float, str]:
     value = page.evaluate("window.__bench.prediction()")
     t_sal = wait_for(
         page,
-        "b.plots(S.saliency).length > 0 && b.plots(S.saliency).length === document.querySelectorAll"
-        "(S.saliency).length && b.settled(arg)",
+        "b.settled(arg) && document.querySelectorAll(S.saliency).length > 0 && Array.from("
+        "document.querySelectorAll(S.saliency)).every((i) => i.complete && i.naturalWidth > 0)",
         t_pred,
         timeout_s=60,
     )
