@@ -5,7 +5,7 @@ python benchmarks/train_speed.py                 # 3 alternating repeats of 150 
 python benchmarks/train_speed.py --tradeoff      # ... and three widths of the time-to-99 recipe
 
 Each measurement runs in a fresh process: the textbook pipeline with this shell's environment, the
-engine with the environment a training run gets (LocalExecutor.environment: OpenMP threads spin).
+engine with the environment a training run gets (LocalExecutor.environment).
 """
 
 from __future__ import annotations

@@ -87,13 +87,11 @@ class LocalExecutor:
 
     def environment(self) -> dict[str, str]:
         """The run process's environment: this one, naming this backend, so that the process's
-        own hand-off to the next queued run (schedule at its end) uses the same backend; and
-        OpenMP's threads spinning between PyTorch's many small operations instead of sleeping
-        (OMP_WAIT_POLICY=ACTIVE: about 1.2x the images/s of cnn_basic on 2 cores; a run is niced,
-        so the spinning yields to the dashboard). A value set by the user is kept."""
-        env = {k: v for k, v in os.environ.items() if k != ray_backend.ADDRESS_ENV}
-        env.setdefault("OMP_WAIT_POLICY", "ACTIVE")
-        return env
+        own hand-off to the next queued run (schedule at its end) uses the same backend. (Tried:
+        OMP_WAIT_POLICY=ACTIVE, OpenMP threads spinning between operations: 1.2x the images/s on
+        an idle machine, but a sixth of it with the dashboard and a browser busy on the same two
+        cores, where a spinning thread waits for one the scheduler has paused.)"""
+        return {k: v for k, v in os.environ.items() if k != ray_backend.ADDRESS_ENV}
 
     def capacity(self) -> int:
         return default_max_concurrent()
