@@ -227,7 +227,7 @@ def run_bench(args) -> int:
         )
     med = {k: statistics.median(v) for k, v in runs.items()}
     train_flops = 3 * flops(build_model("cnn_basic"))  # forward, and backward at twice its cost
-    for k in ("textbook", "textbook_spinning", "engine_fp32", "engine_bf16"):
+    for k in ("textbook", "engine_fp32", "engine_bf16"):
         print(f"{k}_images_per_s={med[k]:.0f}")
     for p in ("fp32", "bf16"):
         engine = med[f"engine_{p}"] * train_flops / 1e9
