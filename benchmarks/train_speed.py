@@ -211,7 +211,6 @@ def run_bench(args) -> int:
     )
     envs = {
         "textbook": plain,
-        "textbook_spinning": engine_env,
         "engine_fp32": engine_env,
         "engine_bf16": engine_env,
     }
