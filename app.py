@@ -14,7 +14,9 @@ from pages.common import (  # noqa: E402  (page objects need the config first)
     signed_in_sidebar,
 )
 
-warmup.start(default_model_path())  # once per server, in the background: see mnist_core/warmup.py
+# once per server (mnist_core/warmup.py): the late imports now (pandas: the pages' tables), then the
+# default model's first run and evaluation in the background
+warmup.start(default_model_path(), imports=("pandas",))
 user = current_user()  # LOCAL without [auth]; else the signed-in user, or the sign-in screen and a stop
 page = st.navigation(app_pages())
 with st.sidebar:

@@ -52,7 +52,7 @@ SELECTORS = {
     "heading": ", ".join(f'[data-testid="stMainBlockContainer"] {h}' for h in ("h1", "h2", "h3")),
     "plot": '[data-testid="stPlotlyChart"]',
     "batch_chart": '.st-key-batch_chart [data-testid="stPlotlyChart"]',  # Train: loss per batch
-    "confusion": '.st-key-cm_chart [data-testid="stPlotlyChart"]',  # Evaluate (else: a 10x10 z trace)
+    "confusion": ".st-key-cm_chart td[data-true][data-pred]",  # Evaluate: the matrix's 100 cells (HTML)
     "saliency": ".st-key-draw_saliency img",  # Draw: the saliency maps, PNGs made on the server
     "metric": '[data-testid="stMetric"]',
     "metric_label": '[data-testid="stMetricLabel"]',
@@ -135,8 +135,7 @@ BENCH_JS = """(() => {
     b.plots = (sel) => Array.from(document.querySelectorAll(sel))
         .map((e) => e.querySelector('.js-plotly-plot')).filter((p) => p && p.data);
     b.points = (sel) => Math.max(0, ...b.plots(sel).flatMap((p) => p.data.map((t) => xs(t).length)));
-    b.confusion = () => b.plots(S.confusion).length > 0 || b.plots(S.plot).some((p) => p.data.some(
-        (t) => t.z && (t.z.length === 10 || (t.z.shape && t.z.shape[0] === 10))));
+    b.confusion = () => document.querySelectorAll(S.confusion).length === 100;
     b.prediction = () => {
         for (const m of document.querySelectorAll(S.metric)) {
             const label = m.querySelector(S.metric_label), value = m.querySelector(S.metric_value);

@@ -147,6 +147,14 @@ def _remember(key: tuple[str, str], result: Analysis) -> None:
             _CACHE.popitem(last=False)
 
 
+def on_disk(path: str | Path, split: str = "test") -> bool:
+    """Whether this checkpoint's evaluation has an entry on disk (read in a tenth of a second)."""
+    try:
+        return entry_path(content_hash(path), split).is_file()
+    except OSError:
+        return False
+
+
 def cached(path: str | Path, split: str = "test") -> bool:
     """Whether this checkpoint's evaluation is in memory (the page shows it without a spinner)."""
     try:

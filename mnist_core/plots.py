@@ -245,84 +245,91 @@ def saliency_figure(image28, attribution, title: str) -> go.Figure:
     return fig
 
 
-def confusion_figure(cm, percent: bool = False, diff: bool = False) -> go.Figure:
-    """Confusion matrix: a heatmap to look at, plus invisible square markers that make every cell
-    clickable in Streamlit (heatmap clicks return no selection there); customdata = (true, pred)."""
+def confusion_cells(cm, percent: bool = False, diff: bool = False) -> dict:
+    """The confusion matrix as a table of cells for the page to draw (no chart library; each cell
+    clickable): per cell, rows true and columns predicted, its text, background and text colour and
+    a hover line. Counts and row % on Blues up to the largest mistake (the diagonal saturates),
+    a difference of two epochs on RdBu around 0."""
+    from .pictures import colorize
+
     n = len(cm)
-    rows = [[float(v) for v in row] for row in cm]
+    rows = np.array([[float(v) for v in row] for row in cm], dtype=np.float64).reshape(n, n)
     if percent and not diff:
-        rows = [[v / max(sum(row), 1) * 100 for v in row] for row in rows]
+        rows = rows / np.maximum(rows.sum(1, keepdims=True), 1) * 100
     text = [
         [(f"{v:+.0f}" if diff else f"{v:.1f}%" if percent else f"{v:.0f}") if v else "" for v in row]
-        for row in rows
+        for row in rows.tolist()
     ]
     if diff:
-        limit = max(1.0, max(abs(v) for row in rows for v in row))
-        heat = dict(colorscale="RdBu", zmin=-limit, zmax=limit, zmid=0)
+        limit = max(1.0, float(np.abs(rows).max()) if n else 1.0)
+        rgb = colorize(rows, "RdBu", -limit, limit)
     else:
-        off = [[0.0 if i == j else v for j, v in enumerate(row)] for i, row in enumerate(rows)]
-        heat = dict(colorscale="Blues", zmin=0, zmax=max(1.0, max(v for row in off for v in row)))
-    fig = go.Figure(
-        go.Heatmap(
-            z=rows,
-            x=list(range(n)),
-            y=list(range(n)),
-            text=text,
-            texttemplate="%{text}",
-            showscale=False,
-            hoverinfo="skip",
-            **heat,
-        )
+        off = rows * (1 - np.eye(n))
+        rgb = colorize(rows, "Blues", 0.0, max(1.0, float(off.max()) if n else 1.0))
+    light = (rgb @ np.array([0.299, 0.587, 0.114])) > 0.55  # pale cells get dark text
+    hexes = [
+        [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in row] for row in np.round(rgb * 255).astype(int).tolist()
+    ]
+    return dict(
+        text=text,
+        bg=hexes,
+        fg=[["#1e293b" if lit else "#ffffff" for lit in row] for row in light.tolist()],
+        hover=[
+            [f"true {i}, predicted {j}: {text[i][j] or '0'} (click to see them)" for j in range(n)]
+            for i in range(n)
+        ],
     )
-    xs, ys, data = [], [], []
-    for i in range(n):
-        for j in range(n):
-            xs.append(j)
-            ys.append(i)
-            data.append([i, j, text[i][j] or "0"])
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="markers",
-            customdata=data,
-            marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"),
-            hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
-            "%{customdata[2]}<extra>click to see them</extra>",
-        )
-    )
-    fig.update_xaxes(title_text="predicted digit", dtick=1, side="top", range=[-0.5, n - 0.5])
-    fig.update_yaxes(title_text="true digit", dtick=1, range=[n - 0.5, -0.5])
-    fig.update_layout(
-        height=460,
-        margin=dict(l=10, r=10, t=60, b=10),
-        font=FONT,
-        template="plotly_white",
-        showlegend=False,
-        clickmode="event+select",
-        dragmode=False,
-    )
-    return fig
 
 
-def per_class_figure(per_class: list[dict]) -> go.Figure:
-    """Precision, recall and F1 per digit as grouped bars."""
-    fig = go.Figure()
-    digits = [str(r["digit"]) for r in per_class]
-    for key, color in (("precision", TRAIN), ("recall", VAL), ("f1", "#16a34a")):
-        fig.add_trace(
-            go.Bar(
-                x=digits,
-                y=[r[key] for r in per_class],
-                name=key,
-                marker_color=color,
-                hovertemplate=f"{key} %{{y:.2%}}<extra></extra>",
+def per_class_svg(per_class: list[dict], width: int = 640, height: int = 300) -> str:
+    """Precision, recall and F1 per digit as grouped bars, an inline SVG (for st.markdown with
+    unsafe_allow_html; st.html drops SVG): the colours and zoomed score axis of the other charts,
+    each bar's value on hover."""
+    keys = (("precision", TRAIN), ("recall", VAL), ("f1", "#16a34a"))
+    low = min((min(r[k] for k, _ in keys) for r in per_class), default=0.0)
+    y0 = max(0.0, np.floor((low - 0.02) * 100) / 100)
+    left, right, top, bottom = 56, 10, 34, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - (min(max(v, y0), 1.0) - y0) / ((1.0 - y0) or 1.0))
+
+    family = escape(str(FONT["family"]))
+    out = [
+        f'<svg class="per-class" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="precision, recall and F1 per digit" style="font-family:{family};font-size:12px">'
+    ]
+    for t in np.linspace(y0, 1.0, 5):
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e5e7eb"/>'
+            f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#64748b">{t:.1%}</text>'
+        )
+    group = plot_w / max(1, len(per_class))
+    bar = group * 0.8 / len(keys)
+    for g, row in enumerate(per_class):
+        x0 = left + g * group + group * 0.1
+        for k, (key, color) in enumerate(keys):
+            v = float(row[key])
+            out.append(
+                f'<rect x="{x0 + k * bar:.1f}" y="{y(v):.1f}" width="{bar - 1:.1f}" '
+                f'height="{top + plot_h - y(v):.1f}" fill="{color}"><title>digit {row["digit"]}: '
+                f"{key} {v:.2%}</title></rect>"
             )
+        out.append(
+            f'<text x="{x0 + group * 0.4:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+            f'fill="#334155">{row["digit"]}</text>'
         )
-    low = min(min(r[k] for k in ("precision", "recall", "f1")) for r in per_class)
-    fig.update_yaxes(range=[max(0.0, low - 0.02), 1.0], tickformat=".1%", title_text="score")
-    fig.update_xaxes(title_text="digit", type="category")
-    return _layout(fig, height=300, barmode="group")
+    out.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" fill="#64748b">digit</text>'
+    )
+    for k, (key, color) in enumerate(keys):
+        lx = width - right - (len(keys) - k) * 90
+        out.append(
+            f'<rect x="{lx}" y="8" width="12" height="12" fill="{color}"/>'
+            f'<text x="{lx + 16}" y="18" fill="#334155">{key}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
 
 
 def class_distribution_figure(counts: dict[str, list[int]]) -> go.Figure:

@@ -3,7 +3,7 @@
 It sends the drawing the moment a stroke ends (pointer up), as a PNG of the whole canvas: the
 prediction can only be as quick as that. Undo, redo and wipe sit in a toolbar above it; pointer
 events make mouse, pen and touch draw alike. Stable hook: the drawing surface is
-`canvas.draw-canvas` (inside the component's shadow root; Playwright's CSS selectors pierce it).
+`canvas.draw-canvas` (in the page's own DOM: the component does not isolate its styles).
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ function start(root, data, setStateValue) {
 }
 """
 
-_component = st.components.v2.component("mnist_lab_draw_canvas", html=HTML, css=CSS, js=JS)
+_component = st.components.v2.component(
+    "mnist_lab_draw_canvas", html=HTML, css=CSS, js=JS, isolate_styles=False
+)
 
 
 def drawing_canvas(key: str, brush: int, size: int = 280, color: str = "#000000") -> bytes | None:

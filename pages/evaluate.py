@@ -2,11 +2,11 @@
 
 Evaluations come from mnist_core.analysis_cache (memory, then disk, keyed by the checkpoint's
 content; app.py warms the default model's when the server starts). Digits and saliency maps are
-PNGs made on the server; each gallery is a fragment, so paging or picking a digit reruns only it.
-Stable hooks: the confusion matrix is the chart in `.st-key-cm_chart`, the galleries are the
-images in `.st-key-cell_gallery` and `.st-key-errors_gallery`."""
+PNGs made on the server, the confusion matrix an HTML table (pages/confusion.py) and the charts
+plain HTML/SVG: the page loads no chart library. Each gallery is a fragment, so paging or picking
+a digit reruns only it. Stable hooks: the matrix's cells are `.st-key-cm_chart td[data-true]
+[data-pred]`, the galleries are the images in `.st-key-cell_gallery` and `.st-key-errors_gallery`."""
 
-import pandas as pd
 import streamlit as st
 
 from mnist_core import analysis_cache
@@ -14,7 +14,7 @@ from mnist_core.checkpoints import CheckpointError
 from mnist_core.explain import attribute, methods_for
 from mnist_core.pictures import digit_pictures, saliency_picture
 from mnist_core.pixels import denormalize
-from mnist_core.plots import confusion_figure, per_class_figure, probability_bars
+from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
 from pages.common import (
     DRAW,
     INSIDE,
@@ -27,6 +27,8 @@ from pages.common import (
 )
 
 ensure_app_shell()
+from pages.confusion import confusion_table  # noqa: E402  (after the shell check, as Draw's canvas)
+
 PAGE = 24  # digits per gallery page
 
 st.title("Evaluate")
@@ -64,6 +66,16 @@ m2.metric("Mistakes", f"{errors:,}", help=f"out of {len(result.y_true):,} {split
 m3.metric("Worst digit (F1)", min(result.per_class, key=lambda r: r["f1"])["digit"])
 
 
+def per_class_table(rows: list[dict]) -> str:
+    """The per-class metrics as a Markdown table, 4 decimals."""
+    lines = ["| digit | precision | recall | f1 | support |", "|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r['digit']} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']:,} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
 @st.fragment
 def show_gallery(indices, title: str, key: str) -> None:
     """A paged grid of digits with true label, prediction and confidence; pick one to inspect it.
@@ -97,12 +109,7 @@ def inspect(i: int, key: str) -> None:
         return
     x = result.images[i : i + 1]
     left, mid, right = st.columns([2, 2, 1])
-    left.plotly_chart(
-        probability_bars(result.probs[i], k=5),
-        width="stretch",
-        config={"displayModeBar": False},
-        key=f"{key}_bars",
-    )
+    left.markdown(probability_bars_html(result.probs[i], k=5), unsafe_allow_html=True)
     method = "grad_cam" if "grad_cam" in methods_for(model) else "saliency"
     pred = int(result.y_pred[i])
     image = denormalize(x[0, 0]).numpy()
@@ -125,6 +132,10 @@ def inspect(i: int, key: str) -> None:
         st.switch_page(INSIDE)
 
 
+def pick_cell(true: int, pred: int) -> None:
+    st.session_state.cm_cell = (true, pred)  # a callback, before the run: the matrix shows it picked
+
+
 # ---------------- confusion matrix ----------------
 cm_col, side_col = st.columns([3, 2], gap="large")
 with cm_col:
@@ -143,23 +154,24 @@ with cm_col:
                 f"Counts of epoch {epoch} minus epoch {other}: on the diagonal green-blue is better "
                 "(more correct); off it, red is better (fewer mistakes)."
             )
-    event = st.plotly_chart(
-        confusion_figure(cm, percent=view == "row %", diff=diff),
-        width="stretch",
-        on_select="rerun",
-        selection_mode="points",
-        key="cm_chart",
-        config={"displayModeBar": False},
+    confusion_table(
+        confusion_cells(cm, percent=view == "row %", diff=diff),
+        "cm_chart",
+        st.session_state.get("cm_cell"),
+        on_pick=lambda cell: pick_cell(*cell),
     )
-    points = (event.selection.points if event and event.selection else []) or []
-    if points:
-        st.session_state.cm_cell = tuple(points[0]["customdata"][:2])
+
 
 with side_col:
     st.markdown("**Most confused pairs**")
     for true, pred, count in result.most_confused(10):
-        if st.button(f"{true} read as {pred}: {count}", key=f"pair_{true}_{pred}", width="stretch"):
-            st.session_state.cm_cell = (true, pred)
+        st.button(
+            f"{true} read as {pred}: {count}",
+            key=f"pair_{true}_{pred}",
+            width="stretch",
+            on_click=pick_cell,
+            args=(true, pred),
+        )
 
 cell = st.session_state.get("cm_cell")
 if cell:
@@ -174,13 +186,9 @@ if cell:
 # ---------------- per-class metrics and the error gallery ----------------
 st.subheader("Per-class metrics")
 table_col, chart_col = st.columns([2, 3])
-table_col.dataframe(
-    pd.DataFrame(result.per_class),
-    hide_index=True,
-    width="stretch",
-    column_config={k: st.column_config.NumberColumn(k, format="%.4f") for k in ("precision", "recall", "f1")},
-)
-chart_col.plotly_chart(per_class_figure(result.per_class), width="stretch", key="per_class")
+table_col.markdown(per_class_table(result.per_class))  # a plain table: no data-grid to load
+with chart_col:
+    st.markdown(per_class_svg(result.per_class), unsafe_allow_html=True)
 
 st.subheader("All mistakes")
 f1, f2 = st.columns(2)

@@ -1,0 +1,52 @@
+"""Server-rendered pictures and the chart-free figures of Draw and Evaluate: the right colours in the
+right places (what the Plotly versions showed)."""
+
+import numpy as np
+import torch
+
+from mnist_core.pictures import digit_picture, saliency_picture
+from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
+
+
+def test_a_digit_picture_is_sharp_gray_scaled_to_its_own_range():
+    img = torch.zeros(1, 28, 28)
+    img[0, 10, 12] = 3.0  # any range: the brightest pixel becomes white
+    pic = digit_picture(img, scale=4)
+    assert pic.shape == (112, 112) and pic.dtype == np.uint8
+    assert pic[40:44, 48:52].min() == 255 and pic[:40].max() == 0  # one pixel = a 4x4 block
+
+
+def test_saliency_is_red_where_it_raises_the_score_and_blue_where_it_lowers_it():
+    image = np.zeros((28, 28), np.float32)
+    attr = np.zeros((28, 28), np.float32)
+    attr[3, 3], attr[20, 20] = 0.5, -0.25
+    pic, limit = saliency_picture(image, attr, scale=1)
+    assert limit == 0.5 and pic.shape == (28, 28, 3)
+    red, blue, neutral = pic[3, 3].astype(int), pic[20, 20].astype(int), pic[10, 10].astype(int)
+    assert red[0] > 2 * max(red[1], red[2]) and blue[2] > 1.5 * blue[0]
+    assert abs(neutral[0] - neutral[2]) < 10  # no attribution: no colour
+
+
+def test_confusion_cells_saturate_the_diagonal_and_centre_a_difference_on_white():
+    cm = [[50, 2, 0], [1, 60, 4], [0, 0, 70]]
+    cells = confusion_cells(cm)
+    assert cells["text"][0] == ["50", "2", ""] and "predicted 2: 4" in cells["hover"][1][2]
+    assert cells["bg"][1][1] == cells["bg"][1][2]  # the largest mistake is as dark as the diagonal
+    assert cells["fg"][1][1] == "#ffffff" and cells["fg"][0][2] != "#ffffff"  # readable on both
+    row = confusion_cells(cm, percent=True)["text"][1]
+    assert row == ["1.5%", "92.3%", "6.2%"]
+    diff = confusion_cells([[3, -3], [0, 0]], diff=True)
+    assert diff["text"][0] == ["+3", "-3"] and diff["bg"][1][0] == "#f7f7f7"  # 0: RdBu's white middle
+    assert diff["bg"][0][0] != diff["bg"][0][1]
+
+
+def test_the_html_bars_and_the_svg_chart_hold_every_value():
+    probs = [0.01] * 10
+    probs[7] = 0.91
+    html = probability_bars_html(probs, "model <b>", k=3)
+    assert html.count('class="prob-bar"') == 3 and 'data-digit="7" data-p="0.910000"' in html
+    assert html.index('data-digit="7"') < html.index('data-digit="0"')  # the winner first
+    assert "model &lt;b&gt;" in html  # a label is text, not markup
+    rows = [dict(digit=d, precision=0.99, recall=0.98, f1=0.985, support=100) for d in range(10)]
+    svg = per_class_svg(rows)
+    assert svg.startswith("<svg") and svg.count("<title>") == 30 and "digit 9: f1 98.50%" in svg
