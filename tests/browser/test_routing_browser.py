@@ -9,7 +9,7 @@ from support.browser import Server
 
 # The app's navigation in order: every page file, Home first (a page added or lost fails the test).
 TITLES = ["Home", "Lessons", "Data", "Models", "Train", "Runs", "Class wall", "Evaluate", "Inside", "Draw"]
-SHARED = {"common", "canvas"}  # modules the pages share (helpers, the drawing canvas), not pages
+SHARED = {"common", "canvas", "confusion"}  # shared modules (helpers, Draw's canvas, the matrix), not pages
 assert len(TITLES) == len([p for p in (ROOT / "pages").glob("*.py") if p.stem not in SHARED])
 
 
