@@ -77,7 +77,7 @@ def test_a_file_over_the_cap_is_refused_by_the_widget_and_nothing_is_predicted(p
     uploader.get_by_text(re.compile(rf"File must be {CAP_MB}(\.0)?\s?MB or smaller")).wait_for()
     page.wait_for_timeout(2000)  # time for a rerun, had the file been sent
     assert puts == []  # the widget never sent it
-    assert prediction(page) == ""
+    assert prediction(page) in ("", "–")  # the placeholder: nothing was predicted
     page.get_by_text("Draw a digit on the canvas").wait_for()
     assert not page.get_by_test_id("stException").count()
 

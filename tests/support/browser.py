@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -131,12 +132,21 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        for left in (self.store / "standby").glob("*.*.*"):  # the store's idle warm workers
+            kind, _, rest = left.name.partition(".")
+            if kind in ("claimed", "retired", "new"):
+                continue  # a run's own worker, or one already leaving
+            try:
+                os.kill(int(rest.split(".")[0]), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                pass
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     require_browser()
-    srv = Server(tmp_path_factory.mktemp("browser") / "store")
+    # module-scoped: started before conftest's per-test environment, so warm workers are off here
+    srv = Server(tmp_path_factory.mktemp("browser") / "store", env={"MNIST_LAB_WARM_WORKERS": "0"})
     yield srv
     srv.stop()
     from mnist_core.jobs import JobManager

@@ -16,6 +16,7 @@ flow: app -> Sign in -> provider form -> back to the app, signed in. Close it wi
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -162,7 +163,10 @@ class SignInServer(Server):
         store.mkdir(parents=True, exist_ok=True)
         self.provider = provider
         self.secrets = write_secrets(store.parent / f"secrets-{port}.toml", sections)  # one per server
-        super().__init__(store, port=port, args=["--secrets.files", str(self.secrets)])
+        # warm workers as the test's environment says (off, unless a test turns them on); a
+        # module-scoped server starts before conftest's per-test environment is set
+        warm = {"MNIST_LAB_WARM_WORKERS": os.environ.get("MNIST_LAB_WARM_WORKERS", "0")}
+        super().__init__(store, port=port, args=["--secrets.files", str(self.secrets)], env=warm)
 
 
 def new_page(browser):
