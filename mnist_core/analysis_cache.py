@@ -101,7 +101,13 @@ def _read_entry(digest: str, split: str) -> tuple[np.ndarray, np.ndarray, dict] 
             and probs.shape == (len(pred), 10)
             and np.isfinite(probs).all()
         )
-        return (pred, probs, meta) if ok else None
+        if not ok:
+            return None
+        try:
+            os.utime(entry_path(digest, split))  # used now: the oldest-used entries go first (_trim)
+        except OSError:
+            pass
+        return pred, probs, meta
     except Exception:  # missing, unreadable, truncated, not a zip, bad JSON: a miss
         return None
 
