@@ -156,8 +156,8 @@ def run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> in
     record = store.get(run_id)
     cfg = TrainConfig.from_dict(record.config)
     precision = precision_note(cfg)
+    log(f"run {run_id}: {cfg.model}, {cfg.epochs} epochs, {precision}")  # the first write, as before
     store.update(run_id, precision=precision)
-    log(f"run {run_id}: {cfg.model}, {cfg.epochs} epochs, {precision}")
     limit_memory()
     resume, model, first_step = None, None, 0
     if record.epochs_done:
