@@ -56,10 +56,11 @@ def ray_jobs(ray_cluster, monkeypatch):
         ray_cluster.stop()
         ray_cluster.start()
         ray_cluster.broken = False
+    ray_cluster.make_whole()
     monkeypatch.setenv("MNIST_LAB_RAY_ADDRESS", ray_cluster.address)
     jobs = JobManager(RunStore())
     yield jobs
     for run in jobs.store.list(("running", "queued")):
         jobs.stop(run.id, grace_s=5)
-    if not ray_cluster.broken and len(ray_cluster.alive_nodes()) < ray_cluster.node_count:
-        ray_cluster.add_node()  # a test that killed a node leaves the next one a whole cluster
+    if not ray_cluster.broken:
+        ray_cluster.make_whole()  # a test that killed a node leaves the next one a whole cluster

@@ -102,7 +102,11 @@ class RayCluster:
     def alive_nodes(self) -> list[dict]:
         from mnist_core.ray_backend import cluster_status
 
-        return [n for n in cluster_status(self.address).get("nodes", []) if n["alive"]]
+        for _ in range(3):  # a status read can time out on a loaded machine: ask again
+            status = cluster_status(self.address)
+            if not status["error"]:
+                return [n for n in status["nodes"] if n["alive"]]
+        raise RuntimeError(f"the test cluster gave no node list: {status['error']}")
 
     def raylet_pid(self, node_id_prefix: str) -> int:
         pids = _pids("raylet", f"--node_id={node_id_prefix}")
@@ -112,8 +116,19 @@ class RayCluster:
         return pids[0]
 
     def kill_node(self, node_id_prefix: str) -> None:
-        """SIGKILL one node's raylet: the node and the runs on it are gone."""
+        """SIGKILL one node's raylet: the node and the runs on it are gone. Returns once the
+        cluster lists the node as dead, so whoever counts nodes next counts what is left."""
         os.kill(self.raylet_pid(node_id_prefix), signal.SIGKILL)
+        wait_until(
+            lambda: all(not n["id"].startswith(node_id_prefix) for n in self.alive_nodes()),
+            timeout_s=90,
+            poll_s=0.5,
+        )
+
+    def make_whole(self) -> None:
+        """Add nodes until `node_count` are alive (a test before may have killed one)."""
+        while len(self.alive_nodes()) < self.node_count:
+            self.add_node()
 
     def kill_head(self) -> None:
         """SIGKILL the head node's GCS and raylet: the cluster is lost."""
