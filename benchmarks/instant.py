@@ -5,8 +5,9 @@ python benchmarks/instant.py --repeats 1 --limit 2000 --strokes 2   # a smoke ru
 
 One fresh server on a fresh, temporary run store; one browser tab. In this order: the first visit to
 Evaluate, strokes on the Draw canvas, Start training -> the first point on the live chart (stopped after
-it, `--repeats` times), one whole fast_cnn run through the UI and then `fit` alone for its config (in a
-subprocess, the server idle), and last page switches while a run trains.
+it, `--repeats` times), one whole fast_cnn run through the UI (with the CPU seconds the run, the
+dashboard and the browser used meanwhile), the same run through the job API without a browser, `fit`
+alone for its config (in a subprocess, the server idle), and last page switches while a run trains.
 
 Every figure is timed inside the browser: from the learner's click or mouse-up (a capture listener
 notes the time) to the first animation frame at which the DOM shows the answer. What "shows the
@@ -437,6 +438,57 @@ def ui_run(page, url: str, jobs: JobManager, limit: int):
     return ms / 1000, run
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(store: Path) -> dict[int, tuple[str, float]]:
+    """pid -> (who, CPU seconds used so far) for every process (Linux /proc): the run ("run": this
+    store's workers), the dashboard ("dashboard": streamlit), the browser ("browser": chromium)."""
+    out = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if b"mnist_core.worker" in cmd and str(store).encode() in cmd:
+            who = "run"
+        elif b"streamlit" in cmd:
+            who = "dashboard"
+        elif b"chrom" in cmd:
+            who = "browser"
+        else:
+            continue
+        out[int(entry.name)] = (who, (int(fields[11]) + int(fields[12])) / TICKS_PER_S)
+    return out
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each of run, dashboard and browser used between two cpu_seconds() readings (a
+    process that ended in between is not counted; one that started counts whole)."""
+    used = {"run": 0.0, "dashboard": 0.0, "browser": 0.0}
+    for pid, (who, seconds) in after.items():
+        used[who] += seconds - before.get(pid, (who, 0.0))[1]
+    return used
+
+
+def run_without_browser(jobs: JobManager, config: dict) -> float:
+    """The same run through the job API alone, in a warm worker as the UI run had (its process, store
+    writes and test pass; no browser, no dashboard rerunning): seconds from submit to completed."""
+    os.environ[WARM_ENV] = "1"
+    try:
+        jobs.prepare()
+        warm_ready(jobs.store.root)
+        t0 = time.perf_counter()
+        run = jobs.submit(config)
+    finally:
+        os.environ[WARM_ENV] = "0"
+    done = jobs.wait(run.id, timeout_s=3600)
+    if done.status != "completed":
+        raise RuntimeError(f"the run without a browser ended {done.status}: {done.reason}")
+    return time.perf_counter() - t0
+
+
 def fit_alone(config: dict) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", FIT_CHILD, json.dumps(config)],
@@ -548,15 +600,23 @@ def measure(args) -> dict[str, float]:
             fig["start_to_first_batch_s"] = statistics.median(batches)
             fig["start_warm_workers"] = warm  # of the --repeats starts, how many a warm standby took
 
+            before = cpu_seconds(store)
             fig["ui_run_s"], run = ui_run(page, server.url, jobs, args.limit)
-            log(f"UI run {run.id}: {fig['ui_run_s']:.1f} s; now fit alone for its config")
-            page.goto("about:blank")  # nothing polls the server while fit runs alone
+            used = cpu_used(before, cpu_seconds(store))
+            log(f"UI run {run.id}: {fig['ui_run_s']:.1f} s; now the same run without a browser")
+            page.goto("about:blank")  # nothing polls the server while these run alone
+            # where the time beyond fit goes: the run's own process, store and test pass (the same
+            # run through the job API, no browser) and what the page watching it takes of the CPU
+            fig["no_browser_run_s"] = run_without_browser(jobs, run.config)
             alone = fit_alone(run.config)
             fig["fit_s"] = alone["fit_s"]
             fig["ui_run_over_fit"] = fig["ui_run_s"] / fig["fit_s"]
+            fig["no_browser_run_over_fit"] = fig["no_browser_run_s"] / fig["fit_s"]
             fig["fit_images_per_s"] = alone["images_per_s"]
             fig["ui_images_per_s"] = run.images_per_s or 0.0
-            log(f"fit alone: {fig['fit_s']:.1f} s")
+            for who, seconds in used.items():  # CPU seconds over the UI run, of 2 cores x ui_run_s
+                fig[f"ui_run_cpu_{who}_s"] = seconds
+            log(f"fit alone: {fig['fit_s']:.1f} s; CPU during the UI run: {used}")
 
             log(f"page switches while a run trains: {args.repeats} round(s) of {len(PAGES)}")
             switches = page_switches(page, server.url, jobs, args.limit, args.repeats)

@@ -148,11 +148,9 @@ class LocalExecutor:
                 )  # survives the dashboard's reruns and restarts
             _CHILDREN[proc.pid] = proc
             record(proc.pid)
-        if self.warm:
-            standby.ensure(store.root, self.base_command(store), env, key)  # ready for the next run
 
     def prepare(self, store: RunStore, max_concurrent: int) -> None:
-        """Have a warm worker ready before the first run (the dashboard calls this as it starts)."""
+        """Have a warm worker ready or warming for the next run (JobManager decides when)."""
         if self.warm:
             env = self.run_environment(max_concurrent)
             standby.ensure(store.root, self.base_command(store), env, standby.key_for(env))

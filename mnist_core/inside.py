@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .evaluate import one_thread
 from .models import memory_format
 from .pixels import IMAGE_SIZE, denormalize, normalize
 
@@ -352,11 +353,15 @@ class Projection:
 def fit_pca(features: np.ndarray) -> Projection:
     """A 2-D PCA of these features, exact and deterministic: the top two eigenvectors of the
     covariance (float64), each signed so its largest loading is positive (scikit-learn's rule).
-    Done in torch, since importing scikit-learn's decomposition alone took longer than the map."""
+    Done in torch, since importing scikit-learn's decomposition alone took longer than the map.
+    On one thread: the eigensolver is thousands of tiny parallel steps, and with a run training on
+    the other core each step waits for a thread to be woken (2 cores, 784 dimensions: 0.06 s on an
+    idle machine, 1-3 s beside a run on two threads, 0.11 s on one)."""
     x = torch.as_tensor(np.asarray(features, dtype=np.float64))
     mean = x.mean(0)
     centred = x - mean
-    _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    with one_thread():
+        _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
     axes = vectors[:, -2:].flip(1).T.clone()
     rows = torch.arange(axes.shape[0])
     axes *= torch.sign(axes[rows, axes.abs().argmax(1)]).unsqueeze(1)

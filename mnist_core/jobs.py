@@ -32,6 +32,7 @@ class JobManager:
         self.executor = executor or ex.from_environment()  # local, or Ray at $MNIST_LAB_RAY_ADDRESS
         self._max_concurrent = max_concurrent
         self.configured_policy = policy or ClassPolicy()  # from configuration; a teacher may change it
+        self.keep_warm = False  # set by prepare(): the dashboard's manager keeps warm workers
 
     @property
     def max_concurrent(self) -> int:
@@ -69,17 +70,35 @@ class JobManager:
         return self.store.get(run.id)
 
     def schedule(self) -> list[str]:
-        """Mark dead runs interrupted, then start queued runs while slots are free."""
-        return ex.schedule(self.store, self.executor, self.max_concurrent)
+        """Mark dead runs interrupted, then start queued runs while slots are free; a manager that
+        keeps warm workers (see prepare) then has one ready while a slot is free."""
+        started = ex.schedule(self.store, self.executor, self.max_concurrent)
+        if self.keep_warm:
+            self._warm_while_a_slot_is_free()
+        return started
 
     def prepare(self) -> None:
-        """Have a warm worker ready, so that the first Start trains at once (the dashboard calls
-        this as it starts; on a cluster, nothing to do)."""
-        self.executor.prepare(self.store, self.max_concurrent)
+        """Keep a warm worker ready, so that a Start trains at once (the dashboard calls this as it
+        starts; the CLI does not, so its one-off runs leave no idle process behind; on a cluster,
+        nothing to do)."""
+        self.keep_warm = True
+        self._warm_while_a_slot_is_free()
+
+    def _warm_while_a_slot_is_free(self) -> None:
+        # A standby warming up takes about 4 CPU seconds; beside a run it takes them from the run
+        # (nice 19 both). It is only of use once a slot is free, so it is warmed then: after the
+        # run that took the last one ends (the dashboard's next poll), not while it trains.
+        if self.store.running_count() < self.max_concurrent:
+            self.executor.prepare(self.store, self.max_concurrent)
 
     def reap(self) -> list[str]:
         """Runs marked running whose process is gone become `interrupted`, with a reason."""
         return ex.reap(self.store, self.executor)
+
+    def trains_here(self) -> bool:
+        """A run is training on this machine (the local backend), sharing its cores with whatever
+        else computes here."""
+        return self.executor.name == "local" and self.store.running_count() > 0
 
     # ---- reading ----
     def list(self) -> list[Run]:

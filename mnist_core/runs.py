@@ -543,6 +543,9 @@ class RunStore:
             c.execute("DELETE FROM epoch_metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
 
     # ---- the queue ----
+    def running_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+
     def has_queued(self) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone() is not None
 

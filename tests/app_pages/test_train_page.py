@@ -117,3 +117,31 @@ def test_a_new_session_reattaches_to_the_running_run(at, tmp_path):
     assert any(f"{run.id}" in s.value and "running" in s.value for s in second.subheader)
     assert any(b.label == "Stop" for b in second.button)
     assert len(JobManager().store.list()) == 1  # nothing started twice
+
+
+def threads_script():
+    import streamlit as st
+    import torch
+
+    from pages.common import beside_a_run
+
+    torch.set_num_threads(2)
+    with beside_a_run():
+        st.write(f"inside {torch.get_num_threads()}")
+    st.write(f"after {torch.get_num_threads()}")
+
+
+def test_pages_compute_on_one_thread_while_a_run_trains_here():
+    """Page code (app.py's page_shell, fragments through guarded) beside a training run: a team of
+    threads would wait for cores the run keeps busy."""
+    st.cache_resource.clear()
+    idle = AppTest.from_function(threads_script, default_timeout=30).run()
+    assert [m.value for m in idle.markdown] == ["inside 2", "after 2"]
+    jobs = JobManager()
+    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=3, limit=20000, batch_size=32)))
+    try:
+        busy = AppTest.from_function(threads_script, default_timeout=30).run()
+        assert jobs.get(run.id).status == "running"
+        assert [m.value for m in busy.markdown] == ["inside 1", "after 2"]
+    finally:
+        jobs.stop(run.id, grace_s=2)

@@ -74,6 +74,10 @@ def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
         "ui_run_s",
         "fit_s",
         "ui_run_over_fit",
+        "no_browser_run_s",
+        "no_browser_run_over_fit",
+        "ui_run_cpu_run_s",
+        "ui_run_cpu_browser_s",
         "draw_to_prediction_ms_p50",
         "draw_to_prediction_ms_p90",
         "saliency_ms_p50",
@@ -81,6 +85,7 @@ def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
         "page_switch_s",
     }
     assert all(float(result[k]) > 0 for k in keys), {k: result.get(k) for k in keys}
+    assert float(result["ui_run_cpu_dashboard_s"]) >= 0
     targets = {k[: -len("_target")] for k in result if k.endswith("_target")}
     assert targets == {
         "start_to_first_point_s",

@@ -248,3 +248,23 @@ def test_cli_reads_an_image_file(tmp_path, capsys, mnist):
         == 0
     )
     assert f"prediction={int(mnist.test_labels[1])}" in capsys.readouterr().out
+
+
+def test_the_pca_eigensolver_runs_on_one_thread(monkeypatch):
+    """Beside a training run a team of threads waits at each of the solver's tiny steps (seconds
+    instead of 0.1 s on 2 cores); the block restores the thread count after it."""
+    seen = []
+    eigh = torch.linalg.eigh
+
+    def counting(a):
+        seen.append(torch.get_num_threads())
+        return eigh(a)
+
+    monkeypatch.setattr(torch.linalg, "eigh", counting)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        xy = inside.fit_pca(np.random.default_rng(0).normal(size=(200, 30))).transform(np.ones((3, 30)))
+        assert seen == [1] and torch.get_num_threads() == 2 and xy.shape == (3, 2)
+    finally:
+        torch.set_num_threads(before)

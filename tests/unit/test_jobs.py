@@ -19,10 +19,13 @@ def cfg(**kw):
 
 
 def test_start_poll_complete(jobs):
+    assert not jobs.trains_here()
     run = jobs.submit(cfg(epochs=2))
     assert run.status == "running" and run.pid
+    assert jobs.trains_here()  # the dashboard computes on one thread meanwhile (pages/common.py)
     done = jobs.wait(run.id, timeout_s=120)
     assert done.status == "completed", jobs.log_tail(run.id)
+    assert not jobs.trains_here()
     assert done.epochs_done == 2 and done.test_acc > 0.5 and done.best_val_acc > 0.5
     epochs = jobs.store.epochs(run.id)
     assert [e["epoch"] for e in epochs] == [1, 2]

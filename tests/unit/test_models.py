@@ -56,3 +56,20 @@ def test_layer_table_shapes_for_cnn_basic():
 def test_bad_arguments_raise_value_error(key, args):
     with pytest.raises(ValueError):
         build_model(key, args)
+
+
+def test_summaries_use_real_weights_and_never_import_sympy():
+    """The Models and Train pages' tables: the meta device's shape checks import sympy on first use
+    (seconds on the Train page's first visit beside a run); real weights on the CPU do not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mnist_core.models import REGISTRY, summary; "
+        "rows = [summary(k) for k in REGISTRY]; print('sympy' in sys.modules, rows[0].layers[0]['params'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, params = out.stdout.split()
+    assert imported == "False"
+    first = layer_table(build_model(next(iter(REGISTRY))))[0]
+    assert int(params) == first["params"]

@@ -50,22 +50,33 @@ def warm(tmp_path, monkeypatch):
 
 
 def ready_pid(jobs) -> int:
-    [(pid, _)] = wait_until(lambda: standby.ready(jobs.store.root, jobs.key), timeout_s=90, poll_s=0.1)
+    """The one ready standby, polling the job list as the dashboard's sidebar does."""
+
+    def polled():
+        jobs.list()
+        return standby.ready(jobs.store.root, jobs.key)
+
+    [(pid, _)] = wait_until(polled, timeout_s=90, poll_s=0.1)
     return pid
 
 
 def test_a_run_goes_to_the_warm_worker_and_a_fresh_one_is_warmed(warm):
     pid = ready_pid(warm)
     assert b"--standby" in cmdline(pid)
-    run = warm.submit(cfg(epochs=2))
+    run = warm.submit(cfg(epochs=2, limit=20000))
     assert run.status == "running" and run.pid == pid  # handed over, no new process
+    # the only slot is taken: nothing warms up beside the run, however often the dashboard polls
+    for _ in range(5):
+        assert [r.status for r in warm.list()] == ["running"]
+        assert standby.ready(warm.store.root, warm.key) == standby.warming(warm.store.root, warm.key) == []
+        time.sleep(0.1)
     done = warm.wait(run.id, timeout_s=120)
     assert done.status == "completed" and done.epochs_done == 2 and done.test_acc > 0.5
     log = warm.log_tail(run.id)
     assert "ended (completed)" in log and "epoch 2/2" in log  # its output went to the run's log
     assert done.precision and done.precision.split(" · ")[0] in ("bf16", "fp32")
     wait_until(lambda: gone(pid), timeout_s=20)  # one run per process: it ended with the run
-    assert ready_pid(warm) != pid  # the next run has a warm worker too
+    assert ready_pid(warm) != pid  # the slot is free: the next run has a warm worker too
     second = warm.submit(cfg(seed=1))
     assert warm.wait(second.id, timeout_s=120).status == "completed"
 
