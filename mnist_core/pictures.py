@@ -40,6 +40,20 @@ def digit_pictures(images, scale: int = 4) -> list[np.ndarray]:
     return [digit_picture(img, scale) for img in images]
 
 
+def digit_sheet(images, cols: int = 12, scale: int = 3, gap: int = 4) -> np.ndarray:
+    """A batch of digits (N, 28, 28) or (N, 1, 28, 28) as one gray picture, `cols` to a row, each
+    digit scaled to its own min/max (as digit_picture) and `gap` white pixels between them: a grid
+    of digits for one st.image, instead of a chart with a heatmap per digit."""
+    tiles = digit_pictures(images, scale)
+    side = 28 * scale
+    rows = max(1, -(-len(tiles) // cols))
+    sheet = np.full((rows * side + (rows - 1) * gap, cols * side + (cols - 1) * gap), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * (side + gap) : r * (side + gap) + side, c * (side + gap) : c * (side + gap) + side] = tile
+    return sheet
+
+
 @functools.cache
 def _scale_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(positions in [0, 1], RGB rows in [0, 1]) of a Plotly colour scale."""

@@ -6,8 +6,9 @@ import torch
 
 from mnist_core.augment import augment_batch
 from mnist_core.data import class_counts, mean_images
+from mnist_core.pictures import digit_pictures, digit_sheet
 from mnist_core.pixels import BLACK, MNIST_MEAN, MNIST_STD, normalize
-from mnist_core.plots import class_distribution_figure, image_grid, pixel_histogram_figure
+from mnist_core.plots import class_distribution_figure, pixel_histogram_figure
 from pages.common import ensure_app_shell, mnist_or_stop
 
 ensure_app_shell()
@@ -17,6 +18,13 @@ st.caption(
     "Burges (CC BY-SA 3.0), derived from NIST Special Databases 1 and 3."
 )
 mnist = mnist_or_stop()
+
+
+@st.cache_resource(show_spinner=False)
+def average_digits():
+    """The mean training image of each digit, as pictures (the same on every visit)."""
+    return digit_pictures(mean_images(mnist.train_images, mnist.train_labels), scale=3)
+
 
 # ---------------- sizes and splits ----------------
 val_fraction = st.slider(
@@ -43,12 +51,7 @@ st.subheader("Samples per class")
 digit = st.segmented_control("Digit", list(range(10)), default=3, key="data_digit")
 digit = 3 if digit is None else digit
 idx = torch.nonzero(mnist.train_labels == digit).flatten()[:24]
-st.plotly_chart(
-    image_grid(mnist.train_images[idx], cols=12, height_per_row=80),
-    width="stretch",
-    config={"displayModeBar": False},
-    key="samples",
-)
+st.image(digit_sheet(mnist.train_images[idx], cols=12), width="stretch", output_format="PNG")
 pick = st.select_slider(
     "Enlarge one", list(range(len(idx))), key="data_enlarge", format_func=lambda i: f"#{int(idx[i])}"
 )
@@ -60,16 +63,11 @@ text_col.write(
 )
 
 st.subheader("The average digit")
-st.plotly_chart(
-    image_grid(
-        mean_images(mnist.train_images, mnist.train_labels),
-        [str(d) for d in range(10)],
-        cols=10,
-        height_per_row=110,
-    ),
-    width="stretch",
-    config={"displayModeBar": False},
-    key="means",
+st.image(
+    average_digits(),
+    caption=[str(d) for d in range(10)],
+    width=84,
+    output_format="PNG",
 )
 st.caption(
     "Each picture averages every training image of that digit: the blur shows how much "
@@ -99,12 +97,7 @@ aug = dict(
 )
 batch = normalize(mnist.train_images[:12]).repeat(2, 1, 1, 1)
 shown = augment_batch(batch, generator=torch.Generator().manual_seed(0), **aug)
-st.plotly_chart(
-    image_grid(shown, cols=12, height_per_row=80),
-    width="stretch",
-    config={"displayModeBar": False},
-    key="aug",
-)
+st.image(digit_sheet(shown, cols=12), width="stretch", output_format="PNG")
 st.caption(
     "Two random versions of the same 12 training digits: each image draws its own rotation, shift, "
     "zoom and erasing. Augmentation is applied to the training split only."

@@ -14,6 +14,7 @@ from mnist_core.classroom import display_name
 from mnist_core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
 from mnist_core.disk import DiskBudgetError
 from mnist_core.models import REGISTRY, summary
+from mnist_core.pictures import digit_sheet
 from mnist_core.pixels import normalize
 from mnist_core.plots import (
     batch_loss_figure,
@@ -21,7 +22,6 @@ from mnist_core.plots import (
     epoch_figure,
     feature_grid_figure,
     gap_sentence,
-    image_grid,
 )
 from mnist_core.runs import RunError
 from pages.common import (
@@ -217,9 +217,7 @@ with st.expander(
         shown = augment_batch(
             digits, generator=torch.Generator().manual_seed(st.session_state.cfg_seed), **aug
         )
-        st.plotly_chart(
-            image_grid(shown, cols=16, height_per_row=70), width="stretch", config={"displayModeBar": False}
-        )
+        st.image(digit_sheet(shown, cols=16), width="stretch", output_format="PNG")
         st.caption("The same 16 training digits as the network would see them in one batch.")
     else:
         st.caption("Switch a transform on to preview it on real training digits.")

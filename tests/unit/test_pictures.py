@@ -4,7 +4,7 @@ right places (what the Plotly versions showed)."""
 import numpy as np
 import torch
 
-from mnist_core.pictures import digit_picture, saliency_picture
+from mnist_core.pictures import digit_picture, digit_sheet, saliency_picture
 from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
 
 
@@ -50,3 +50,16 @@ def test_the_html_bars_and_the_svg_chart_hold_every_value():
     rows = [dict(digit=d, precision=0.99, recall=0.98, f1=0.985, support=100) for d in range(10)]
     svg = per_class_svg(rows)
     assert svg.startswith("<svg") and svg.count("<title>") == 30 and "digit 9: f1 98.50%" in svg
+
+
+def test_a_digit_sheet_lays_out_each_digit_as_its_picture_with_white_gaps():
+    images = torch.rand(5, 1, 28, 28)
+    sheet = digit_sheet(images, cols=3, scale=2, gap=4)
+    side = 56
+    assert sheet.dtype == np.uint8 and sheet.shape == (2 * side + 4, 3 * side + 2 * 4)
+    for i, img in enumerate(images):
+        r, c = divmod(i, 3)
+        top, left = r * (side + 4), c * (side + 4)
+        assert np.array_equal(sheet[top : top + side, left : left + side], digit_picture(img, scale=2))
+    assert (sheet[side : side + 4] == 255).all() and (sheet[:, side : side + 4] == 255).all()  # gaps
+    assert (sheet[side + 4 :, 2 * (side + 4) :] == 255).all()  # the sixth place of two rows of 3 is empty
