@@ -76,8 +76,6 @@ def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
         "ui_run_over_fit",
         "no_browser_run_s",
         "no_browser_run_over_fit",
-        "ui_run_cpu_run_s",
-        "ui_run_cpu_browser_s",
         "draw_to_prediction_ms_p50",
         "draw_to_prediction_ms_p90",
         "saliency_ms_p50",
@@ -85,7 +83,8 @@ def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
         "page_switch_s",
     }
     assert all(float(result[k]) > 0 for k in keys), {k: result.get(k) for k in keys}
-    assert float(result["ui_run_cpu_dashboard_s"]) >= 0
+    # a short run's worker may have ended and been reaped before the CPU reading: 0 is possible
+    assert all(float(result[f"ui_run_cpu_{who}_s"]) >= 0 for who in ("run", "dashboard", "browser"))
     targets = {k[: -len("_target")] for k in result if k.endswith("_target")}
     assert targets == {
         "start_to_first_point_s",
