@@ -466,61 +466,23 @@ def embedding_maps(
 
 
 # ---------------- PNG files for the command line (PIL only, no browser) ----------------
-_VIRIDIS = np.array(
-    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32
-)
-
-
-def colorize(a: np.ndarray, signed: bool = False) -> np.ndarray:
-    """2-D array (NaN = background) -> RGB uint8: viridis for activations, blue-white-red if signed."""
-    a = np.asarray(a, dtype=np.float32)
-    ok = ~np.isnan(a)
-    v = a[ok] if ok.any() else np.zeros(1, np.float32)
-    if signed:
-        m = float(np.abs(v).max()) or 1.0
-        t = np.clip((np.nan_to_num(a) / m + 1) / 2, 0, 1)[..., None]
-        blue, white, red = (np.array(c, np.float32) for c in ([33, 102, 172], [247, 247, 247], [178, 24, 43]))
-        rgb = np.where(t < 0.5, blue + (white - blue) * (t * 2), white + (red - white) * (t * 2 - 1))
-    else:
-        lo, hi = float(v.min()), float(v.max())
-        t = np.clip((np.nan_to_num(a, nan=lo) - lo) / ((hi - lo) or 1.0), 0, 1) * (len(_VIRIDIS) - 1)
-        i = np.minimum(t.astype(int), len(_VIRIDIS) - 2)
-        f = (t - i)[..., None]
-        rgb = _VIRIDIS[i] * (1 - f) + _VIRIDIS[i + 1] * f
-    rgb[~ok] = 255
-    return rgb.round().astype(np.uint8)
-
-
 def save_png(a: np.ndarray, path: str | Path, signed: bool = False, target: int = 560) -> Path:
-    """Write a 2-D array as a PNG, upscaled nearest-neighbour to about `target` pixels on its long side."""
+    """Write a 2-D array as a PNG (pictures.map_picture), about `target` pixels on its long side."""
     from PIL import Image
 
-    img = Image.fromarray(colorize(a, signed))
-    scale = max(1, target // max(a.shape))
-    img.resize((a.shape[1] * scale, a.shape[0] * scale), Image.Resampling.NEAREST).save(path)
+    from .pictures import map_picture
+
+    Image.fromarray(map_picture(a, signed, target)).save(path)
     return Path(path)
 
 
 def save_scatter_png(xy: np.ndarray, labels, path: str | Path, wrong=None, size: int = 640) -> Path:
-    """The embedding map as a PNG: one dot per digit coloured by digit, mistakes as crosses."""
-    from PIL import Image, ImageDraw
+    """The embedding map as a PNG (pictures.embedding_picture)."""
+    from PIL import Image
 
-    img = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(img)
-    lo, hi = xy.min(0), xy.max(0)
-    pts = 20 + (xy - lo) / np.where(hi - lo > 0, hi - lo, 1) * (size - 40)
-    wrong = np.zeros(len(xy), bool) if wrong is None else np.asarray(wrong)
-    for (px, py), lab, bad in zip(pts, np.asarray(labels), wrong):
-        py = size - py
-        if bad:
-            draw.line([px - 4, py - 4, px + 4, py + 4], fill="black", width=2)
-            draw.line([px - 4, py + 4, px + 4, py - 4], fill="black", width=2)
-        else:
-            draw.ellipse([px - 2.5, py - 2.5, px + 2.5, py + 2.5], fill=DIGIT_COLORS[int(lab)])
-    for d in range(10):
-        draw.rectangle([8 + 24 * d, 6, 20 + 24 * d, 18], fill=DIGIT_COLORS[d])
-        draw.text((22 + 24 * d - 9, 6), str(d), fill="white")
-    img.save(path)
+    from .pictures import embedding_picture
+
+    Image.fromarray(embedding_picture(xy, labels, wrong, size, size)).save(path)
     return Path(path)
 
 

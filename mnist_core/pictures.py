@@ -87,3 +87,52 @@ def saliency_picture(image28, attribution, scale: int = 8) -> tuple[np.ndarray, 
     heat = colorize(attr, "RdBu_r", -limit, limit)
     rgb = OVERLAY_OPACITY * heat + (1 - OVERLAY_OPACITY) * gray
     return enlarge(np.round(rgb * 255).astype(np.uint8), scale), limit
+
+
+def map_picture(a, signed: bool = False, target: int = 560) -> np.ndarray:
+    """A 2-D array (NaN = background, as inside.tile leaves between tiles) as uint8 RGB on the
+    charts' scales (Viridis; RdBu_r around 0 if signed, one scale for the whole array), each value
+    a square block so that the long side is about `target` pixels."""
+    a = _array(a)
+    ok = ~np.isnan(a)
+    v = a[ok] if ok.any() else np.zeros(1, np.float32)
+    if signed:
+        m = float(np.abs(v).max()) or 1.0
+        rgb = colorize(np.nan_to_num(a), "RdBu_r", -m, m)
+    else:
+        rgb = colorize(np.nan_to_num(a, nan=float(v.min())), "Viridis", float(v.min()), float(v.max()))
+    rgb[~ok] = 1.0
+    return enlarge(np.round(rgb * 255).astype(np.uint8), max(1, target // max(a.shape)))
+
+
+def embedding_picture(xy: np.ndarray, labels, wrong=None, width: int = 640, height: int = 640) -> np.ndarray:
+    """A 2-D map of digits as uint8 RGB: one dot per digit coloured by true digit (the Inside
+    page's colours), mistakes as dark crosses, a legend of the ten digits along the top."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .inside import DIGIT_COLORS
+
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    size = max(11, height // 15)
+    font = ImageFont.load_default(size=size)
+    top = 8 + size + 8  # the legend's row
+    xy = np.asarray(xy, dtype=np.float64)
+    lo, hi = xy.min(0), xy.max(0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    px = 10 + (xy[:, 0] - lo[0]) / span[0] * (width - 20)
+    py = height - 10 - (xy[:, 1] - lo[1]) / span[1] * (height - top - 20)
+    wrong = np.zeros(len(xy), bool) if wrong is None else np.asarray(wrong, bool)
+    r = max(2.0, height / 120)
+    for x, y, lab in zip(px[~wrong], py[~wrong], np.asarray(labels)[~wrong]):
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=DIGIT_COLORS[int(lab)])
+    for x, y in zip(px[wrong], py[wrong]):  # mistakes on top
+        draw.line([x - 1.6 * r, y - 1.6 * r, x + 1.6 * r, y + 1.6 * r], fill="#111827", width=2)
+        draw.line([x - 1.6 * r, y + 1.6 * r, x + 1.6 * r, y - 1.6 * r], fill="#111827", width=2)
+    step = size * 2.2
+    for d in range(10):
+        x = 10 + d * step
+        draw.ellipse([x, 8 + size * 0.2, x + size * 0.7, 8 + size * 0.9], fill=DIGIT_COLORS[d])
+        draw.text((x + size * 0.85, 8), str(d), fill="#334155", font=font)
+    draw.text((10 + 10 * step + 6, 8), "x mistake", fill="#334155", font=font)
+    return np.asarray(img)

@@ -148,3 +148,8 @@ def test_train_page_shows_the_inside_panel_of_the_latest_epoch():
     train.run()
     assert not train.exception
     assert "Inside the network at epoch 2" in texts(train.caption)
+    # two pictures, not charts: the panel sits under the live chart's reruns
+    captions = " ".join(c for img in train.get("image") for c in img.captions)
+    assert "first-layer filters (16 of 16" in captions and "PCA map of 500 test digits" in captions
+    charts = [c.proto.id for c in train.get("plotly_chart")]
+    assert len(charts) == 2  # the loss per batch and the per-epoch chart

@@ -128,7 +128,9 @@ def check_load(result: reliability.LoadResult, sessions: int) -> dict:
     print(" ".join(f"{k}={v}" for k, v in figures.items()))  # the figures, for the log
     assert result.errors == []
     assert figures["sessions_held"] == sessions and figures["second_run_queued"]
-    assert figures["redraws_per_session_min"] >= result.seconds / 2  # every page kept redrawing
+    # every page kept redrawing: the live chart reruns every 2 s (pages/train.py LIVE_EVERY_S), and
+    # under this load at least every other of those redraws arrives
+    assert figures["redraws_per_session_min"] >= result.seconds / 4
     # The ten browsers share this machine's two cores with the dashboard and the training (they take
     # about 1.6 cores), so the timings swing with the machine: the same commit measured a page-switch
     # median of 0.66 s one day and 1.5 s another. Speed figures are the benchmark's job (python

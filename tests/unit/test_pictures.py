@@ -4,7 +4,8 @@ right places (what the Plotly versions showed)."""
 import numpy as np
 import torch
 
-from mnist_core.pictures import digit_picture, digit_sheet, saliency_picture
+from mnist_core.inside import DIGIT_COLORS, tile
+from mnist_core.pictures import digit_picture, digit_sheet, embedding_picture, map_picture, saliency_picture
 from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
 
 
@@ -63,3 +64,35 @@ def test_a_digit_sheet_lays_out_each_digit_as_its_picture_with_white_gaps():
         assert np.array_equal(sheet[top : top + side, left : left + side], digit_picture(img, scale=2))
     assert (sheet[side : side + 4] == 255).all() and (sheet[:, side : side + 4] == 255).all()  # gaps
     assert (sheet[side + 4 :, 2 * (side + 4) :] == 255).all()  # the sixth place of two rows of 3 is empty
+
+
+def test_a_signed_map_picture_is_red_above_zero_blue_below_white_at_zero_and_between_tiles():
+    maps = np.zeros((2, 3, 3), np.float32)
+    maps[0, 0, 0], maps[1, 2, 2] = 2.0, -1.0
+    pic = map_picture(tile(maps, 2), signed=True, target=70)  # 3 + 1 + 3 = 7 columns, 10 px each
+    assert pic.dtype == np.uint8 and pic.shape == (30, 70, 3)
+    red, blue = pic[5, 5].astype(int), pic[25, 65].astype(int)
+    assert red[0] > red[2] + 50 and red[1] < 40  # the largest weight: the scale's dark red end
+    assert blue[2] > blue[0] + 80 and blue.min() > 40  # -1 on a scale of +-2: a paler blue
+    assert (pic[15, 15] > 240).all()  # a zero weight is white
+    assert (pic[:, 30:40] == 255).all()  # the gap between the two tiles is background
+    plain = map_picture(np.arange(4.0).reshape(2, 2), target=2)
+    assert plain.shape == (2, 2, 3) and not np.array_equal(plain[0, 0], plain[1, 1])  # viridis ends
+
+
+def test_an_embedding_picture_draws_each_digit_in_its_colour_and_mistakes_as_crosses():
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.2]])
+    pic = embedding_picture(xy, np.array([3, 7, 1]), np.array([False, False, True]), width=200, height=150)
+    assert pic.shape == (150, 200, 3)
+    colours = {tuple(c) for c in pic.reshape(-1, 3)}
+
+    def rgb(h):
+        return tuple(int(h[i : i + 2], 16) for i in (1, 3, 5))
+
+    assert rgb(DIGIT_COLORS[3]) in colours and rgb(DIGIT_COLORS[7]) in colours
+    bottom_left, top_right = pic[130:141, 5:16].reshape(-1, 3), pic[30:60, 180:196].reshape(-1, 3)
+    assert (bottom_left == rgb(DIGIT_COLORS[3])).all(1).any()  # (0, 0) lower left
+    assert (top_right == rgb(DIGIT_COLORS[7])).all(1).any()  # (1, 1) upper right
+    middle = pic[100:130, 85:115].reshape(-1, 3)
+    assert (middle == rgb("#111827")).all(1).any()  # the mistake, a dark cross
+    assert not (middle == rgb(DIGIT_COLORS[1])).all(1).any()  # not a dot in its digit's colour
