@@ -309,6 +309,8 @@ def run_view(run_id: str) -> None:
     st.session_state.train_was_active = run.active
     if was_active and not run.active:
         st.rerun()  # the run just ended: redraw the page once with the summary
+    if finishing(run) and not st.session_state.get("train_quick"):
+        st.rerun()  # its last seconds: redraw the page with the quick cadence, to show the end at once
     st.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
     if run.precision:
         st.caption(f"Precision: {run.precision}")
@@ -403,6 +405,15 @@ def inside_panel(path: str):
 LIVE_EVERY_S = 2.0
 EPOCHS_EVERY_S = 5.0  # an epoch of a default run takes longer than this
 FIRST_POINT_WAIT_S = 15.0
+FINISH_WINDOW_S = 3.0
+
+
+def finishing(run) -> bool:
+    """A run in its last FINISH_WINDOW_S (its test pass included): watched at the quick cadence, so
+    that "completed" and the summary appear as it ends rather than up to LIVE_EVERY_S later."""
+    return run.status == "running" and run.eta_s is not None and run.eta_s <= FINISH_WINDOW_S
+
+
 live = st.fragment(run_every=LIVE_EVERY_S)(run_view)
 first_point = st.fragment(run_every=0.25)(run_view)
 live_epochs = st.fragment(run_every=EPOCHS_EVERY_S)(epoch_view)
@@ -421,5 +432,7 @@ if "train_run_id" in st.session_state:
         )
     except RunError:
         watching = waiting = False
-    (first_point if waiting else live if watching else run_view)(st.session_state.train_run_id)
+    st.session_state.train_quick = waiting or (watching and finishing(current))
+    view = first_point if st.session_state.train_quick else live if watching else run_view
+    view(st.session_state.train_run_id)
     (live_epochs if watching else epoch_view)(st.session_state.train_run_id)

@@ -145,3 +145,34 @@ def test_pages_compute_on_one_thread_while_a_run_trains_here():
         assert [m.value for m in busy.markdown] == ["inside 1", "after 2"]
     finally:
         jobs.stop(run.id, grace_s=2)
+
+
+def test_the_last_seconds_of_a_run_are_watched_at_the_quick_cadence():
+    """Mid-run the view redraws every LIVE_EVERY_S; within FINISH_WINDOW_S of the end (the ETA), at
+    the quick cadence, so that the summary appears as the run ends."""
+    import time
+
+    st.cache_resource.clear()  # the page's job manager on this test's store
+    jobs = JobManager()
+    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=2, limit=20000, batch_size=64)))
+    try:
+        view = AppTest.from_file(PAGE, default_timeout=60)
+        view.session_state["train_run_id"] = run.id
+        deadline = time.time() + 120
+        while (jobs.get(run.id).eta_s or 99) <= 6 or not jobs.get(run.id).progress.get("step"):
+            assert time.time() < deadline and jobs.get(run.id).active
+            time.sleep(0.2)
+        view.run()
+        assert not view.exception and view.session_state["train_quick"] is False
+        assert f"Run `{run.id}` · cnn_basic · running" in [h.value for h in view.subheader]
+        while (jobs.get(run.id).eta_s or 99) > 2.5:
+            assert time.time() < deadline and jobs.get(run.id).active
+            time.sleep(0.1)
+        view.run()
+        assert not view.exception and jobs.get(run.id).active
+        assert view.session_state["train_quick"] is True
+        assert jobs.wait(run.id, timeout_s=120).status == "completed"
+        view.run()
+        assert view.session_state["train_quick"] is False  # an ended run is drawn once
+    finally:
+        jobs.stop(run.id, grace_s=2)
