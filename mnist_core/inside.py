@@ -16,18 +16,6 @@ from .models import memory_format
 from .pixels import IMAGE_SIZE, denormalize, normalize
 
 MAX_SAMPLE = 10_000  # the test set: the embedding map never asks for more
-DIGIT_COLORS = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-]
 STARTS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear)
 FOLLOWS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Dropout)  # elementwise: drawn with the layer before
 _CACHE: OrderedDict[tuple, dict] = OrderedDict()

@@ -12,6 +12,19 @@ import functools
 import numpy as np
 import torch
 
+# one colour per digit (0-9), on every map of digits: the Inside page's charts and these pictures
+DIGIT_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 OVERLAY_OPACITY = 0.6  # the attribution over the digit, as the saliency chart drew it
 
 
@@ -109,8 +122,6 @@ def embedding_picture(xy: np.ndarray, labels, wrong=None, width: int = 640, heig
     """A 2-D map of digits as uint8 RGB: one dot per digit coloured by true digit (the Inside
     page's colours), mistakes as dark crosses, a legend of the ten digits along the top."""
     from PIL import Image, ImageDraw, ImageFont
-
-    from .inside import DIGIT_COLORS
 
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)

@@ -676,7 +676,7 @@ def embedding_figure(
     height: int = 480,
 ) -> go.Figure:
     """A 2-D map of digits coloured by true digit; mistakes drawn as crosses. customdata: test index."""
-    from .inside import DIGIT_COLORS
+    from .pictures import DIGIT_COLORS
 
     fig = go.Figure()
     hover = "test #%{customdata[0]}: digit %{customdata[1]}, predicted %{customdata[2]}<extra></extra>"

@@ -4,8 +4,15 @@ right places (what the Plotly versions showed)."""
 import numpy as np
 import torch
 
-from mnist_core.inside import DIGIT_COLORS, tile
-from mnist_core.pictures import digit_picture, digit_sheet, embedding_picture, map_picture, saliency_picture
+from mnist_core.inside import tile
+from mnist_core.pictures import (
+    DIGIT_COLORS,
+    digit_picture,
+    digit_sheet,
+    embedding_picture,
+    map_picture,
+    saliency_picture,
+)
 from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
 
 
