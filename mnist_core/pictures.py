@@ -125,7 +125,7 @@ def embedding_picture(xy: np.ndarray, labels, wrong=None, width: int = 640, heig
 
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    size = max(11, height // 15)
+    size = max(11, min(height // 15, width // 30))  # the legend fits the width
     font = ImageFont.load_default(size=size)
     top = 8 + size + 8  # the legend's row
     xy = np.asarray(xy, dtype=np.float64)
