@@ -15,7 +15,8 @@ def expected_shapes(model: nn.Module) -> list[tuple[str, tuple]]:
     out = []
     for name, m in inside.leaves(model):
         if isinstance(m, nn.Conv2d):
-            shape = (m.out_channels, shape[1], shape[2])  # 'same' padding
+            s = m.stride[0]  # 'same' padding: the grid shrinks only by the conv's stride
+            shape = (m.out_channels, -(-shape[1] // s), -(-shape[2] // s))
         elif isinstance(m, nn.MaxPool2d):
             shape = (shape[0], shape[1] // 2, shape[2] // 2)
         elif isinstance(m, nn.AdaptiveAvgPool2d):

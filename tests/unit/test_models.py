@@ -44,6 +44,31 @@ def test_layer_table_shapes_for_cnn_basic():
     assert [r["params"] for r in convs] == [320, 18_496]
 
 
+def test_fast_cnn_never_works_on_the_full_grid_and_normalises_after_pooling():
+    rows = layer_table(build_model("fast_cnn"))
+    assert [r["type"] for r in rows[:7]] == [
+        "Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"
+    ]  # fmt: skip
+    assert rows[0]["output_shape"] == (16, 14, 14)  # the stem's stride did the first stage's pooling
+    assert all(r["output_shape"][-2:] != (28, 28) for r in rows if len(r["output_shape"]) == 3)
+    assert [r["output_shape"] for r in rows if r["type"] == "BatchNorm2d"] == [
+        (16, 14, 14), (32, 7, 7), (64, 3, 3)
+    ]  # fmt: skip
+    two = layer_table(build_model("fast_cnn", {"convs": 2}))  # only a stage's first conv strides
+    assert [r["output_shape"] for r in two if r["type"] == "Conv2d"][:2] == [(16, 14, 14), (16, 14, 14)]
+
+
+def test_a_fast_cnn_saved_before_pool_first_and_stem_stride_still_loads():
+    """A run's checkpoint keeps its model's arguments; older fast_cnn runs had neither option."""
+    old = build_model("fast_cnn", {"channels": [16, 32, 64], "pool_first": False, "stem_stride": 1})
+    saved = {k: v.clone() for k, v in old.state_dict().items()}
+    again = REGISTRY["fast_cnn"].cls(channels=[16, 32, 64], batchnorm=True)  # the arguments stored then
+    again.load_state_dict(saved)
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(again.eval()(x), old.eval()(x))
+    assert layer_table(again)[0]["output_shape"] == (16, 28, 28)
+
+
 @pytest.mark.parametrize(
     "key,args",
     [
@@ -51,6 +76,7 @@ def test_layer_table_shapes_for_cnn_basic():
         ("cnn_1", {"channels": []}),
         ("deep", {"hidden": [0]}),
         ("cnn_1", {"kernel": 4}),
+        ("fast_cnn", {"stem_stride": 3}),
     ],
 )
 def test_bad_arguments_raise_value_error(key, args):
