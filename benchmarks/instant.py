@@ -1,13 +1,14 @@
 """What a learner waits for in the real app: headless Chromium clicking through `streamlit run app.py`.
 
-python benchmarks/instant.py                                    # full data, 5 repeats, 12 strokes
-python benchmarks/instant.py --repeats 1 --limit 2000 --strokes 2   # a smoke run (about a minute)
+python benchmarks/instant.py            # full data, 5 starts, 12 strokes, 3 whole runs (about 3 minutes)
+python benchmarks/instant.py --repeats 1 --run-repeats 1 --limit 2000 --strokes 2   # a smoke run
 
 One fresh server on a fresh, temporary run store; one browser tab. In this order: the first visit to
 Evaluate, strokes on the Draw canvas, Start training -> the first point on the live chart (stopped after
-it, `--repeats` times), one whole fast_cnn run through the UI (with the CPU seconds the run, the
-dashboard and the browser used meanwhile), the same run through the job API without a browser, `fit`
-alone for its config (in a subprocess, the server idle), and last page switches while a run trains.
+it, `--repeats` times), `--run-repeats` times one whole fast_cnn run through the UI (with the CPU seconds
+the run, the dashboard and the browser used meanwhile), the same run through the job API without a
+browser and `fit` alone for its config (in a subprocess, the server idle), medians of each; last, page
+switches while a run trains.
 
 Every figure is timed inside the browser: from the learner's click or mouse-up (a capture listener
 notes the time) to the first animation frame at which the DOM shows the answer. What "shows the
@@ -600,23 +601,37 @@ def measure(args) -> dict[str, float]:
             fig["start_to_first_batch_s"] = statistics.median(batches)
             fig["start_warm_workers"] = warm  # of the --repeats starts, how many a warm standby took
 
-            before = cpu_seconds(store)
-            fig["ui_run_s"], run = ui_run(page, server.url, jobs, args.limit)
-            used = cpu_used(before, cpu_seconds(store))
-            log(f"UI run {run.id}: {fig['ui_run_s']:.1f} s; now the same run without a browser")
-            page.goto("about:blank")  # nothing polls the server while these run alone
             # where the time beyond fit goes: the run's own process, store and test pass (the same
-            # run through the job API, no browser) and what the page watching it takes of the CPU
-            fig["no_browser_run_s"] = run_without_browser(jobs, run.config)
-            alone = fit_alone(run.config)
-            fig["fit_s"] = alone["fit_s"]
-            fig["ui_run_over_fit"] = fig["ui_run_s"] / fig["fit_s"]
-            fig["no_browser_run_over_fit"] = fig["no_browser_run_s"] / fig["fit_s"]
-            fig["fit_images_per_s"] = alone["images_per_s"]
-            fig["ui_images_per_s"] = run.images_per_s or 0.0
-            for who, seconds in used.items():  # CPU seconds over the UI run, of 2 cores x ui_run_s
-                fig[f"ui_run_cpu_{who}_s"] = seconds
-            log(f"fit alone: {fig['fit_s']:.1f} s; CPU during the UI run: {used}")
+            # run through the job API, no browser) and what the page watching it takes of the CPU.
+            # The three alternate --run-repeats times (the machine is shared: one fit is one sample)
+            runs: dict[str, list[float]] = {}
+            for r in range(args.run_repeats):
+                before = cpu_seconds(store)
+                ui_s, run = ui_run(page, server.url, jobs, args.limit)
+                used = cpu_used(before, cpu_seconds(store))
+                page.goto("about:blank")  # nothing polls the server while these run alone
+                alone_s = run_without_browser(jobs, run.config)
+                alone = fit_alone(run.config)
+                sample = dict(
+                    ui_run_s=ui_s,
+                    no_browser_run_s=alone_s,
+                    fit_s=alone["fit_s"],
+                    ui_run_over_fit=ui_s / alone["fit_s"],
+                    no_browser_run_over_fit=alone_s / alone["fit_s"],
+                    fit_images_per_s=alone["images_per_s"],
+                    ui_images_per_s=run.images_per_s or 0.0,
+                    # CPU seconds over the UI run, of 2 cores x ui_run_s
+                    **{f"ui_run_cpu_{who}_s": seconds for who, seconds in used.items()},
+                )
+                for key, value in sample.items():
+                    runs.setdefault(key, []).append(value)
+                log(
+                    f"UI run {r + 1} ({run.id}): {ui_s:.1f} s, without a browser {alone_s:.1f} s, fit alone "
+                    f"{alone['fit_s']:.1f} s: {sample['ui_run_over_fit']:.2f}x; CPU during the UI run: {used}"
+                )
+            fig.update({key: statistics.median(values) for key, values in runs.items()})
+            if args.run_repeats > 1:
+                log("ui_run_over_fit per repeat: " + ", ".join(f"{v:.2f}" for v in runs["ui_run_over_fit"]))
 
             log(f"page switches while a run trains: {args.repeats} round(s) of {len(PAGES)}")
             switches = page_switches(page, server.url, jobs, args.limit, args.repeats)
@@ -684,6 +699,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="Start training -> first point repeats (median reported), and rounds of page switches",
     )
+    p.add_argument(
+        "--run-repeats",
+        type=int,
+        default=3,
+        help="whole fast_cnn runs, each through the UI, then without a browser, then fit alone (medians)",
+    )
     p.add_argument("--strokes", type=int, default=12, help="digits drawn on the Draw page (p50 and p90)")
     p.add_argument(
         "--limit",
@@ -700,8 +721,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also run benchmarks/train_speed.py's throughput, engine against textbook (about 30 s more)",
     )
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.strokes < 1:
-        p.error("--repeats and --strokes must be at least 1")
+    if args.repeats < 1 or args.strokes < 1 or args.run_repeats < 1:
+        p.error("--repeats, --run-repeats and --strokes must be at least 1")
     return run_instant_bench(args)
 
 
