@@ -12,6 +12,7 @@ from pages.common import (  # noqa: E402  (page objects need the config first)
     page_shell,
     sidebar_runs,
     signed_in_sidebar,
+    watched_run,
 )
 
 # once per server (mnist_core/warmup.py): the late imports now (pandas: the pages' tables), then the
@@ -21,6 +22,6 @@ user = current_user()  # LOCAL without [auth]; else the signed-in user, or the s
 page = st.navigation(app_pages())
 with st.sidebar:
     signed_in_sidebar(user)
-    sidebar_runs()
+    sidebar_runs(watched_run(page))
 with page_shell():
     page.run()

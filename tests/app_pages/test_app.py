@@ -1,8 +1,12 @@
 """AppTest: the app shell and the Home page run and report the machine's state."""
 
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.config import TrainConfig
+from mnist_core.jobs import JobManager
 from support import ROOT
+from support.helpers import wait_until
 
 
 def test_home_page_shows_status():
@@ -23,3 +27,30 @@ def test_home_page_explains_missing_data(monkeypatch, tmp_path):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert any("MNIST_DATA_DIR" in w.value for w in at.warning)
+
+
+def test_the_sidebar_tracks_active_runs_and_names_the_one_the_train_page_shows_live():
+    """On any page an active run has a progress bar in the sidebar (redrawn on a timer); on the Train
+    page showing that run live, the sidebar names it instead (no timer of its own to stand still)."""
+    st.cache_resource.clear()  # the app's job manager on this test's store
+    jobs = JobManager()
+    idle = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert "None. Start one on the Train page." in [c.value for c in idle.sidebar.caption]
+    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=3, limit=20000, batch_size=32)))
+    try:
+        wait_until(lambda: jobs.get(run.id).status == "running", timeout_s=60)
+        home = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        assert not home.exception
+        [bar] = [p.proto.text for p in home.sidebar.get("progress")]
+        assert f"**cnn_basic** `{run.id[-6:]}`" in bar and "epoch" in bar, bar
+
+        train = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        train.session_state["train_run_id"] = run.id  # the run this session's Train page shows
+        train.switch_page("pages/train.py").run()
+        assert not train.exception
+        assert any(f"Run `{run.id}` · cnn_basic · running" in s.value for s in train.subheader)
+        assert train.sidebar.get("progress") == []
+        [live] = [c.value for c in train.sidebar.caption if run.id[-6:] in c.value]
+        assert live.startswith("**cnn_basic**") and live.endswith("· running, shown live on this page")
+    finally:
+        jobs.stop(run.id, grace_s=2)
