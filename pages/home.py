@@ -29,7 +29,8 @@ with data_col:
 with device_col:
     st.subheader("Machine")
     st.metric("Device", status["device"])
-    st.caption(f"{status['cpu_cores']} CPU cores, PyTorch uses {status['torch_threads']} threads")
+    threads = status["torch_threads"]
+    st.caption(f"{status['cpu_cores']} CPU cores, PyTorch uses {threads} thread{'s' if threads != 1 else ''}")
     precision, why = status["precision"]
     st.metric("Training precision", precision, help='precision="auto", every run\'s default')
     st.caption(
@@ -68,7 +69,7 @@ with step0:
     st.markdown("**1. Lessons**: predict a classic finding, run it, and let your runs judge.")
     st.page_link(LESSONS, label="Open Lessons")
 with step1:
-    st.markdown("**2. Train** a network. Start with `fast_cnn`: it passes 99% in about 20 seconds.")
+    st.markdown("**2. Train** a network. Start with `fast_cnn`: it passes 99% in two epochs, in seconds.")
     st.page_link(TRAIN, label="Open Train")
 with step2:
     st.markdown("**3. Evaluate** it: which digits does it confuse, and why?")
