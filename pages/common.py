@@ -280,10 +280,13 @@ SIDEBAR_IDLE_EVERY_S = 10.0
 
 
 @guarded
-def _active_runs_list(watched: str | None = None) -> None:
+def _active_runs_list(watched: str | None = None, active: list | None = None) -> None:
     """Running and queued runs with their progress; `watched` (drawn once, no timer): the run the
-    page shows live, named without a progress bar that would stand still."""
-    active = [r for r in job_manager().list() if r.active]
+    page shows live, named without a progress bar that would stand still. `active`: the list just
+    read, when drawn once (a fragment reads it on every rerun: its arguments are those of its
+    first call)."""
+    if active is None:
+        active = [r for r in job_manager().list() if r.active]
     st.caption("ACTIVE RUNS")
     if not active:
         st.caption("None. Start one on the Train page.")
@@ -305,7 +308,7 @@ def sidebar_runs(watched: str | None = None) -> None:
     """The sidebar's active runs, on every page; `watched`: the run this page shows live, if any."""
     active = [r for r in job_manager().list() if r.active]
     if active and all(r.id == watched for r in active):
-        _active_runs_list(watched)
+        _active_runs_list(watched, active)
     elif active:
         _sidebar_live()
     else:

@@ -449,9 +449,10 @@ if "train_run_id" in st.session_state:
         )
     except RunError:
         watching = waiting = False
-    st.session_state.train_quick = waiting or (watching and finishing(current))
+    ending = watching and not waiting and finishing(current)
+    st.session_state.train_quick = waiting or ending
     view = first_point if waiting else live if watching else run_view
     view(st.session_state.train_run_id)
-    if watching and st.session_state.train_quick and not waiting:
+    if ending:
         end_watch(st.session_state.train_run_id)
     (live_epochs if watching else epoch_view)(st.session_state.train_run_id)
