@@ -111,7 +111,10 @@ def engine_images_per_s(
     return timer.rate
 
 
-RECIPE = dict(model="fast_cnn", epochs=1, val_fraction=0.0)  # time to 99%: one epoch on all 60,000
+# Time to 99%: fast_cnn for one epoch on all 60,000, in batches of 256 (half the optimizer steps of the
+# preset's 128, 1.16x faster side by side) at a higher peak learning rate; label smoothing 0.1 is what
+# keeps the accuracy there (without it 98.98-99.07% at batch 256, with it 99.13-99.19% for seeds 0-2).
+RECIPE = dict(model="fast_cnn", epochs=1, val_fraction=0.0, batch_size=256, lr=0.012, label_smoothing=0.1)
 
 TIME_TO_99 = """
 import time, sys, json
