@@ -306,7 +306,9 @@ class RunStore:
     # ---- the per-run mirror of the row (run.json), for rebuilding a damaged store ----
     def _mirror(self, run_id: str) -> None:
         """Write the run's full row to runs/<id>/run.json atomically. Best effort: it is a copy,
-        so a failure (disk full, folder gone) never fails the caller."""
+        so a failure (disk full, folder gone) never fails the caller. Writers call it inside their
+        transaction, so that when another process sees a change (a run that ended), run.json
+        already holds it and no temporary file of it is still being written."""
         try:
             row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -499,7 +501,7 @@ class RunStore:
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self.tx() as c:
             c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), check_run_id(run_id)))
-        self._mirror(run_id)
+            self._mirror(run_id)
 
     def append_batches(
         self, run_id: str, rows: builtins.list[tuple[int, int, float, float]], **fields
@@ -565,8 +567,7 @@ class RunStore:
                     "reason = NULL WHERE id = ?",
                     (now, now, run_id),
                 )
-        for run_id in ids:
-            self._mirror(run_id)
+                self._mirror(run_id)
         return ids
 
     def cancel_queued(self, run_id: str, reason: str) -> bool:
@@ -577,8 +578,8 @@ class RunStore:
                 "AND status = 'queued'",
                 (time.time(), reason, check_run_id(run_id)),
             )
-        if cur.rowcount == 1:
-            self._mirror(run_id)
+            if cur.rowcount == 1:
+                self._mirror(run_id)
         return cur.rowcount == 1
 
     def requeue(self, run_id: str, config: dict) -> None:
@@ -590,7 +591,7 @@ class RunStore:
                 "finished = NULL, stop_requested = 0, pid = NULL WHERE id = ?",
                 (json.dumps(config), seq, check_run_id(run_id)),
             )
-        self._mirror(run_id)
+            self._mirror(run_id)
 
     def stop_requested(self, run_id: str) -> bool:
         row = self.conn.execute(
@@ -632,7 +633,7 @@ class RunStore:
                 "INSERT INTO batch_metrics (run_id, step, epoch, loss, t) VALUES (?, ?, ?, ?, ?)",
                 [(run_id, *b) for b in batches],
             )
-        self._mirror(run_id)
+            self._mirror(run_id)
         return True
 
     # ---- what the integrity check reads ----

@@ -288,9 +288,9 @@ def execute(store: RunStore, run_id: str, stop: threading.Event) -> int:
         log(f"run {run_id} failed: {reason}")
     except OSError:
         pass  # the log's disk is full even now; the reason still goes into the store
-    store.update(run_id, status="failed", reason=reason, finished=time.time(), pid=None)
-    if found:
-        store.update(run_id, test_metrics=found)
+    # one write: whoever sees `failed` sees the record with it
+    extra = {"test_metrics": found} if found else {}
+    store.update(run_id, status="failed", reason=reason, finished=time.time(), pid=None, **extra)
     return 1
 
 
