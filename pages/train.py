@@ -242,7 +242,8 @@ if st.button("Start training", type="primary", disabled=config is None, icon=":m
         st.error(str(exc), icon=":material/block:")
     else:
         st.session_state.train_run_id = run.id
-        st.session_state.train_started_at = time.time()  # this learner waits for the first point
+        # this learner waits for its first point (in place, in the run_view below)
+        st.session_state.train_started_id, st.session_state.train_started_at = run.id, time.time()
         st.toast(
             f"Run {run.id} "
             + ("started" if run.status == "running" else f"queued at position {run.queue_position}")
@@ -299,7 +300,8 @@ def epoch_chart(run_id: str, records: str, _epochs):
 
 @guarded
 def run_view(run_id: str) -> None:
-    """A run's header, progress or summary, and its loss per batch."""
+    """A run's header, progress or summary, and its loss per batch. The moments a learner waits
+    for (the first point after Start, a run's end) are waited for inside this script run."""
     try:
         run = jobs.get(run_id)
     except RunError as exc:
@@ -309,17 +311,16 @@ def run_view(run_id: str) -> None:
     st.session_state.train_was_active = run.active
     if was_active and not run.active:
         st.rerun()  # the run just ended: redraw the page once with the summary
-    if finishing(run) and not st.session_state.get("train_quick"):
-        st.rerun()  # its last seconds: redraw the page with the quick cadence, to show the end at once
     st.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
     if run.precision:
         st.caption(f"Precision: {run.precision}")
     user = current_user()
     if not can_control(run, user):
         st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
+    bar = None
     if run.active:
         done, text = progress_text(run)
-        st.progress(done, text=text)
+        bar = st.progress(done, text=text)
         stop_col, _ = st.columns([1, 5])
         if stop_col.button(
             "Stop", icon=":material/stop:", key="stop_run", disabled=not can_control(run, user)
@@ -334,6 +335,14 @@ def run_view(run_id: str) -> None:
                 st.code(jobs.log_tail(run.id) or "(empty)")
         summary(run)
     rows = jobs.store.batch_losses(run.id)
+    if not rows and bar is not None and awaiting_first_point(run):
+        note = st.empty()
+        note.caption("Waiting for the first batch...")
+        run = wait_in_place(run.id, bar, lambda r: bool((r.progress or {}).get("step")), FIRST_POINT_WAIT_S)
+        note.empty()
+        if not run.active:
+            st.rerun()
+        rows = jobs.store.batch_losses(run.id)
     if rows:
         smoothing = st.slider(
             "Smoothing",
@@ -346,10 +355,11 @@ def run_view(run_id: str) -> None:
         )
         fig = batch_chart(run.id, rows[-1][0], len(rows), smoothing, run.progress.get("batches"), rows)
         st.plotly_chart(fig, width="stretch", key="batch_chart")
-        if st.session_state.pop("train_started_at", None):
-            st.rerun()  # the first point is shown: back to the LIVE_EVERY_S view
     elif run.active:
         st.caption("Waiting for the first batch...")
+    if bar is not None and finishing(run):
+        if not wait_in_place(run.id, bar, lambda r: not r.active, FINISH_WAIT_S).active:
+            st.rerun()  # it ended: the page with its summary, at once
 
 
 @guarded
@@ -396,63 +406,64 @@ def inside_panel(path: str):
 
 
 # While a run is queued or training, its view reruns every LIVE_EVERY_S and the per-epoch part every
-# EPOCHS_EVERY_S (every quarter second until its first batch arrives, so that Start answers at once);
-# a finished run's view is drawn once, so a page left open costs neither the server nor the browser.
-# Each rerun costs the browser re-rendering the page and the server running the fragment, once per
-# watching learner: with one Chromium page on a run here (2 cores), 1 s and 2 s cadences with the
-# inside panel as charts took 0.34 browser cores and 0.11 server cores; 2 s and 5 s with it as
-# pictures, 0.20-0.22 and 0.09, and the run trained 10% faster beside it.
+# EPOCHS_EVERY_S; a finished run's view is drawn once, so a page left open costs neither the server
+# nor the browser. Each rerun costs the browser re-rendering the page and the server running the
+# fragment, once per watching learner: with one Chromium page on a run here (2 cores), 1 s and 2 s
+# cadences with the inside panel as charts took 0.34 browser cores and 0.11 server cores; 2 s and 5 s
+# with it as pictures, 0.20-0.22 and 0.09, and the run trained 10% faster beside it.
 LIVE_EVERY_S = 2.0
 EPOCHS_EVERY_S = 5.0  # an epoch of a default run takes longer than this
 FIRST_POINT_WAIT_S = 15.0
 FINISH_WINDOW_S = 3.0
+FINISH_WAIT_S = 10.0
+POLL_S = 0.1
+BAR_EVERY_S = 0.5
+
+
+def awaiting_first_point(run) -> bool:
+    """This learner pressed Start on this run a moment ago and it has not trained a batch yet."""
+    started = st.session_state.get("train_started_at")
+    return (
+        run.status == "running"
+        and st.session_state.get("train_started_id") == run.id
+        and started is not None
+        and time.time() - started < FIRST_POINT_WAIT_S
+    )
 
 
 def finishing(run) -> bool:
-    """A run in its last FINISH_WINDOW_S (its test pass included): watched at the quick cadence, so
+    """A run in its last FINISH_WINDOW_S (its test pass included): its end is waited for in place, so
     that "completed" and the summary appear as it ends rather than up to LIVE_EVERY_S later."""
     return run.status == "running" and run.eta_s is not None and run.eta_s <= FINISH_WINDOW_S
 
 
-QUICK_EVERY_S = 0.25
+def wait_in_place(run_id: str, bar, done, timeout_s: float):
+    """Read the run every POLL_S inside this script run until done(run) or timeout_s; its progress bar
+    moves in place every BAR_EVERY_S. Returns the run as last read.
 
-
-@st.fragment(run_every=QUICK_EVERY_S)
-@guarded
-def end_watch(run_id: str) -> None:
-    """A run's last seconds: reads its status at the quick cadence and redraws the page once it has
-    ended. It draws nothing, so the browser has nothing to re-render four times a second (the whole
-    view at that cadence cost a 2-epoch fast_cnn run half a core of Chromium for half its time)."""
-    try:
-        ended = not jobs.get(run_id).active
-    except RunError:
-        ended = True
-    if ended:
-        st.rerun()
+    A fragment rerunning at a quick cadence would cost the browser a re-render of the whole page
+    each time (the script's run state changes twice a rerun): a quarter-second watcher that drew
+    nothing took a 2-epoch fast_cnn run a third of a Chromium core for its last seconds. Updating the
+    bar sends one small delta, and is where Streamlit acts on a click (Stop, another page) meanwhile."""
+    deadline, shown = time.monotonic() + timeout_s, time.monotonic()
+    while True:
+        run = jobs.get(run_id)
+        if done(run) or time.monotonic() >= deadline:
+            return run
+        if time.monotonic() - shown >= BAR_EVERY_S:
+            bar.progress(*progress_text(run))
+            shown = time.monotonic()
+        time.sleep(POLL_S)
 
 
 live = st.fragment(run_every=LIVE_EVERY_S)(run_view)
-first_point = st.fragment(run_every=QUICK_EVERY_S)(run_view)
 live_epochs = st.fragment(run_every=EPOCHS_EVERY_S)(epoch_view)
 
 if "train_run_id" in st.session_state:
     st.divider()
     try:
-        current = jobs.get(st.session_state.train_run_id)
-        watching = current.active
-        # the quick cadence only for the learner who just pressed Start, and only for a while: ten
-        # sessions polling four times a second would take the CPU the run needs to start
-        waiting = (
-            current.status == "running"
-            and not (current.progress or {}).get("step")
-            and time.time() - st.session_state.get("train_started_at", 0.0) < FIRST_POINT_WAIT_S
-        )
+        watching = jobs.get(st.session_state.train_run_id).active
     except RunError:
-        watching = waiting = False
-    ending = watching and not waiting and finishing(current)
-    st.session_state.train_quick = waiting or ending
-    view = first_point if waiting else live if watching else run_view
-    view(st.session_state.train_run_id)
-    if ending:
-        end_watch(st.session_state.train_run_id)
+        watching = False
+    (live if watching else run_view)(st.session_state.train_run_id)
     (live_epochs if watching else epoch_view)(st.session_state.train_run_id)

@@ -147,9 +147,22 @@ def test_pages_compute_on_one_thread_while_a_run_trains_here():
         jobs.stop(run.id, grace_s=2)
 
 
-def test_the_last_seconds_of_a_run_are_watched_at_the_quick_cadence():
-    """Mid-run the view redraws every LIVE_EVERY_S; within FINISH_WINDOW_S of the end (the ETA), at
-    the quick cadence, so that the summary appears as the run ends."""
+def test_start_shows_the_first_point_in_the_same_script_run(at):
+    """The learner who presses Start waits for the first batch inside that script run: the chart is
+    there when it returns, with no quick-cadence rerun in between."""
+    at.selectbox(key="cfg_model").set_value("cnn_basic").run()
+    at.number_input(key="cfg_limit").set_value(20000).run()
+    start_button(at).click().run()
+    assert not at.exception
+    run = JobManager().get(at.session_state["train_run_id"])
+    assert run.active and run.progress.get("step")
+    assert at.get("plotly_chart"), [c.value for c in at.caption]
+    assert "Waiting for the first batch..." not in [c.value for c in at.caption]
+
+
+def test_the_last_seconds_of_a_run_are_waited_for_in_place():
+    """Mid-run a view run returns at once (the live cadence redraws it every LIVE_EVERY_S); within
+    FINISH_WINDOW_S of the end (the ETA) it waits for the end and redraws the page with the summary."""
     import time
 
     st.cache_resource.clear()  # the page's job manager on this test's store
@@ -162,17 +175,16 @@ def test_the_last_seconds_of_a_run_are_watched_at_the_quick_cadence():
         while (jobs.get(run.id).eta_s or 99) <= 6 or not jobs.get(run.id).progress.get("step"):
             assert time.time() < deadline and jobs.get(run.id).active
             time.sleep(0.2)
+        t0 = time.monotonic()
         view.run()
-        assert not view.exception and view.session_state["train_quick"] is False
+        assert not view.exception and time.monotonic() - t0 < 3
         assert f"Run `{run.id}` · cnn_basic · running" in [h.value for h in view.subheader]
         while (jobs.get(run.id).eta_s or 99) > 2.5:
             assert time.time() < deadline and jobs.get(run.id).active
             time.sleep(0.1)
         view.run()
-        assert not view.exception and jobs.get(run.id).active
-        assert view.session_state["train_quick"] is True
-        assert jobs.wait(run.id, timeout_s=120).status == "completed"
-        view.run()
-        assert view.session_state["train_quick"] is False  # an ended run is drawn once
+        assert not view.exception and not jobs.get(run.id).active
+        assert f"Run `{run.id}` · cnn_basic · completed" in [h.value for h in view.subheader]
+        assert any(m.label == "Test accuracy" for m in view.metric)  # the summary, in that same run
     finally:
         jobs.stop(run.id, grace_s=2)
