@@ -459,11 +459,20 @@ def ui_run(page, url: str, jobs: JobManager, limit: int):
     end = watch_for(page, "arg.some((t) => b.headingWith(t))", list(TEXTS["ended"]), timeout_s=3600)
     used = cpu_used(before, cpu_seconds(jobs.store.root))
     ms = since_mark(page, end)
+    clicked = mark_epoch_s(page)
     run = newest_run(jobs)
     if run is None or run.status != "completed" or run.model != "fast_cnn":
         raise RuntimeError(
             f"the UI run ended {run and run.status} ({run and run.model}): {run and run.reason}"
         )
+    times = [t for _, t in jobs.store.batch_times(run.id)]
+    phases = {
+        "click->first batch": times[0] - clicked,
+        "first->last batch": times[-1] - times[0],
+        "last batch->ended (test pass, writes)": (run.finished or times[-1]) - times[-1],
+        "ended->on the page": ms / 1000 - ((run.finished or clicked) - clicked),
+    }
+    log("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
     return ms / 1000, run, used
 
 

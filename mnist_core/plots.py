@@ -792,3 +792,34 @@ def lr_range_figure(lrs: list[float], losses: list[float], suggested: float) -> 
     top = min(max(losses[: max(1, len(losses) // 2)], default=3.0) * 1.5, 10.0) if losses else 3.0
     fig.update_yaxes(title_text="cross-entropy loss", range=[0, top])
     return _layout(fig, height=320)
+
+
+def lr_schedule_figure(epochs: list[float], lrs: list[float], schedule: str) -> go.Figure:
+    """The learning rate a run will train with, batch by batch, against epochs (train.lr_schedule)."""
+    fig = go.Figure(
+        go.Scatter(
+            x=epochs,
+            y=lrs,
+            mode="lines",
+            line=dict(color=TRAIN, width=2),
+            fill="tozeroy",
+            fillcolor="rgba(37, 99, 235, 0.08)",
+            hovertemplate="epoch %{x:.2f}<br>learning rate %{y:.3g}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="epoch", range=[0, max(epochs[-1], 1)])
+    fig.update_yaxes(
+        title_text="learning rate",
+        type="log" if schedule == "range" else "linear",
+        rangemode="tozero",
+        exponentformat="e",
+    )
+    fig.update_layout(
+        height=170,
+        margin=dict(l=10, r=10, t=10, b=10),
+        font=FONT,
+        template="plotly_white",
+        showlegend=False,
+        hovermode="closest",
+    )
+    return fig

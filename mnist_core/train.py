@@ -196,6 +196,25 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int, epochs: in
     return None
 
 
+def lr_schedule(cfg: TrainConfig, points: int = 120) -> tuple[list[float], list[float]]:
+    """(epoch, learning rate) at about `points` evenly spaced batches of a run of `cfg`: its own
+    optimizer and scheduler, stepped with nothing to update (the Train page's preview). With as many
+    points as the run has batches, these are its rates exactly; with fewer, the same curve (every
+    schedule is defined in fractions of the run, OneCycle's turn to within a batch)."""
+    per_epoch = max(1, points // cfg.epochs)
+    param = torch.zeros(1, requires_grad=True)  # no gradient: the optimizer's steps change nothing
+    optimizer = make_optimizer(cfg, [param])
+    scheduler, update = make_scheduler(cfg, optimizer, per_epoch), eager_step(optimizer)
+    epochs, lrs = [], []
+    for step in range(per_epoch * cfg.epochs + 1):
+        epochs.append(step / per_epoch)
+        lrs.append(float(optimizer.param_groups[0]["lr"]))
+        if scheduler is not None and step < per_epoch * cfg.epochs - 1:
+            update()
+            scheduler.step()
+    return epochs, lrs
+
+
 class Callback(Protocol):
     """Any object with some of these methods; each gets the live `FitState`."""
 

@@ -16,8 +16,9 @@ from mnist_core.disk import DiskBudgetError
 from mnist_core.models import REGISTRY, summary
 from mnist_core.pictures import digit_sheet, embedding_picture, map_picture
 from mnist_core.pixels import normalize
-from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence
+from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, lr_schedule_figure
 from mnist_core.runs import RunError
+from mnist_core.train import lr_schedule
 from pages.common import (
     DRAW,
     EVALUATE,
@@ -44,6 +45,16 @@ AUG = {
     "erase": ("Random erasing", 1.0, 0.3, "probability"),
 }
 jobs = job_manager()
+
+
+def schedule_words(cfg: TrainConfig) -> str:
+    return {
+        "constant": "constant.",
+        "step": f"multiplied by {cfg.gamma:g} every {cfg.step_size} epochs.",
+        "cosine": "a cosine from the chosen rate down to zero.",
+        "onecycle": "warms up for a quarter of the run, then anneals to almost zero (one cycle).",
+        "range": "rising exponentially to the chosen rate, an LR range test (from Lessons).",
+    }[cfg.schedule]
 
 
 def apply_preset() -> None:
@@ -163,6 +174,7 @@ with opt_col:
         help=HELP["schedule"],
         disabled="schedule" in locked,
     )
+    schedule_box = st.empty()  # the learning rate batch by batch, once the settings make a config
 with reg_col:
     st.markdown("**Regularisation**")
     st.select_slider(
@@ -235,6 +247,14 @@ if config is not None and not user.is_teacher and policy.problems(config):
     config = None
 if problem:
     st.error(problem, icon=":material/error:")
+if config is not None:
+    with schedule_box.container(key="lr_schedule"):
+        st.plotly_chart(
+            lr_schedule_figure(*lr_schedule(config), config.schedule),
+            width="stretch",
+            config={"displayModeBar": False},
+        )
+        st.caption(f"The learning rate over the {config.epochs} epochs: {schedule_words(config)}")
 if st.button("Start training", type="primary", disabled=config is None, icon=":material/play_arrow:"):
     try:
         run = jobs.submit(config, actor=user)

@@ -1,5 +1,7 @@
 """AppTest for the Train page: widgets map to the config, validation shows inline, runs attach."""
 
+import json
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -188,3 +190,30 @@ def test_the_last_seconds_of_a_run_are_waited_for_in_place():
         assert any(m.label == "Test accuracy" for m in view.metric)  # the summary, in that same run
     finally:
         jobs.stop(run.id, grace_s=2)
+
+
+def schedule_chart(at) -> list[float] | None:
+    """The learning rates the page's schedule preview plots (None when it shows none)."""
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    charts = [
+        c for c in charts if c["layout"].get("yaxis", {}).get("title", {}).get("text") == "learning rate"
+    ]
+    return charts[0]["data"][0]["y"] if charts else None
+
+
+def test_the_schedule_preview_follows_the_settings(at):
+    lrs = schedule_chart(at)  # fast_cnn's preset: one cycle, up to its learning rate and down
+    top = at.session_state["cfg_lr"]
+    assert lrs is not None and max(lrs) == pytest.approx(top) and lrs[0] < top / 10 and lrs[-1] < top / 100
+    assert 0.2 < lrs.index(max(lrs)) / len(lrs) < 0.3
+    assert any("one cycle" in c.value for c in at.caption)
+    at.selectbox(key="cfg_schedule").set_value("constant").run()
+    assert set(schedule_chart(at)) == {top}
+    at.selectbox(key="cfg_schedule").set_value("step")
+    at.slider(key="cfg_epochs").set_value(6).run()
+    lrs = schedule_chart(at)
+    assert sorted(set(lrs), reverse=True) == pytest.approx([top, top / 2, top / 4])  # halved every 2
+    assert any("multiplied by 0.5 every 2 epochs" in c.value for c in at.caption)
+    at.selectbox(key="cfg_optimizer").set_value("adam")
+    at.checkbox(key="cfg_nesterov").check().run()
+    assert errors(at) and schedule_chart(at) is None  # no valid config, no preview

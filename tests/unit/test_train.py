@@ -100,6 +100,30 @@ def test_optimizers_and_schedules_run(mnist, optimizer, schedule):
         assert lrs[1] < 0.01
 
 
+class LearningRates:
+    """The learning rate each batch trained with (read after the batch: the next one's rate)."""
+
+    def __init__(self):
+        self.after = []
+
+    def on_batch_end(self, s):
+        self.after.append(s.optimizer.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "cosine", "onecycle"])
+def test_the_schedule_preview_is_the_learning_rate_a_run_trains_with(mnist, schedule):
+    cfg, data = small(mnist, epochs=3, limit=640, schedule=schedule, step_size=1, gamma=0.3, lr=0.01)
+    seen = LearningRates()
+    T.fit(build_model(cfg.model), data, cfg, [seen])
+    steps = len(seen.after)
+    assert steps == 3 * math.ceil(len(data.train_y) / cfg.batch_size)
+    epochs, lrs = T.lr_schedule(cfg, points=steps)
+    assert len(epochs) == steps + 1 and epochs[0] == 0 and epochs[-1] == 3
+    assert lrs[1:steps] == pytest.approx(seen.after[: steps - 1], rel=1e-6)
+    if schedule == "step":
+        assert lrs[0] == 0.01 and lrs[-1] == pytest.approx(0.01 * 0.3**2)
+
+
 def test_early_stopping_restores_best_weights(mnist, monkeypatch):
     """Validation losses 1.0, 0.5, 0.7, 0.8: patience 2 stops after epoch 4 and restores epoch 2."""
     losses = iter([1.0, 0.5, 0.7, 0.8, 0.9, 1.0])
