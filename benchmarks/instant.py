@@ -1,6 +1,6 @@
 """What a learner waits for in the real app: headless Chromium clicking through `streamlit run app.py`.
 
-python benchmarks/instant.py            # full data, 5 starts, 12 strokes, 3 whole runs (about 3 minutes)
+python benchmarks/instant.py            # full data, 5 starts, 12 strokes, 5 whole runs (about 5 minutes)
 python benchmarks/instant.py --repeats 1 --run-repeats 1 --limit 2000 --strokes 2   # a smoke run
 
 One fresh server on a fresh, temporary run store; one browser tab. In this order: the first visit to
@@ -640,7 +640,7 @@ def measure(args) -> dict[str, float]:
 
             # where the time beyond fit goes: the run's own process, store and test pass (the same
             # run through the job API, no browser) and what the page watching it takes of the CPU.
-            # The three alternate --run-repeats times (the machine is shared: one fit is one sample)
+            # The three alternate, --run-repeats times (the machine is shared: one fit is one sample)
             runs: dict[str, list[float]] = {}
             for r in range(args.run_repeats):
                 ui_s, run, used = ui_run(page, server.url, jobs, args.limit)
@@ -737,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--run-repeats",
         type=int,
-        default=3,
+        default=5,
         help="whole fast_cnn runs, each through the UI, then without a browser, then fit alone (medians)",
     )
     p.add_argument("--strokes", type=int, default=12, help="digits drawn on the Draw page (p50 and p90)")
