@@ -331,7 +331,8 @@ def run_view(run_id: str) -> None:
     st.session_state.train_was_active = run.active
     if was_active and not run.active:
         st.rerun()  # the run just ended: redraw the page once with the summary
-    st.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+    header = st.empty()
+    header.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
     if run.precision:
         st.caption(f"Precision: {run.precision}")
     user = current_user()
@@ -378,8 +379,11 @@ def run_view(run_id: str) -> None:
     elif run.active:
         st.caption("Waiting for the first batch...")
     if bar is not None and finishing(run):
-        if not wait_in_place(run.id, bar, lambda r: not r.active, FINISH_WAIT_S).active:
-            st.rerun()  # it ended: the page with its summary, at once
+        run = wait_in_place(run.id, bar, lambda r: not r.active, FINISH_WAIT_S)
+        if not run.active:  # it ended: say so in place at once, then the page with its summary
+            header.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+            bar.progress(1.0 if run.status == "completed" else run.fraction_done, text=run.status)
+            st.rerun()
 
 
 @guarded

@@ -23,8 +23,8 @@ def test_live_curve_grows_then_stop(page, server):
     page.get_by_role("button", name="Start training").click()
 
     page.get_by_text("cnn_basic · running").wait_for()
-    first = wait_until(lambda: plotted_points(page), timeout_s=60)
-    later = wait_until(lambda: (n := plotted_points(page)) > first and n, timeout_s=30)
+    first = wait_until(lambda: plotted_points(page, key="batch_chart"), timeout_s=60)
+    later = wait_until(lambda: (n := plotted_points(page, key="batch_chart")) > first and n, timeout_s=30)
     assert later > first
     page.screenshot(path=str(server.log.name).replace("streamlit.log", "train-live.png"), full_page=True)
 
