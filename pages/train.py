@@ -57,6 +57,50 @@ def schedule_words(cfg: TrainConfig) -> str:
     }[cfg.schedule]
 
 
+def chosen_augmentation() -> dict[str, float]:
+    """Each transform's strength as the widgets set it (0: switched off)."""
+    return {n: (st.session_state[f"aug_{n}"] if st.session_state[f"aug_on_{n}"] else 0.0) for n in AUG}
+
+
+def chosen_config(user, policy) -> tuple[TrainConfig | None, str | None]:
+    """The run the widgets describe, or None and why not (an invalid combination, or one this
+    class does not allow)."""
+    values = {name: st.session_state[f"cfg_{name}"] for name in FIELDS}
+    values.update(
+        chosen_augmentation(),
+        model=st.session_state.cfg_model,
+        model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm},
+    )
+    try:
+        config = TrainConfig.from_dict(values)
+    except ConfigError as exc:
+        return None, str(exc)
+    if not user.is_teacher and policy.problems(config):
+        return None, "Not allowed in this class: " + "; ".join(policy.problems(config)) + "."
+    return config, None
+
+
+def start_run() -> None:
+    """Start training's callback. It runs before the next script run, so everything that run draws
+    already knows the new run: the sidebar above the page (which names it "shown live on this page"
+    instead of "None" until its next redraw) and the live view, which waits for its first point."""
+    user = current_user()
+    config, problem = chosen_config(user, jobs.policy())
+    if config is None:
+        st.session_state.train_refused = problem
+        return
+    try:
+        run = jobs.submit(config, actor=user)
+    except (DiskBudgetError, RunError) as exc:
+        st.session_state.train_refused = str(exc)
+        return
+    st.session_state.train_run_id = run.id
+    st.session_state.train_started_id, st.session_state.train_started_at = run.id, time.time()
+    st.session_state.train_toast = f"Run {run.id} " + (
+        "started" if run.status == "running" else f"queued at position {run.queue_position}"
+    )
+
+
 def apply_preset() -> None:
     """Widget state <- the selected model's reference settings (TrainConfig defaults elsewhere)."""
     key = st.session_state.cfg_model
@@ -217,7 +261,7 @@ with st.expander(
                 key=f"aug_{name}",
                 disabled=not st.session_state[f"aug_on_{name}"],
             )
-    aug = {n: (st.session_state[f"aug_{n}"] if st.session_state[f"aug_on_{n}"] else 0.0) for n in AUG}
+    aug = chosen_augmentation()
     if any(aug.values()):
         digits = normalize(mnist_or_stop().train_images[:16])
         shown = augment_batch(
@@ -229,22 +273,10 @@ with st.expander(
         st.caption("Switch a transform on to preview it on real training digits.")
 
 # ---------------- validation and start ----------------
-values = {name: st.session_state[f"cfg_{name}"] for name in FIELDS}
-values.update(
-    aug,
-    model=st.session_state.cfg_model,
-    model_args={"dropout": st.session_state.cfg_dropout, "batchnorm": st.session_state.cfg_batchnorm},
-)
 if policy.rules() and not user.is_teacher:
     name = f"Exercise **{policy.exercise}**" if policy.exercise else "Your class"
     st.info(f"{name}: {'; '.join(policy.rules())} (set by your teacher).", icon=":material/lock:")
-try:
-    config, problem = TrainConfig.from_dict(values), None
-except ConfigError as exc:
-    config, problem = None, str(exc)
-if config is not None and not user.is_teacher and policy.problems(config):
-    problem = "Not allowed in this class: " + "; ".join(policy.problems(config)) + "."
-    config = None
+config, problem = chosen_config(user, policy)
 if problem:
     st.error(problem, icon=":material/error:")
 if config is not None:
@@ -255,19 +287,17 @@ if config is not None:
             config={"displayModeBar": False},
         )
         st.caption(f"The learning rate over the {config.epochs} epochs: {schedule_words(config)}")
-if st.button("Start training", type="primary", disabled=config is None, icon=":material/play_arrow:"):
-    try:
-        run = jobs.submit(config, actor=user)
-    except (DiskBudgetError, RunError) as exc:  # refused before it starts: disk, or a class limit
-        st.error(str(exc), icon=":material/block:")
-    else:
-        st.session_state.train_run_id = run.id
-        # this learner waits for its first point (in place, in the run_view below)
-        st.session_state.train_started_id, st.session_state.train_started_at = run.id, time.time()
-        st.toast(
-            f"Run {run.id} "
-            + ("started" if run.status == "running" else f"queued at position {run.queue_position}")
-        )
+st.button(
+    "Start training",
+    type="primary",
+    disabled=config is None,
+    icon=":material/play_arrow:",
+    on_click=start_run,
+)
+if refused := st.session_state.pop("train_refused", None):  # refused before it starts: disk, class limit
+    st.error(refused, icon=":material/block:")
+if started := st.session_state.pop("train_toast", None):
+    st.toast(started)
 
 # ---------------- live section ----------------
 if "train_run_id" not in st.session_state:  # reattach: the training run, else a queued one, else the latest

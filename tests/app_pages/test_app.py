@@ -54,3 +54,25 @@ def test_the_sidebar_tracks_active_runs_and_names_the_one_the_train_page_shows_l
         assert live.startswith("**cnn_basic**") and live.endswith("· running, shown live on this page")
     finally:
         jobs.stop(run.id, grace_s=2)
+
+
+def test_start_on_the_train_page_names_the_new_run_in_the_sidebar_at_once():
+    """Start submits in its callback, before the script run that follows the click: the sidebar,
+    drawn above the page, already lists the new run in that run (it used to read "None" until its
+    idle timer, up to 10 s later)."""
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/train.py").run()
+    assert "None. Start one on the Train page." in [c.value for c in at.sidebar.caption]
+    at.number_input(key="cfg_limit").set_value(30000)  # still training when that script run ends
+    at.slider(key="cfg_epochs").set_value(5)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    run_id = at.session_state["train_run_id"]
+    try:
+        assert any(f"Run `{run_id}` · fast_cnn · running" in s.value for s in at.subheader)
+        [live] = [c.value for c in at.sidebar.caption if run_id[-6:] in c.value]
+        assert live.startswith("**fast_cnn**") and "shown live on this page" in live
+        assert "None. Start one on the Train page." not in [c.value for c in at.sidebar.caption]
+    finally:
+        JobManager().stop(run_id, grace_s=2)
