@@ -348,6 +348,10 @@ def epoch_chart(run_id: str, records: str, _epochs):
     return epoch_figure(_epochs)
 
 
+def heading(run) -> str:
+    return f"Run `{run.id}` · {run.model} · {run.status}"
+
+
 @guarded
 def run_view(run_id: str) -> None:
     """A run's header, progress or summary, and its loss per batch. The moments a learner waits
@@ -362,7 +366,7 @@ def run_view(run_id: str) -> None:
     if was_active and not run.active:
         st.rerun()  # the run just ended: redraw the page once with the summary
     header = st.empty()
-    header.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+    header.subheader(heading(run))
     if run.precision:
         st.caption(f"Precision: {run.precision}")
     user = current_user()
@@ -411,7 +415,7 @@ def run_view(run_id: str) -> None:
     if bar is not None and finishing(run):
         run = wait_in_place(run.id, bar, lambda r: not r.active, FINISH_WAIT_S)
         if not run.active:  # it ended: say so in place at once, then the page with its summary
-            header.subheader(f"Run `{run.id}` · {run.model} · {run.status}")
+            header.subheader(heading(run))
             bar.progress(1.0 if run.status == "completed" else run.fraction_done, text=run.status)
             st.rerun()
 
