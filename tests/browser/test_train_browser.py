@@ -8,7 +8,8 @@ from support.browser import plotted_points, wait_until
 def test_live_curve_grows_then_stop(page, server):
     page.goto(server.url + "/train")
     page.get_by_text("Start training").wait_for()
-    # a 1-epoch cnn_basic run on a 20,000-image subset
+    # a 3-epoch cnn_basic run on a 20,000-image subset: long enough to be still training when Stop
+    # is pressed after the page switches (one epoch, about 4 s now, could end before it)
     page.get_by_role("combobox", name="Architecture").click()
     page.get_by_role("option", name="cnn_basic").click()
     page.get_by_text("The textbook CNN").wait_for()
@@ -18,8 +19,10 @@ def test_live_curve_grows_then_stop(page, server):
     epochs = page.get_by_role("group", name="Epochs").locator("input")
     epochs.focus()
     epochs.press("Home")
+    epochs.press("ArrowRight")
+    epochs.press("ArrowRight")
     page.wait_for_timeout(1000)
-    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == "1"
+    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == "3"
     page.get_by_role("button", name="Start training").click()
 
     page.get_by_text("cnn_basic · running").wait_for()
