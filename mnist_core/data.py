@@ -8,6 +8,7 @@ import json
 import os
 import struct
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,7 +172,8 @@ def load_mnist(folder: str | Path | None = None, download_missing: bool | None =
                 raise DataError(f"{sources[name]}: {tensor.shape[0]} records, expected {records}.")
             arrays[name] = tensor
         if decoded:
-            write_decoded(decoded, arrays)
+            write_decoded(decoded, arrays, sources)  # type: ignore[arg-type]
+            prune_decoded(decoded.parent, keep=decoded)
     mnist = MNIST(
         arrays["train-images-idx3-ubyte"],
         arrays["train-labels-idx1-ubyte"].long(),
@@ -183,28 +185,80 @@ def load_mnist(folder: str | Path | None = None, download_missing: bool | None =
     return mnist
 
 
-DECODED_VERSION = 1
+DECODED_VERSION = 2  # 2: the header names its source files (what pruning checks)
 _HEADER = 4096  # bytes of JSON (padded) before the arrays
+_ABANDONED_S = 3600  # a half-written copy this old was left by a writer that died
+
+
+def _source_facts(sources: dict[str, Path]) -> list:
+    """What a decoded copy was made from: each file's resolved path, size and modification time."""
+    facts = []
+    for name in FILES:
+        st = sources[name].stat()
+        facts.append([str(sources[name].resolve()), st.st_size, st.st_mtime_ns])
+    return facts
 
 
 def decoded_path(sources: dict[str, Path]) -> Path | None:
     """The decoded copy's file for these four source files (None: no usable cache folder)."""
     try:
-        facts: list = [DECODED_VERSION]
-        for name in FILES:
-            st = sources[name].stat()
-            facts.append([str(sources[name].resolve()), st.st_size, st.st_mtime_ns])
+        facts = [DECODED_VERSION, *_source_facts(sources)]
         digest = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:20]
         return cache_dir() / f"mnist-{digest}.u8"
     except OSError:
         return None
 
 
+def _header(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        return json.loads(fh.read(_HEADER).rstrip(b"\0 "))
+
+
+def _is_stale(path: Path) -> bool:
+    """A decoded copy that can never be used again: another format, or made from files that are
+    gone or have changed since (a moved data folder, a test's temporary copy)."""
+    try:
+        header = _header(path)
+    except (OSError, ValueError):
+        return True
+    if header.get("version") != DECODED_VERSION:
+        return True
+    try:
+        sources = {name: Path(src) for name, (src, _size, _mtime) in zip(FILES, header["sources"])}
+        return _source_facts(sources) != header["sources"]
+    except (OSError, KeyError, TypeError, ValueError):  # a source file is gone, a foreign header
+        return True
+
+
+def prune_decoded(folder: Path, keep: Path) -> list[Path]:
+    """Remove the decoded copies in `folder` other than `keep` that are stale, and half-written
+    ones older than an hour; returns what was removed. A process still reading a removed copy
+    keeps its mapping (the file lives on until it is unmapped)."""
+    removed = []
+    now = time.time()
+    for path in folder.glob("mnist-*.u8"):
+        if path != keep and _is_stale(path):
+            removed.append(path)
+    for path in folder.glob(".decoding-*"):
+        try:
+            if now - path.stat().st_mtime > _ABANDONED_S:
+                removed.append(path)
+        except OSError:
+            pass
+    gone = []
+    for path in removed:
+        try:
+            path.unlink(missing_ok=True)
+            gone.append(path)
+        except OSError:  # not ours to remove (permissions): it stays, harmless
+            pass
+    return gone
+
+
 def read_decoded(path: Path) -> dict[str, torch.Tensor] | None:
     """The four arrays memory-mapped from a decoded copy, or None if it is absent or not intact."""
     try:
-        with open(path, "rb") as fh:
-            header = json.loads(fh.read(_HEADER).rstrip(b"\0 "))
+        header = _header(path)
         size = path.stat().st_size
         if header.get("version") != DECODED_VERSION or size != _HEADER + header["bytes"]:
             return None
@@ -222,7 +276,7 @@ def read_decoded(path: Path) -> dict[str, torch.Tensor] | None:
         return None
 
 
-def write_decoded(path: Path, arrays: dict[str, torch.Tensor]) -> None:
+def write_decoded(path: Path, arrays: dict[str, torch.Tensor], sources: dict[str, Path]) -> None:
     """Leave the decoded copy for the next load (atomically; a cache that cannot be written, a
     full disk say, only means the next load reads the original files again)."""
     tmp = None
@@ -233,7 +287,17 @@ def write_decoded(path: Path, arrays: dict[str, torch.Tensor]) -> None:
             layout[name] = [offset, list(tensor.shape)]
             offset += tensor.numel()
             crc = zlib.crc32(tensor.contiguous().numpy().data, crc)
-        header = json.dumps(dict(version=DECODED_VERSION, bytes=offset, crc32=crc, arrays=layout)).encode()
+        header = json.dumps(
+            dict(
+                version=DECODED_VERSION,
+                bytes=offset,
+                crc32=crc,
+                arrays=layout,
+                sources=_source_facts(sources),
+            )
+        ).encode()
+        if len(header) > _HEADER:
+            return  # source paths too long to record: no copy, the originals are read each time
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".decoding-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(header.ljust(_HEADER, b" "))

@@ -1,9 +1,29 @@
 """Shared fixtures: real MNIST (from $MNIST_DATA_DIR, downloaded if absent) and tmp checkpoints."""
 
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from mnist_core.data import load_mnist
 from support.browser import browser, page, server  # noqa: F401  (real-browser fixtures)
+
+
+def pytest_configure(config):
+    """The suite's derived files (decoded MNIST, saved evaluations) go to a cache folder of its
+    own, for every process it starts too: a test never reads what an earlier session, or the
+    user's app, left in ~/.cache/mnist-lab, and leaves nothing there."""
+    if "MNIST_LAB_CACHE" not in os.environ:
+        config._mnist_lab_cache = tempfile.mkdtemp(prefix="mnist-lab-test-cache-")
+        os.environ["MNIST_LAB_CACHE"] = config._mnist_lab_cache
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_mnist_lab_cache", None)
+    if folder:
+        os.environ.pop("MNIST_LAB_CACHE", None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

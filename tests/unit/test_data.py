@@ -148,6 +148,43 @@ def test_decoded_copy_is_written_once_then_memory_mapped(tmp_path, monkeypatch, 
     D.clear_cache()
 
 
+def test_writing_a_decoded_copy_removes_the_ones_that_can_never_be_used_again(tmp_path, monkeypatch, mnist):
+    """One copy per data folder: a folder that is gone or whose files changed loses its copy the
+    next time any copy is written; the copy of a folder that is still there stays."""
+    import os
+    import shutil
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MNIST_LAB_CACHE", str(cache))
+    folders = {}
+    for name in ("kept", "moved", "edited"):
+        folders[name] = tmp_path / name
+        shutil.copytree(mnist.source, folders[name])
+        D.clear_cache()
+        D.load_mnist(folders[name])
+    assert len(list(cache.glob("mnist-*.u8"))) == 3
+    old_format = cache / "mnist-00000000000000000000.u8"
+    old_format.write_bytes(b'{"version": 1}'.ljust(4096) + b"\0" * 16)
+    abandoned = cache / ".decoding-abc"
+    abandoned.write_bytes(b"half")
+    os.utime(abandoned, (1, 1))
+    shutil.rmtree(folders["moved"])
+    edited = next(folders["edited"].glob("t10k-labels*"))
+    os.utime(edited, ns=(0, edited.stat().st_mtime_ns + 10**9))
+
+    D.clear_cache()
+    D.load_mnist(folders["edited"])  # its files changed: a new copy, and the pruning
+
+    left = sorted(cache.glob("mnist-*.u8"))
+    assert len(left) == 2 and not abandoned.exists() and not old_format.exists()
+    for name in ("kept", "edited"):  # both still load from their copy, without re-reading
+        D.clear_cache()
+        sources = {n: D.find_file(folders[name], n) for n in D.FILES}
+        assert D.decoded_path(sources) in left
+        assert D.read_decoded(D.decoded_path(sources)) is not None
+    D.clear_cache()
+
+
 def test_a_full_cache_disk_only_means_no_decoded_copy(monkeypatch, mnist):
     from support.tmpfs import fill, require_mount, tmpfs
 
