@@ -33,9 +33,8 @@ with device_col:
     st.caption(f"{status['cpu_cores']} CPU cores, PyTorch uses {threads} thread{'s' if threads != 1 else ''}")
     precision, why = status["precision"]
     st.metric("Training precision", precision, help='precision="auto", every run\'s default')
-    st.caption(
-        why.removeprefix("auto: ").capitalize() + ("." if precision == "bf16" else ": fp32 is faster here.")
-    )
+    reason = why.removeprefix("auto: ")  # "this CPU runs bf16 natively (...)": keep "CPU" upper case
+    st.caption(reason[:1].upper() + reason[1:] + ("." if precision == "bf16" else ": fp32 is faster here."))
 with model_col:
     st.subheader("Default model")
     default = status["default_model"]

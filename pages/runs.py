@@ -209,10 +209,24 @@ st.subheader("Model comparison")
 st.caption("The classic table, filled from your completed full-data runs (best test accuracy of each).")
 rows = comparison_rows(runs)
 st.dataframe(
-    pd.DataFrame([{k: v for k, v in r.items() if k != "config"} for r in rows]),
+    pd.DataFrame(
+        [
+            dict(
+                model=r["model"],
+                registry_key=r["registry_key"],
+                test_accuracy="—" if r["test_accuracy"] is None else f"{r['test_accuracy']:.2%}",
+                run=r["run"] or "not run yet",
+            )
+            for r in rows
+        ]
+    ),
     hide_index=True,
     width="stretch",
-    column_config={"test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")},
+    column_config={
+        "registry_key": st.column_config.TextColumn("registry key"),
+        "test_accuracy": st.column_config.TextColumn("test accuracy"),
+        "run": st.column_config.TextColumn("best run"),
+    },
 )
 missing = [r for r in rows if r["test_accuracy"] is None]
 if missing and st.button(

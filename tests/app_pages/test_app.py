@@ -19,7 +19,8 @@ def test_home_page_shows_status():
     [precision] = [m for m in at.metric if m.label == "Training precision"]  # precision="auto" decided
     native = any(f in open("/proc/cpuinfo").read() for f in ("avx512_bf16", "amx_bf16"))
     assert precision.value == ("bf16" if native else "fp32")
-    assert any("bf16 natively" in c.value or "no native bf16" in c.value for c in at.caption)
+    reason = "This CPU runs bf16 natively (" if native else "This CPU has no native bf16 ("
+    assert any(c.value.startswith(reason) for c in at.caption)  # "CPU", not "cpu"
 
 
 def test_home_page_explains_missing_data(monkeypatch, tmp_path):

@@ -60,6 +60,9 @@ def test_page_lists_runs_and_compares_a_selection(two_runs):
     assert not at.exception
     table = at.dataframe[0].value
     assert set(table["id"]) == {base.id, other.id}
+    comparison = at.dataframe[-1].value  # limit=1500 runs are not full-data: nothing filled in yet
+    assert list(comparison["test_accuracy"]) == ["—"] * 5
+    assert list(comparison["run"]) == ["not run yet"] * 5  # words, not "None"
     at.multiselect(key="runs_selected").set_value([base.id, other.id]).run()
     assert not at.exception
     assert any("Comparing 2 run(s)" in s.value for s in at.subheader)
