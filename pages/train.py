@@ -96,6 +96,7 @@ def start_run() -> None:
         return
     st.session_state.train_run_id = run.id
     st.session_state.train_started_id, st.session_state.train_started_at = run.id, time.time()
+    st.session_state.train_show_run = True  # the live view is below the settings: bring it up
     st.session_state.train_toast = f"Run {run.id} " + (
         "started" if run.status == "running" else f"queued at position {run.queue_position}"
     )
@@ -517,11 +518,31 @@ def wait_in_place(run_id: str, bar, done, timeout_s: float):
 live = st.fragment(run_every=LIVE_EVERY_S)(run_view)
 live_epochs = st.fragment(run_every=EPOCHS_EVERY_S)(epoch_view)
 
+# Start is pressed at the foot of the settings, and the run appears under them, below the fold of a
+# laptop screen: the page scrolls its heading to the top once, as soon as it is drawn. The section
+# is at least a screen tall, so that there is room to scroll it up before its charts arrive.
+RUN_VIEW_CSS = "<style>.st-key-run_view { min-height: calc(100vh - 6rem); }</style>"
+SHOW_RUN_JS = """<script>
+(() => {
+  const until = Date.now() + 5000;
+  const show = () => {
+    const heading = document.querySelector(".st-key-run_view h3");
+    if (heading) heading.scrollIntoView({block: "start"});
+    else if (Date.now() < until) setTimeout(show, 50);
+  };
+  show();
+})();
+</script>"""
+
 if "train_run_id" in st.session_state:
     st.divider()
+    if st.session_state.pop("train_show_run", False):
+        st.html(SHOW_RUN_JS, unsafe_allow_javascript=True)
     try:
         watching = jobs.get(st.session_state.train_run_id).active
     except RunError:
         watching = False
-    (live if watching else run_view)(st.session_state.train_run_id)
-    (live_epochs if watching else epoch_view)(st.session_state.train_run_id)
+    st.html(RUN_VIEW_CSS)
+    with st.container(key="run_view"):
+        (live if watching else run_view)(st.session_state.train_run_id)
+        (live_epochs if watching else epoch_view)(st.session_state.train_run_id)

@@ -27,6 +27,9 @@ def test_live_curve_grows_then_stop(page, server):
 
     page.get_by_text("cnn_basic · running").wait_for()
     first = wait_until(lambda: plotted_points(page, key="batch_chart"), timeout_s=60)
+    # Start sits at the foot of the settings: the page brought the run up, its live chart in full view
+    chart = page.locator(".st-key-batch_chart").bounding_box()
+    assert chart and 0 <= chart["y"] and chart["y"] + chart["height"] <= page.viewport_size["height"]
     later = wait_until(lambda: (n := plotted_points(page, key="batch_chart")) > first and n, timeout_s=30)
     assert later > first
     page.screenshot(path=str(server.log.name).replace("streamlit.log", "train-live.png"), full_page=True)
