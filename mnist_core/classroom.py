@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .config import ConfigError, TrainConfig
 from .identity import User
 from .runs import Run, RunError, RunStore
+from .words import count
 
 # Settings a teacher may bound for the class (at most N) and the ones they may fix to one value.
 BOUNDABLE = ("epochs", "limit", "batch_size")
@@ -102,7 +103,7 @@ def check_submit(policy: ClassPolicy, actor: User, cfg: TrainConfig, active_runs
         return
     if policy.max_queued and active_runs >= policy.max_queued:
         raise LimitReached(
-            f"You already have {active_runs} run(s) queued or training; the class limit is "
+            f"You already have {count(active_runs, 'run')} queued or training; the class limit is "
             f"{policy.max_queued}. Wait for one to finish, or stop one."
         )
     problems = policy.problems(cfg)

@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields
 
 from .config import ConfigError, TrainConfig, field_help
+from .words import count
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -133,7 +134,7 @@ def cmd_train(args) -> int:
     from .train import ProgressBar, train_model
 
     print(
-        f"training {cfg.model} for {cfg.epochs} epoch(s): "
+        f"training {cfg.model} for {count(cfg.epochs, 'epoch')}: "
         + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k != "model"),
         file=sys.stderr,
     )

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from . import disk, ray_backend, standby
 from .runs import Run, RunError, RunStore
+from .words import count
 
 MAX_RUNS_ENV = "MNIST_LAB_MAX_RUNS"
 _CHILDREN: dict[int, subprocess.Popen] = {}  # processes this process started, reaped when seen dead
@@ -267,7 +268,10 @@ def reap(store: RunStore, executor: Executor) -> list[str]:
             if fresh.status != "running":
                 continue  # it finished between the two reads
             if fresh.stop_requested:  # asked to stop, and it did (perhaps before its handler was set)
-                status, reason = "stopped", f"Stopped by request after {fresh.epochs_done} finished epoch(s)."
+                status, reason = (
+                    "stopped",
+                    f"Stopped by request after {count(fresh.epochs_done, 'finished epoch')}.",
+                )
             else:
                 status, reason = "interrupted", executor.lost_reason(fresh, fresh.epochs_done)
             store.update(run.id, status=status, finished=time.time(), pid=None, reason=reason)

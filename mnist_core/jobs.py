@@ -11,6 +11,7 @@ from .classroom import ClassPolicy
 from .config import TrainConfig
 from .identity import ADMIN, User
 from .runs import Run, RunError, RunStore
+from .words import count
 
 POLICY_KEY = "class_policy"
 
@@ -141,7 +142,7 @@ class JobManager:
                 finished=time.time(),
                 pid=None,
                 reason=f"Did not stop within {grace_s:.0f} s and was killed; "
-                f"{run.epochs_done} finished epoch(s) kept.",
+                f"{count(run.epochs_done, 'finished epoch')} kept.",
             )
             self.store.remove_temp_files(run_id)
         self.schedule()

@@ -18,6 +18,7 @@ from .config import TrainConfig
 from .identity import User
 from .jobs import JobManager
 from .runs import Run, RunError, RunStore
+from .words import count
 
 IMAGES_ENV = "MNIST_LAB_LESSON_IMAGES"  # cap every lesson run's training images (tests, slow machines)
 FINISHED = ("completed", "failed", "stopped", "interrupted")
@@ -237,7 +238,7 @@ def advance(jobs: JobManager, lesson: Lesson, attempt: Attempt, actor: User) -> 
         if allowed and not actor.is_teacher and jobs.store.active_count(actor.id) >= allowed:
             note = (
                 f"The {arm.label} run waits for a free place: your class lets each learner have "
-                f"{allowed} run(s) queued or training at once. It starts when one of yours ends."
+                f"{count(allowed, 'run')} queued or training at once. It starts when one of yours ends."
             )
             break  # any other class rule refuses the run with its reason (LimitReached)
         run = jobs.submit(config, actor=actor)

@@ -28,6 +28,7 @@ import ray  # noqa: E402  (this module is only ever run as the bridge process)
 
 from . import executor, ray_backend, ray_node, worker  # noqa: E402
 from .runs import RunStore  # noqa: E402
+from .words import count  # noqa: E402
 from .worker import log  # noqa: E402
 
 ATTEMPTS = 2  # the first try and one retry after a lost node
@@ -125,7 +126,9 @@ class Bridge:
             if self.stop.is_set():
                 ray.cancel(gen)  # the node's training thread stops at its next batch
                 done = store.get(run_id).epochs_done
-                self.finish(status="stopped", reason=f"Stopped by request after {done} finished epoch(s).")
+                self.finish(
+                    status="stopped", reason=f"Stopped by request after {count(done, 'finished epoch')}."
+                )
                 log(f"run {run_id} ended (stopped)")
                 return "stopped"
             ready, _ = ray.wait([gen], timeout=0.2)
@@ -175,7 +178,7 @@ class Bridge:
             return "failed"
         elif kind == "done":
             if msg["stopped"]:
-                reason = f"Stopped by request after {msg['epochs_run']} finished epoch(s)."
+                reason = f"Stopped by request after {count(msg['epochs_run'], 'finished epoch')}."
                 self.finish(status="stopped", reason=reason)
             else:
                 self.finish(status="completed", test_acc=msg["test_acc"], test_metrics=msg["test_metrics"])

@@ -16,6 +16,7 @@ from . import executor as ex
 from .checkpoints import CheckpointError, read_checkpoint
 from .paths import checkpoints_dir
 from .runs import ACTIVE, DB_NAME, Run, RunError, RunStore, StoreDamaged, check_run_id
+from .words import count
 
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 _ID_TIME = re.compile(r"(\d{8}-\d{6})-")
@@ -49,7 +50,7 @@ class RebuildReport:
         if self.damage is None and not self.runs:
             return "The run store was sound and knew every run folder: nothing to rebuild."
         done = (
-            f"Restored {self.runs} run(s) with {self.epochs} epoch record(s) and "
+            f"Restored {count(self.runs, 'run')} with {count(self.epochs, 'epoch record')} and "
             f"{self.batches:,} batch losses from the run folders."
         )
         if self.moved_to:

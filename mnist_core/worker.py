@@ -27,6 +27,7 @@ from .config import ConfigError, TrainConfig
 from .data import DataError
 from .runs import RunStore
 from .train import Diverged, TrainingError, precision_note, train_model
+from .words import count
 
 FLUSH_EVERY_S = 0.25  # batch metrics reach readers well within a second
 # Training takes whatever CPU the dashboard leaves: with many learners' pages refreshing at once
@@ -175,7 +176,7 @@ def run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> in
             finished=time.time(),
             pid=None,
             train_seconds=record.train_seconds + time.time() - t0,
-            reason=f"Stopped by request after {m.epochs_run} finished epoch(s).",
+            reason=f"Stopped by request after {count(m.epochs_run, 'finished epoch')}.",
         )
     else:
         store.update(

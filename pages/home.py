@@ -6,6 +6,7 @@ from mnist_core.executor import backend_status
 from mnist_core.paths import data_dir
 from mnist_core.ray_backend import configured_address
 from mnist_core.system import environment_status
+from mnist_core.words import count
 from pages.common import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
 
 ensure_app_shell()
@@ -52,14 +53,17 @@ if backend["error"]:
     st.error(backend["error"])
 elif backend["backend"] == "ray":
     st.success(
-        f"Ray cluster at `{backend['address']}`: {len(backend['nodes'])} node(s), {backend['cpus']:g} CPUs, "
-        f"{backend['gpus']:g} GPUs; up to {backend['max_runs']} run(s) train at once, the rest queue."
+        f"Ray cluster at `{backend['address']}`: {count(len(backend['nodes']), 'node')}, "
+        f"{count(float(backend['cpus']), 'CPU')}, "
+        f"{count(float(backend['gpus']), 'GPU')}; up to {count(backend['max_runs'], 'run')} at a time, "
+        "the rest queue."
     )
     st.dataframe(backend["nodes"], hide_index=True)
 else:
     st.info(
-        f"This machine: {backend['cpus']} CPU cores, {backend['gpus']} GPU(s); {backend['max_runs']} run(s) "
-        "train at once, the rest queue. Set `MNIST_LAB_RAY_ADDRESS=HOST:PORT` to train on a Ray cluster."
+        f"This machine: {count(backend['cpus'], 'CPU core')}, {count(backend['gpus'], 'GPU')}; "
+        f"{count(backend['max_runs'], 'run')} at a time, the rest queue. "
+        "Set `MNIST_LAB_RAY_ADDRESS=HOST:PORT` to train on a Ray cluster."
     )
 
 st.subheader("The quick path")

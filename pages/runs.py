@@ -9,6 +9,7 @@ from mnist_core.compare import change_summary, comparison_rows, config_diff, to_
 from mnist_core.config import ConfigError, field_help
 from mnist_core.plots import gap_figure, runs_batch_figure, runs_epoch_figure
 from mnist_core.runs import RunError
+from mnist_core.words import count
 from pages.common import can_control, current_user, ensure_app_shell, job_manager
 
 ensure_app_shell()
@@ -87,7 +88,9 @@ else:
 
 unfinished = [r for r in runs if r.status in ("failed", "interrupted") and r.reason]
 if unfinished:
-    with st.expander(f"Why {len(unfinished)} run(s) did not finish", expanded=True, icon=":material/error:"):
+    with st.expander(
+        f"Why {count(len(unfinished), 'run')} did not finish", expanded=True, icon=":material/error:"
+    ):
         for r in unfinished[:5]:  # newest first
             st.error(f"**{r.model} `{r.id}`** ({r.status}): {r.reason}")
 
@@ -103,7 +106,7 @@ def disk_panel() -> None:
     ):
         report = disk.prune(jobs.store)
         c3.success(
-            f"Removed {report.files} epoch file(s) of {report.runs} run(s) and freed "
+            f"Removed {count(report.files, 'epoch file')} of {count(report.runs, 'run')} and freed "
             f"{report.freed_bytes / disk.MB:,.1f} MB.",
             icon=":material/check:",
         )
@@ -116,7 +119,7 @@ disk_panel()
 
 # ---------------- comparing selected runs ----------------
 if selected:
-    st.subheader(f"Comparing {len(selected)} run(s)")
+    st.subheader(f"Comparing {count(len(selected), 'run')}")
     names = {rid: f"{by_id[rid].model} {rid[-6:]}" for rid in selected}
     epochs = {names[rid]: jobs.store.epochs(rid) for rid in selected}
     view = st.segmented_control("Curves", ["per epoch", "per batch"], default="per epoch", key="runs_view")
@@ -187,13 +190,13 @@ if selected:
     # ---------------- stop (a teacher stops any learner's run here) ----------------
     theirs = [rid for rid in selected if not can_control(by_id[rid], user)]
     active = [rid for rid in selected if by_id[rid].active and rid not in theirs]
-    if active and st.button(f"Stop {len(active)} selected active run(s)", icon=":material/stop:"):
+    if active and st.button(f"Stop {count(len(active), 'selected active run')}", icon=":material/stop:"):
         for rid in active:
             jobs.stop(rid, actor=user)
         st.rerun()
 
     # ---------------- delete ----------------
-    with st.expander(f"Delete {len(selected)} selected run(s)"):
+    with st.expander(f"Delete {count(len(selected), 'selected run')}"):
         if theirs:
             st.caption(
                 f"{len(theirs)} of them belong to other learners: you can compare them, not delete them."
@@ -230,7 +233,8 @@ st.dataframe(
 )
 missing = [r for r in rows if r["test_accuracy"] is None]
 if missing and st.button(
-    f"Queue the {len(missing)} missing run(s) with their reference settings", icon=":material/playlist_add:"
+    f"Queue the {count(len(missing), 'missing run')} with their reference settings",
+    icon=":material/playlist_add:",
 ):
     try:
         for r in missing:

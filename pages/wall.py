@@ -6,6 +6,7 @@ import streamlit as st
 from mnist_core.classroom import BOUNDABLE, FIXABLE, ClassPolicy, wall_rows
 from mnist_core.config import ConfigError
 from mnist_core.runs import RunError
+from mnist_core.words import count
 from pages.common import current_user, ensure_app_shell, job_manager
 
 ensure_app_shell()
@@ -86,7 +87,7 @@ elif policy.rules() or policy.max_queued or policy.max_run_images:
         "Your class's rules: "
         + "; ".join(
             policy.rules()
-            + ([f"at most {policy.max_queued} run(s) queued or training"] if policy.max_queued else [])
+            + ([f"at most {count(policy.max_queued, 'run')} queued or training"] if policy.max_queued else [])
             + ([f"at most {policy.max_run_images:,} images per run"] if policy.max_run_images else [])
         )
         + "."

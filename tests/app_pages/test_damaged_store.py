@@ -38,7 +38,7 @@ def test_damaged_store_message_button_and_rebuild():
 
     at.button(key="rebuild_run_store").click().run()  # rebuilds, then reruns with a fresh store
     assert not at.exception and not at.error
-    assert any("Restored 1 run(s) with 2 epoch record(s) and 60 batch losses" in s.value for s in at.success)
+    assert any("Restored 1 run with 2 epoch records and 60 batch losses" in s.value for s in at.success)
     assert at.title[0].value == "MNIST Lab"  # the Home page, whole again
     assert records_lost(before, snapshot(RunStore(root))) == []
     at.run()  # and the message of the rebuild is shown once

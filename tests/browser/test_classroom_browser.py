@@ -26,7 +26,7 @@ def select_run(page, url: str, run_id: str) -> None:
     page.get_by_role("combobox", name="Select runs to compare").click()
     page.get_by_role("option", name=run_id[-6:]).click()
     page.keyboard.press("Escape")
-    page.get_by_text("Comparing 1 run(s)").wait_for()
+    page.get_by_text("Comparing 1 run").wait_for()
 
 
 def confirm(page) -> None:
@@ -55,7 +55,7 @@ def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  
 
         # B: the run is listed with its owner's name, but neither Delete nor Clone acts on it
         select_run(b, signin_server.url, run.id)
-        b.get_by_text("Delete 1 selected run(s)").click()
+        b.get_by_text("Delete 1 selected run").click()
         b.get_by_text("belong to other learners").wait_for()
         confirm(b)
         assert b.get_by_role("button", name="Delete", exact=True).is_disabled()
@@ -75,14 +75,14 @@ def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  
             jobs.stop(run.id, actor=ben)
         assert jobs.get(run.id).status == "running"
 
-        assert b.get_by_role("button", name="Stop 1 selected active run(s)").count() == 0
+        assert b.get_by_role("button", name="Stop 1 selected active run").count() == 0
         # the teacher may stop it and delete it
         select_run(teacher, signin_server.url, run.id)
-        stop = teacher.get_by_role("button", name="Stop 1 selected active run(s)")
+        stop = teacher.get_by_role("button", name="Stop 1 selected active run")
         stop.click()
         wait_until(lambda: jobs.store.get(run.id).status == "stopped", timeout_s=30)
         stop.wait_for(state="detached")  # the page has rerun: the run is no longer active
-        teacher.get_by_text("Delete 1 selected run(s)").click()
+        teacher.get_by_text("Delete 1 selected run").click()
         confirm(teacher)
         assert teacher.get_by_text("belong to other learners").count() == 0
         teacher.get_by_role("button", name="Delete", exact=True).click()

@@ -17,7 +17,7 @@ def test_two_selected_runs_are_overlaid(page, server):
     for run in (a, b):
         picker.click()
         page.get_by_role("option", name=run.id[-6:]).click()
-    page.get_by_text("Comparing 2 run(s)").wait_for()
+    page.get_by_text("Comparing 2 runs").wait_for()
 
     def legend_names():
         return page.evaluate("""() => {

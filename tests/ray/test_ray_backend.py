@@ -87,4 +87,4 @@ def test_home_shows_the_cluster(ray_jobs):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     shown = " ".join(s.value for s in at.success)
-    assert "Ray cluster at `127.0.0.1:6399`: 2 node(s), 2 CPUs, 0 GPUs" in shown, shown
+    assert "Ray cluster at `127.0.0.1:6399`: 2 nodes, 2 CPUs, 0 GPUs" in shown, shown

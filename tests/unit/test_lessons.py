@@ -345,6 +345,6 @@ def test_a_class_queue_limit_makes_later_arms_wait_instead_of_failing(jobs, monk
     a = lessons.load_attempt(jobs.store, ADA.id, "line")
     lessons.predict(jobs.store, a, "hidden", book.LINE)
     note = lessons.advance(jobs, book.LINE, a, ADA)
-    assert set(a.runs) == {"perceptron"} and "1 run(s) queued or training at once" in note
+    assert set(a.runs) == {"perceptron"} and "1 run queued or training at once" in note
     jobs.wait(a.runs["perceptron"], timeout_s=120)
     assert lessons.advance(jobs, book.LINE, a, ADA) == "" and set(a.runs) == {"perceptron", "hidden"}
