@@ -51,7 +51,8 @@ def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  
         a.get_by_text("cnn_basic · running").wait_for()
         run = wait_until(lambda: jobs.store.list(("running",)) and jobs.store.list(("running",))[0])
         assert run.owner == A_EMAIL and run.owner_name == "Ada"
-        assert a.get_by_role("button", name="Stop", exact=True).is_enabled()
+        main = a.get_by_test_id("stMainBlockContainer")  # not the header's rerun "Stop"
+        assert main.get_by_role("button", name="Stop", exact=True).is_enabled()
 
         # B: the run is listed with its owner's name, but neither Delete nor Clone acts on it
         select_run(b, signin_server.url, run.id)
