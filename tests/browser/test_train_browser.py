@@ -27,9 +27,16 @@ def test_live_curve_grows_then_stop(page, server):
 
     page.get_by_text("cnn_basic · running").wait_for()
     first = wait_until(lambda: plotted_points(page, key="batch_chart"), timeout_s=60)
+
     # Start sits at the foot of the settings: the page brought the run up, its live chart in full view
-    chart = page.locator(".st-key-batch_chart").bounding_box()
-    assert chart and 0 <= chart["y"] and chart["y"] + chart["height"] <= page.viewport_size["height"]
+    # (polled: the chart's element is replaced while the page redraws, and has no box meanwhile)
+    in_view = """() => {
+      const chart = document.querySelector(".st-key-batch_chart");
+      if (!chart) return false;
+      const box = chart.getBoundingClientRect();
+      return box.height > 0 && box.top >= 0 && box.bottom <= window.innerHeight;
+    }"""
+    wait_until(lambda: page.evaluate(in_view), timeout_s=10)
     later = wait_until(lambda: (n := plotted_points(page, key="batch_chart")) > first and n, timeout_s=30)
     assert later > first
     page.screenshot(path=str(server.log.name).replace("streamlit.log", "train-live.png"), full_page=True)
