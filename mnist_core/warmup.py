@@ -9,16 +9,22 @@ to compute it, seconds), so Evaluate opens on it at once, and runs the default m
 blank digit, prediction and saliency maps (the first call of each sets itself up), so the first
 stroke on Draw is as quick as the next.
 Each step is only an optimisation: a failure is left for the page that needs the thing to report.
+The process's exit skips the steps not yet begun and waits for the one in progress: PyTorch torn
+down under a thread still computing in it aborts the process ("terminate called without an active
+exception", exit status 134), as a server stopped in its first seconds did.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import threading
 from pathlib import Path
 
 _LOCK = threading.Lock()
 _THREAD: threading.Thread | None = None
+_STOP = threading.Event()  # set at exit: the steps not yet begun are skipped
+EXIT_WAIT_S = 30.0  # the longest an exit waits for the step in progress (an evaluation: seconds)
 
 
 def _libraries(imports: tuple[str, ...]) -> None:
@@ -62,6 +68,8 @@ def _work(default_model: Path) -> None:
         lambda: _evaluation(default_model),  # at once if the first step did it
     )
     for step in steps:
+        if _STOP.is_set():
+            return
         try:
             step()
         except Exception:  # the page that needs it does the work again and reports the failure
@@ -83,5 +91,13 @@ def start(default_model: str | Path, imports: tuple[str, ...] = ()) -> threading
             _libraries(tuple(imports))
         except Exception:  # the page that needs one imports it again and reports the failure
             pass
+    atexit.register(_finish)
     _THREAD.start()
     return _THREAD
+
+
+def _finish() -> None:
+    """At exit: no further step, and the one in progress ends before PyTorch is torn down."""
+    _STOP.set()
+    if _THREAD is not None and _THREAD.is_alive():
+        _THREAD.join(EXIT_WAIT_S)

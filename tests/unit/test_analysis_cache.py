@@ -1,7 +1,9 @@
 """The evaluation cache on disk (mnist_core.analysis_cache): hits, misses, damage and a disk that
 refuses writes; and the per-class metrics it recomputes without scikit-learn."""
 
+import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from mnist_core.checkpoints import save_checkpoint
 from mnist_core.config import TrainConfig
 from mnist_core.evaluate import confusion_matrix, per_class_metrics
 from mnist_core.models import build_model
+from support import ROOT
 from support.tmpfs import fill, require_mount, tmpfs
 
 
@@ -150,3 +153,29 @@ def test_the_warm_up_leaves_the_default_models_evaluation_ready(computed, mnist,
     assert analysis_cache.cached(ckpt) and entries() == [f"{analysis_cache.content_hash(ckpt)}-test.npz"]
     analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
     assert len(computed) == 1  # the page found it ready
+
+
+def test_a_process_that_ends_during_its_warm_up_exits_cleanly(tmp_path):
+    """Stopped in its first seconds (Ctrl-C on a fresh server, a short test process), a process
+    used to abort while the warm-up thread still evaluated the default model: "terminate called
+    without an active exception", exit status 134. The exit now waits for the step in progress."""
+    script = (  # exits while the warm-up thread is inside the evaluation of the default model
+        "import sys, time\n"
+        "from mnist_core import warmup\n"
+        "thread = warmup.start('checkpoints/default.pt')\n"
+        "def evaluating():\n"
+        "    frame = sys._current_frames().get(thread.ident)\n"
+        "    while frame is not None and frame.f_code.co_name != 'analyse':\n"
+        "        frame = frame.f_back\n"
+        "    return frame is not None\n"
+        "deadline = time.monotonic() + 120\n"
+        "while not evaluating() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.005)\n"
+        "assert evaluating(), 'the warm-up never evaluated'\n"
+    )
+    env = {**os.environ, "MNIST_LAB_CACHE": str(tmp_path / "cache")}  # nothing on disk: computed
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr
