@@ -172,7 +172,8 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(str(k) for k in values if k not in names)
         if unknown:
-            raise ConfigError(f"Invalid training configuration: unknown setting(s) {', '.join(unknown)}.")
+            noun = "setting" if len(unknown) == 1 else "settings"
+            raise ConfigError(f"Invalid training configuration: unknown {noun} {', '.join(unknown)}.")
         return cls(**values).validate()
 
     @classmethod

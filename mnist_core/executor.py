@@ -22,7 +22,7 @@ from typing import Protocol
 
 from . import disk, ray_backend, standby
 from .runs import Run, RunError, RunStore
-from .words import count
+from .words import count, kept_epochs
 
 MAX_RUNS_ENV = "MNIST_LAB_MAX_RUNS"
 _CHILDREN: dict[int, subprocess.Popen] = {}  # processes this process started, reaped when seen dead
@@ -104,7 +104,7 @@ class LocalExecutor:
     def lost_reason(self, run: Run, epochs_done: int) -> str:
         return (
             f"The training process (pid {run.pid}) ended unexpectedly: it was killed or ran out of "
-            f"memory. {epochs_done} finished epoch(s) and their checkpoints are kept; Extend continues it."
+            f"memory. {kept_epochs(epochs_done)}; Extend continues it."
         )
 
     def status(self) -> dict:
@@ -252,8 +252,7 @@ class RayExecutor(LocalExecutor):
             return ray_backend.head_lost(self.address, run.node, epochs_done)
         return (
             f"The bridge process (pid {run.pid}) that drove this run on the Ray cluster at "
-            f"{self.address} ended unexpectedly. {epochs_done} finished epoch(s) and their "
-            "checkpoints are kept; Extend continues it."
+            f"{self.address} ended unexpectedly. {kept_epochs(epochs_done)}; Extend continues it."
         )
 
 

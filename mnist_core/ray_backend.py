@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from .words import kept_epochs
+
 ADDRESS_ENV = "MNIST_LAB_RAY_ADDRESS"  # HOST:PORT of the head node (its GCS port, 6379 by default)
 CPUS_ENV = "MNIST_LAB_RAY_CPUS"  # CPUs each run asks for (default 1)
 GPU_ENV = "MNIST_LAB_RAY_GPU"  # the fraction of a GPU each run asks for where the cluster has GPUs
@@ -65,8 +67,8 @@ def head_lost(address: str, node: str | None, epochs_done: int) -> str:
     where = f" on {node.removeprefix('ray: ')}" if node else ""
     return (
         f"The Ray cluster's head node at {address} stopped answering while this run trained{where}: "
-        f"the cluster was lost. {epochs_done} finished epoch(s) and their checkpoints are kept in the "
-        "store; Extend continues it once the cluster is back."
+        f"the cluster was lost. {kept_epochs(epochs_done)} in the store; Extend continues it once the "
+        "cluster is back."
     )
 
 

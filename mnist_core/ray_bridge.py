@@ -28,7 +28,7 @@ import ray  # noqa: E402  (this module is only ever run as the bridge process)
 
 from . import executor, ray_backend, ray_node, worker  # noqa: E402
 from .runs import RunStore  # noqa: E402
-from .words import count  # noqa: E402
+from .words import count, kept_epochs  # noqa: E402
 from .worker import log  # noqa: E402
 
 ATTEMPTS = 2  # the first try and one retry after a lost node
@@ -96,7 +96,7 @@ class Bridge:
                     status="interrupted",
                     reason=(
                         f"The cluster node running it was lost {ATTEMPTS} times ({'; '.join(self.lost)}). "
-                        f"{done} finished epoch(s) and their checkpoints are kept; Extend continues it."
+                        f"{kept_epochs(done)}; Extend continues it."
                     ),
                 )
         self.add_train_seconds(record.train_seconds, time.time() - t0)

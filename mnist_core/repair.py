@@ -16,7 +16,7 @@ from . import executor as ex
 from .checkpoints import CheckpointError, read_checkpoint
 from .paths import checkpoints_dir
 from .runs import ACTIVE, DB_NAME, Run, RunError, RunStore, StoreDamaged, check_run_id
-from .words import count
+from .words import count, kept_epochs
 
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 _ID_TIME = re.compile(r"(\d{8}-\d{6})-")
@@ -183,7 +183,7 @@ def _last_readable_checkpoint(store: RunStore, run_id: str) -> tuple[int, Path, 
             continue
         return epoch, path, obj, refused
     if files:
-        raise RunError(f"none of its {len(files)} epoch checkpoint(s) can be read: {refused[0]}")
+        raise RunError(f"none of its {count(len(files), 'epoch checkpoint')} can be read: {refused[0]}")
     return None
 
 
@@ -250,7 +250,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
     if found is not None:
         done, path, obj, refused = found
         if refused:
-            note = f"{len(refused)} newer epoch checkpoint(s) unreadable, restored up to epoch {done}."
+            note = f"{count(len(refused), 'newer epoch checkpoint')} unreadable, restored up to epoch {done}."
         cfg, step, records = obj["config"], obj["extra"]["step"], obj["history"]["epochs"]
         fallback_t = path.stat().st_mtime
         times = {}  # a batch's own time is not in the checkpoint: its epoch's file time stands in
@@ -296,8 +296,9 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
             config=cfg,
             status="interrupted",
             reason=(
-                f"Rebuilt from its checkpoints after the run store was damaged: {done} finished "
-                "epoch(s) restored; its end state, test accuracy and timings were not recoverable. "
+                f"Rebuilt from its checkpoints after the run store was damaged: "
+                f"{count(done, 'finished epoch')} restored; its end state, test accuracy and timings "
+                "were not recoverable. "
                 f"{go_on}"
             ),
             created=created,
@@ -322,7 +323,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
             stop_requested=0,
             reason=(
                 f"It was {mirror['status']} when the run store was damaged; its process is unknown. "
-                f"{done} finished epoch(s) and their checkpoints are kept. {go_on}"
+                f"{kept_epochs(done)}. {go_on}"
             ),
         )
     elif (mirror.get("epochs_done") or 0) > done:
@@ -330,7 +331,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
             status="interrupted",
             reason=(
                 f"Rebuilt after the run store was damaged: only {done} of its "
-                f"{mirror['epochs_done']} epoch(s) could be read back from the checkpoints. {go_on}"
+                f"{count(mirror['epochs_done'], 'epoch')} could be read back from the checkpoints. {go_on}"
             ),
         )
     return row, epochs, batches, note

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .metrics import eta_seconds, fraction_done
 from .paths import checkpoints_dir
+from .words import count
 
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -239,7 +240,7 @@ class RunStore:
         folders = sum(1 for _ in self.run_folders())
         if folders:
             state = "missing" if size is None else "empty (0 bytes)"
-            raise StoreDamaged(self.db_path, f"the file is {state} but {folders} run folder(s) exist")
+            raise StoreDamaged(self.db_path, f"the file is {state} but {count(folders, 'run folder')} exist")
 
     # ---- connection: one per process and thread, WAL so readers never wait for the writer ----
     @property

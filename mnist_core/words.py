@@ -9,3 +9,11 @@ def count(n: float, noun: str, plural: str | None = None) -> str:
     "batch losses")). A float is shown as briefly as it reads (2.0 CPUs as "2 CPUs")."""
     shown = f"{n:g}" if isinstance(n, float) else str(n)
     return f"{shown} {noun if n == 1 else plural or noun + 's'}"
+
+
+def kept_epochs(n: int) -> str:
+    """What an ended run still has, as a sentence: kept_epochs(1) is "1 finished epoch and its
+    checkpoint are kept", kept_epochs(0) "No epoch had finished: there is no checkpoint to keep"."""
+    if n == 0:
+        return "No epoch had finished: there is no checkpoint to keep"
+    return f"{count(n, 'finished epoch')} and {'its checkpoint' if n == 1 else 'their checkpoints'} are kept"

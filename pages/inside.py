@@ -19,6 +19,7 @@ from mnist_core.plots import (
     weight_images_figure,
     weight_movement_figure,
 )
+from mnist_core.words import count
 from pages.common import (
     DRAW,
     checkpoint_path,
@@ -214,8 +215,8 @@ with layers_tab:
                 st.plotly_chart(
                     feature_grid_figure(
                         weights,
-                        f"the filter: {weights.shape[0]} input "
-                        f"channel(s) of {weights.shape[1]}x{weights.shape[2]}",
+                        f"the filter: {count(weights.shape[0], 'input channel')} of "
+                        f"{weights.shape[1]}x{weights.shape[2]}",
                         signed=True,
                         cols=min(8, weights.shape[0]),
                     ),

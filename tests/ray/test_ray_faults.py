@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from mnist_core.executor import BackendUnavailable
 from mnist_core.integrity import verify
 from mnist_core.jobs import JobManager
+from mnist_core.words import kept_epochs
 from support import PAGES_DIR
 from support.helpers import wait_until
 from support.snapshots import records_lost, snapshot
@@ -76,7 +77,7 @@ def test_a_run_whose_retry_node_is_lost_too_is_interrupted_with_the_reason(ray_j
     assert lost.status == "interrupted", (lost.status, lost.reason)
     both = f"node {first['id']}: NodeDiedError; node {second['id']}: NodeDiedError"
     assert f"lost 2 times ({both})" in lost.reason, lost.reason
-    assert f"{lost.epochs_done} finished epoch(s) and their checkpoints are kept" in lost.reason
+    assert kept_epochs(lost.epochs_done) in lost.reason, lost.reason
     jobs.stop(next(r.id for r in runs if r.id != victim.id))
     assert records_lost(before, snapshot(jobs.store)) == []
     assert verify(jobs.store) == []
@@ -125,7 +126,7 @@ def test_the_head_node_lost_interrupts_runs_with_the_reason(ray_jobs, ray_cluste
     lost = wait_until(lambda: (r := jobs.get(run.id)).status != "running" and r, timeout_s=60)
     assert lost.status == "interrupted", (lost.status, lost.reason)
     assert "head node at 127.0.0.1:6399 stopped answering" in lost.reason, lost.reason
-    assert f"{lost.epochs_done} finished epoch(s)" in lost.reason and "Extend continues it" in lost.reason
+    assert kept_epochs(lost.epochs_done) in lost.reason and "Extend continues it" in lost.reason
     assert records_lost(before, snapshot(jobs.store)) == []
     assert verify(jobs.store) == []
     # and while the cluster is gone, a new run is refused with the reason instead of queued

@@ -182,7 +182,7 @@ def test_a_folder_with_corrupt_checkpoints_is_skipped_with_a_reason_not_a_crash(
     report = rebuild(root)
     skipped = dict(report.skipped)
     assert set(skipped) == {a, "not a run"}
-    assert "none of its 2 epoch checkpoint(s) can be read" in skipped[a] and "truncated" in skipped[a]
+    assert "none of its 2 epoch checkpoints can be read" in skipped[a] and "truncated" in skipped[a]
     assert "Refused run id" in skipped["not a run"]
     assert (root / "runs" / a / "run.json").is_file()  # a skipped folder is left as it was
     assert report.runs == 1 and len(report.notes) == 1 and "restored up to epoch 1" in report.notes[0]
