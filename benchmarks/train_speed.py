@@ -124,7 +124,7 @@ from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, make_splits
 from mnist_core.evaluate import evaluate
 from mnist_core.models import build_model, flops
-from mnist_core.train import choose_precision, fit, pick_device
+from mnist_core.train import choose_precision, fit, pick_device, run_precision
 t_data = time.perf_counter()
 cfg = TrainConfig.for_model(**json.loads(sys.argv[1]))
 data = make_splits(load_mnist(), cfg.val_fraction, cfg.seed, cfg.limit)
@@ -133,7 +133,8 @@ model = build_model(cfg.model, cfg.model_args)
 t_fit = time.perf_counter()
 fit(model, data, cfg)
 t_test = time.perf_counter()
-acc = evaluate(model, data.test_x, data.test_y, with_confusion=False)["accuracy"]
+test = evaluate(model, data.test_x, data.test_y, with_confusion=False, precision=run_precision(cfg))
+acc = test["accuracy"]
 done = time.perf_counter()
 print(json.dumps(dict(acc=acc, known=time.time(), imports=t_data - t_import, data=t_fit - t_data,
     fit=t_test - t_fit, test=done - t_test,

@@ -31,10 +31,11 @@ from .config import TrainConfig
 from .data import load_mnist, split_indices
 from .evaluate import Analysis, analyse, summarise
 from .pixels import normalize
+from .train import choose_precision, run_precision
 
 MAX_ENTRIES = 16  # in memory (each holds its split's normalised images: 31 MB for the test set)
 MAX_DISK_ENTRIES = 64  # on disk (about 0.5 MB each); the oldest are removed
-FORMAT = 1  # of a disk entry; another value is a miss
+FORMAT = 2  # of a disk entry; another value is a miss (2: with the precision it was computed in)
 SPLITS = ("test", "val")
 
 _CACHE: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
@@ -153,6 +154,16 @@ def _remember(key: tuple[str, str], result: Analysis) -> None:
             _CACHE.popitem(last=False)
 
 
+def _same_precision(meta: dict) -> bool:
+    """Whether an entry was computed in the precision its checkpoint would be evaluated in here
+    (a copy of the cache from a machine without native bf16, say, is recomputed)."""
+    try:
+        device = torch.device(meta["device"])
+        return choose_precision(meta["precision_setting"], device)[0] == meta["precision"]
+    except (KeyError, TypeError, RuntimeError):
+        return False
+
+
 def on_disk(path: str | Path, split: str = "test") -> bool:
     """Whether this checkpoint's evaluation has an entry on disk (read in a tenth of a second)."""
     try:
@@ -197,7 +208,12 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> An
                 x, y = _split(mnist, split, meta.get("settings") or {})
             except (KeyError, TypeError, ValueError):  # settings not as written: a miss
                 x, y = None, torch.empty(0)
-            if x is not None and len(y) == len(pred) and meta.get("labels") == _labels_hash(y):
+            if (
+                x is not None
+                and len(y) == len(pred)
+                and meta.get("labels") == _labels_hash(y)
+                and _same_precision(meta)
+            ):
                 result = summarise(y, torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(probs))
                 result.images = x
                 _remember(key, result)
@@ -205,9 +221,12 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> An
         ckpt = load_checkpoint(path)
         settings = _split_settings(ckpt.config, split)
         x, y = _split(mnist, split, settings)
-        result = analyse(ckpt.model, x, y)
+        device = next(ckpt.model.parameters()).device
+        precision = run_precision(ckpt.config, device)  # as the run computed its own test accuracy
+        result = analyse(ckpt.model, x, y, precision)
         result.images = x  # normalised images, for galleries and saliency
         meta = dict(format=FORMAT, digest=key[0], split=split, settings=settings, labels=_labels_hash(y))
+        meta.update(precision=precision, precision_setting=ckpt.config.precision, device=device.type)
         _write_entry(*key, result, meta)
         _remember(key, result)
         return result

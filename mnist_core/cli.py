@@ -156,12 +156,13 @@ def cmd_evaluate(args) -> int:
     from .checkpoints import load_checkpoint
     from .data import load_mnist, make_splits
     from .evaluate import confusion_text, evaluate
+    from .train import run_precision
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt.config
     data = make_splits(load_mnist(args.data_dir), cfg.val_fraction, cfg.seed)
     x, y = (data.test_x, data.test_y) if args.split == "test" else (data.val_x, data.val_y)
-    res = evaluate(ckpt.model, x, y)
+    res = evaluate(ckpt.model, x, y, precision=run_precision(cfg))
     print(f"checkpoint: {ckpt.path} ({ckpt.meta['model_key']}, {len(y)} {args.split} images)")
     print("per-class accuracy: " + "  ".join(f"{d}:{a:.4f}" for d, a in enumerate(res["per_class_accuracy"])))
     print(confusion_text(res["confusion"]))

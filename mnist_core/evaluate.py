@@ -40,28 +40,40 @@ def one_thread() -> Iterator[None]:
                 torch.set_num_threads(_threads_before)
 
 
+PRECISIONS = ("fp32", "bf16")  # what inference computes in: a run's own, as train.run_precision resolves it
+
+
 @torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Logits for normalised images (N, 1, 28, 28), in eval mode, in batches; returned on the CPU.
-    Batches of 500 stay in the CPU's caches: 10,000 test digits took 1.05 s, against 1.7 s in
-    batches of 2,000 (fast_cnn, 2 cores)."""
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 500, precision: str = "fp32"
+) -> torch.Tensor:
+    """Logits for normalised images (N, 1, 28, 28), in eval mode, in batches; returned on the CPU
+    in fp32. Batches of 500 stay in the CPU's caches: 10,000 test digits took 1.05 s, against 1.7 s
+    in batches of 2,000 (fast_cnn, 2 cores). precision "bf16" computes under bf16 autocast, as the
+    run trained: 10,000 test digits through better_cnn in 1.33 s instead of 4.45 s on a 2-core CPU
+    with native bf16 (2 of them classified differently)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     was_training = model.training
     model.eval()
     param = next(model.parameters())
     fmt = memory_format(model)
     model.to(memory_format=fmt)
     out = []
+    autocast = torch.autocast(param.device.type, torch.bfloat16, enabled=precision == "bf16")
     try:
         for start in range(0, len(x), batch_size):
             chunk = x[start : start + batch_size].to(param.device).contiguous(memory_format=fmt)
-            out.append(model(chunk).float().cpu())
+            with autocast:
+                logits = model(chunk)
+            out.append(logits.float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
 
 
-def predict_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return predict_logits(model, x).softmax(1)
+def predict_proba(model: nn.Module, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    return predict_logits(model, x, precision=precision).softmax(1)
 
 
 def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, n: int = NUM_CLASSES) -> torch.Tensor:
@@ -69,9 +81,15 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, n: int = NUM_CL
     return torch.bincount(y_true.long() * n + y_pred.long(), minlength=n * n).reshape(n, n)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, with_confusion: bool = True) -> dict:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    with_confusion: bool = True,
+    precision: str = "fp32",
+) -> dict:
     """Loss and accuracy; with_confusion adds the matrix and per-class accuracy (plain lists)."""
-    logits = predict_logits(model, x)
+    logits = predict_logits(model, x, precision=precision)
     y = y.cpu()
     pred = logits.argmax(1)
     result: dict = dict(
@@ -166,6 +184,6 @@ def summarise(y: torch.Tensor, pred: torch.Tensor, probs: torch.Tensor) -> Analy
     return Analysis(y, pred, probs, cm, accuracy, per_class_metrics(cm))
 
 
-def analyse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Analysis:
-    probs = predict_proba(model, x)
+def analyse(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32") -> Analysis:
+    probs = predict_proba(model, x, precision)
     return summarise(y, probs.argmax(1), probs)

@@ -111,6 +111,13 @@ def choose_precision(requested: str, device: torch.device) -> tuple[str, str]:
     return "fp32", f"auto: {where}"
 
 
+def run_precision(cfg: TrainConfig, device: torch.device | None = None) -> str:
+    """What a run of `cfg` computes in on `device` (default: the one it trains on), "fp32" or "bf16":
+    its training, and every evaluation of its model (validation, the test pass, a checkpoint's
+    evaluation), so that the accuracy a run reports is the one its checkpoint shows later."""
+    return choose_precision(cfg.precision, device or pick_device(cfg.device))[0]
+
+
 def precision_note(cfg: TrainConfig) -> str:
     """The precision a run of `cfg` trains in here, with the reason: what its record shows."""
     return " · ".join(choose_precision(cfg.precision, pick_device(cfg.device)))
@@ -367,7 +374,7 @@ def fit(
             images_per_s=seen / train_time,
         )
         if has_val:
-            val = evaluate(model, data.val_x, data.val_y, with_confusion=False)
+            val = evaluate(model, data.val_x, data.val_y, with_confusion=False, precision=precision)
             record.update(val_loss=val["loss"], val_acc=val["accuracy"])
             if val["loss"] < best_loss:
                 best_loss, bad_epochs, state.best_epoch = val["loss"], 0, epoch
@@ -417,7 +424,7 @@ def train_model(
     train_s = time.perf_counter() - t0
     # a stopped run skips the test pass so that Stop answers within seconds
     test = (
-        evaluate(model, data.test_x, data.test_y)
+        evaluate(model, data.test_x, data.test_y, precision=run_precision(cfg))
         if not state.stopped
         else dict(accuracy=None, loss=None, confusion=None, per_class_accuracy=None)
     )

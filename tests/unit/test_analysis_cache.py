@@ -11,9 +11,10 @@ import torch
 from sklearn.metrics import precision_recall_fscore_support
 
 from mnist_core import analysis_cache, warmup
+from mnist_core import train as T
 from mnist_core.checkpoints import save_checkpoint
 from mnist_core.config import TrainConfig
-from mnist_core.evaluate import confusion_matrix, per_class_metrics
+from mnist_core.evaluate import confusion_matrix, per_class_metrics, predict_logits
 from mnist_core.models import build_model
 from support import ROOT
 from support.tmpfs import fill, require_mount, tmpfs
@@ -127,6 +128,39 @@ def test_a_disk_that_refuses_the_entry_only_costs_the_cache(computed, mnist, tmp
         assert same(first, again) and len(computed) == 2  # computed twice: nothing was kept
         left = list((mnt / "cache").rglob("*")) if (mnt / "cache").exists() else []
         assert [p for p in left if p.is_file()] == []  # no partial or temporary file
+
+
+def test_a_runs_test_accuracy_is_what_its_checkpoint_shows_in_its_own_precision(computed, mnist, tmp_path):
+    """Inference computes in the run's own precision (bf16 autocast where it trained in bf16): the
+    test pass at its end, and the Evaluate page's evaluation of its checkpoint, agree."""
+    cfg = TrainConfig.for_model("fast_cnn", epochs=1, limit=3000, val_fraction=0.1, precision="bf16")
+    result = T.train_model(cfg, mnist=mnist)
+    ckpt = save_checkpoint(result.model, cfg, tmp_path / "bf16.pt")
+    shown = analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert shown.accuracy == result.metrics.test_acc and len(computed) == 1
+    x = shown.images[:500]
+    with torch.autocast("cpu", torch.bfloat16):
+        autocast = result.model.eval()(x.contiguous(memory_format=torch.channels_last)).float()
+    assert torch.equal(predict_logits(result.model, x, precision="bf16"), autocast)
+    assert not torch.equal(predict_logits(result.model, x), autocast)  # fp32 is another computation
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        predict_logits(result.model, x, precision="fp16")
+
+
+def test_an_entry_computed_in_another_precision_is_computed_again(computed, mnist, tmp_path, monkeypatch):
+    """ "auto" resolves per machine: a cache entry made where it meant bf16 is not trusted where it
+    means fp32 (a cache folder copied between machines, a CPU flag the VM stopped passing on)."""
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(build_model("fast_cnn"), TrainConfig.for_model("fast_cnn"), tmp_path / "a.pt")
+    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx512_bf16"}))
+    analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    analysis_cache.clear_cache()
+    analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 1  # same machine, same precision: read from disk
+    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx2"}))
+    analysis_cache.clear_cache()
+    analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+    assert len(computed) == 2
 
 
 def test_per_class_metrics_equal_sklearns():
