@@ -60,6 +60,24 @@ def app_pages() -> list:
     ]
 
 
+_NAV_OPTION = "client.showSidebarNavigation"
+_NAV_LOCK = threading.Lock()
+
+
+def app_navigation():
+    """st.navigation over the app's pages, in the sidebar. .streamlit/config.toml turns the
+    sidebar's navigation off: otherwise a new session lists the files in pages/ (common, canvas,
+    confusion: shared modules, not pages) until this call names the app's pages, for seconds on a
+    fresh server. The option is on only for the length of this call, one session at a time (it
+    is process-wide; st.navigation reads it to place its menu)."""
+    with _NAV_LOCK:
+        st.set_option(_NAV_OPTION, True)
+        try:
+            return st.navigation(app_pages())
+        finally:
+            st.set_option(_NAV_OPTION, False)
+
+
 # Pages link to each other with these objects (st.page_link, st.switch_page), never with path
 # strings; a link only reads the page's identity, so one object per page serves every session.
 HOME, LESSONS, DATA, MODELS, TRAIN, RUNS, WALL, EVALUATE, INSIDE, DRAW = app_pages()

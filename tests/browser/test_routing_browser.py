@@ -34,3 +34,39 @@ def test_deep_link_on_a_fresh_server_runs_inside_the_app(browser, tmp_path):
         context.close()
     finally:
         srv.stop()
+
+
+WATCH_FIRST_LOAD_JS = """(() => {
+  const seen = (window.__firstLoad = {nav: [], starting: false});
+  const look = () => {
+    for (const a of document.querySelectorAll('[data-testid="stSidebarNav"] a')) {
+      const name = a.innerText.trim().split("\\n").pop();  // the title, after the icon's name
+      if (a.checkVisibility() && !seen.nav.includes(name)) seen.nav.push(name);
+    }
+    if (document.body && document.body.innerText.includes("Starting MNIST Lab")) seen.starting = true;
+    requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+})();"""
+
+
+def test_a_fresh_servers_first_visit_says_it_is_starting_and_shows_only_the_apps_pages(browser, tmp_path):
+    """The first visit imports PyTorch and the pages (seconds): meanwhile the learner reads that the
+    app is starting, and the sidebar never lists the files in pages/ (common, canvas, ...), which
+    Streamlit shows until app.py's st.navigation replaces them."""
+    srv = Server(tmp_path / "store")
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script(WATCH_FIRST_LOAD_JS)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(srv.url + "/")
+        page.get_by_text("The quick path").wait_for()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").wait_for()
+        seen = page.evaluate("window.__firstLoad")
+        assert seen["starting"], "no word that the app is starting"
+        assert sorted(seen["nav"]) == sorted(TITLES), seen["nav"]  # never a file of pages/
+        assert not page.get_by_text("Starting MNIST Lab").is_visible()  # gone once the page is up
+        context.close()
+    finally:
+        srv.stop()
