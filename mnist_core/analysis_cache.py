@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -182,9 +183,12 @@ def cached(path: str | Path, split: str = "test") -> bool:
         return key in _CACHE
 
 
-def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> Analysis:
+def evaluate_checkpoint(
+    path: str | Path, split: str = "test", mnist=None, stop: Callable[[], bool] | None = None
+) -> Analysis:
     """Analysis of a checkpoint on 'test' or 'val' (its own run's validation split): from memory,
-    else from the disk cache, else computed (and then cached in both)."""
+    else from the disk cache, else computed (and then cached in both). A computation that `stop`
+    ends early raises evaluate.Interrupted and caches nothing."""
     if split not in SPLITS:
         raise ValueError(f"split must be 'test' or 'val', not {split!r}")
     path = Path(path)
@@ -223,7 +227,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", mnist=None) -> An
         x, y = _split(mnist, split, settings)
         device = next(ckpt.model.parameters()).device
         precision = run_precision(ckpt.config, device)  # as the run computed its own test accuracy
-        result = analyse(ckpt.model, x, y, precision)
+        result = analyse(ckpt.model, x, y, precision, stop)
         result.images = x  # normalised images, for galleries and saliency
         meta = dict(format=FORMAT, digest=key[0], split=split, settings=settings, labels=_labels_hash(y))
         meta.update(precision=precision, precision_setting=ckpt.config.precision, device=device.type)

@@ -9,9 +9,10 @@ to compute it, seconds), so Evaluate opens on it at once, and runs the default m
 blank digit, prediction and saliency maps (the first call of each sets itself up), so the first
 stroke on Draw is as quick as the next.
 Each step is only an optimisation: a failure is left for the page that needs the thing to report.
-The process's exit skips the steps not yet begun and waits for the one in progress: PyTorch torn
-down under a thread still computing in it aborts the process ("terminate called without an active
-exception", exit status 134), as a server stopped in its first seconds did.
+The process's exit skips the steps not yet begun and waits for the one in progress, which an
+evaluation ends at its next batch: PyTorch torn down under a thread still computing in it aborts
+the process ("terminate called without an active exception", exit status 134), as a server stopped
+in its first seconds did.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 _LOCK = threading.Lock()
 _THREAD: threading.Thread | None = None
 _STOP = threading.Event()  # set at exit: the steps not yet begun are skipped
-EXIT_WAIT_S = 30.0  # the longest an exit waits for the step in progress (an evaluation: seconds)
+EXIT_WAIT_S = 30.0  # the longest an exit waits for the step in progress (it ends within a batch)
 
 
 def _libraries(imports: tuple[str, ...]) -> None:
@@ -58,7 +59,7 @@ def _evaluation(default_model: Path, only_from_disk: bool = False) -> None:
     from . import analysis_cache
 
     if default_model.is_file() and (analysis_cache.on_disk(default_model) or not only_from_disk):
-        analysis_cache.evaluate_checkpoint(default_model, "test")
+        analysis_cache.evaluate_checkpoint(default_model, "test", stop=_STOP.is_set)
 
 
 def _work(default_model: Path) -> None:

@@ -192,7 +192,8 @@ def test_the_warm_up_leaves_the_default_models_evaluation_ready(computed, mnist,
 def test_a_process_that_ends_during_its_warm_up_exits_cleanly(tmp_path):
     """Stopped in its first seconds (Ctrl-C on a fresh server, a short test process), a process
     used to abort while the warm-up thread still evaluated the default model: "terminate called
-    without an active exception", exit status 134. The exit now waits for the step in progress."""
+    without an active exception", exit status 134. The exit now ends the evaluation at its next
+    batch (nothing half-done is cached) and waits for that."""
     script = (  # exits while the warm-up thread is inside the evaluation of the default model
         "import sys, time\n"
         "from mnist_core import warmup\n"
@@ -213,3 +214,4 @@ def test_a_process_that_ends_during_its_warm_up_exits_cleanly(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
+    assert not list((tmp_path / "cache").rglob("*-test.npz"))  # the evaluation ended unfinished
