@@ -162,7 +162,7 @@ def cmd_evaluate(args) -> int:
     cfg = ckpt.config
     data = make_splits(load_mnist(args.data_dir), cfg.val_fraction, cfg.seed)
     x, y = (data.test_x, data.test_y) if args.split == "test" else (data.val_x, data.val_y)
-    res = evaluate(ckpt.model, x, y, precision=run_precision(cfg))
+    res = evaluate(ckpt.model, x, y, precision=run_precision(cfg, next(ckpt.model.parameters()).device))
     print(f"checkpoint: {ckpt.path} ({ckpt.meta['model_key']}, {len(y)} {args.split} images)")
     print("per-class accuracy: " + "  ".join(f"{d}:{a:.4f}" for d, a in enumerate(res["per_class_accuracy"])))
     print(confusion_text(res["confusion"]))

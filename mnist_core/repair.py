@@ -296,10 +296,9 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
             config=cfg,
             status="interrupted",
             reason=(
-                f"Rebuilt from its checkpoints after the run store was damaged: "
+                "Rebuilt from its checkpoints after the run store was damaged: "
                 f"{count(done, 'finished epoch')} restored; its end state, test accuracy and timings "
-                "were not recoverable. "
-                f"{go_on}"
+                f"were not recoverable. {go_on}"
             ),
             created=created,
             started=created,
