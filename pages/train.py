@@ -6,6 +6,8 @@ import time
 import pandas as pd
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
 from mnist_core import inside
 from mnist_core.augment import augment_batch
@@ -353,10 +355,163 @@ def heading(run) -> str:
     return f"Run `{run.id}` · {run.model} · {run.status}"
 
 
+# How the live view keeps up with a run. A fragment rerun on a timer costs the browser a re-render of
+# the whole page (the script's run state changes twice a rerun) and redraws every chart in it, changed
+# or not. So while a run trains, one fragment run *follows* it in place for up to FOLLOW_MAX_S: it
+# reads the store every READ_EVERY_S and sends only what changed (the loss chart and the bar together
+# every LIVE_EVERY_S, the per-epoch panel when an epoch ends), then its timer starts the next one.
+# Every delta costs the browser a redraw whatever it changes (a progress bar moved every 0.5 s on its
+# own cost as much as the timed reruns), hence one per LIVE_EVERY_S. A session-state read every POLL_S
+# is where Streamlit acts on a click (Stop, the smoothing slider, another page), so clicks are served
+# as at once as between timed reruns. Streamlit's own "Running..." widget would spin in the header all
+# along (0.06 browser cores, and a Stop that stops the page, not the run): the run view hides it while
+# its run is active, its progress bar says what runs. README's Speed section has the figures.
+FOLLOW_MAX_S = 60.0
+FOLLOW_START_S = 0.5  # the follow timer: how soon after the page is drawn its run is followed again
+LIVE_EVERY_S = 2.0  # the loss chart while following; the whole view's cadence when not following
+POLL_S = 0.1
+READ_EVERY_S = 0.25
+EPOCHS_EVERY_S = 1.0  # how often the store is asked whether an epoch ended
+FIRST_POINT_WAIT_S = 15.0
+FINISH_WINDOW_S = 3.0
+HIDE_RUNNING_CSS = "<style>[data-testid='stStatusWidget'] { display: none !important; }</style>"
+
+
+def awaiting_first_point(run) -> bool:
+    """This learner pressed Start on this run a moment ago and it has not trained a batch yet."""
+    started = st.session_state.get("train_started_at")
+    return (
+        run.status == "running"
+        and not (run.progress or {}).get("step")
+        and st.session_state.get("train_started_id") == run.id
+        and started is not None
+        and time.time() - started < FIRST_POINT_WAIT_S
+    )
+
+
+def finishing(run) -> bool:
+    """A run in its last FINISH_WINDOW_S (its test pass included): its end is waited for in place, so
+    that "completed" and the summary appear as it ends rather than up to LIVE_EVERY_S later."""
+    return run.status == "running" and run.eta_s is not None and run.eta_s <= FINISH_WINDOW_S
+
+
+class LiveView:
+    """A run's view as placeholders: each part is drawn again only when what it shows has changed."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.chart_box = self.epochs_box = None
+        self.chart_at, self.chart_rows, self.epochs_shown = 0.0, -1, -1
+
+    def draw(self, run) -> None:
+        self.header = st.empty()
+        self.header.subheader(heading(run))
+        if run.precision:
+            st.caption(f"Precision: {run.precision}")
+        user = current_user()
+        if not can_control(run, user):
+            st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
+        self.bar = None
+        if run.active:
+            st.html(HIDE_RUNNING_CSS)
+            self.bar = st.progress(*progress_text(run))
+            stop_col, _ = st.columns([1, 5])
+            if stop_col.button(
+                "Stop", icon=":material/stop:", key="stop_run", disabled=not can_control(run, user)
+            ):
+                jobs.stop(run.id, actor=user)
+                st.rerun()
+        else:
+            if run.reason:
+                (st.error if run.status in ("failed", "interrupted") else st.info)(run.reason)
+            if run.status == "failed":
+                with st.expander("Log of the run"):
+                    st.code(jobs.log_tail(run.id) or "(empty)")
+            summary(run)
+        self.smoothing = 0.6
+        rows = jobs.store.batch_losses(run.id)
+        if run.active or rows:
+            self.smoothing = st.slider(
+                "Smoothing",
+                0.0,
+                0.99,
+                0.6,
+                0.01,
+                key="smoothing",
+                help="exponential moving average of the batch losses",
+            )
+        with st.container(key="batch_chart"):
+            self.chart_box = st.empty()
+        self.epochs_box = st.empty()
+        self.chart(run, rows)
+        self.epochs()
+
+    def chart(self, run, rows: list | None = None) -> bool:
+        """The loss per batch: `rows` at once, else the store's at most every LIVE_EVERY_S (at once
+        while none is shown), only when there are new batches. Whether it was drawn."""
+        if rows is None:
+            if self.chart_rows > 0 and time.monotonic() - self.chart_at < LIVE_EVERY_S:
+                return False
+            rows = jobs.store.batch_losses(run.id)
+        if len(rows) == self.chart_rows:
+            return False
+        if rows:
+            fig = batch_chart(
+                run.id, rows[-1][0], len(rows), self.smoothing, (run.progress or {}).get("batches"), rows
+            )
+            self.chart_box.plotly_chart(fig, width="stretch")
+        elif run.active:
+            self.chart_box.caption("Waiting for the first batch...")
+        self.chart_at, self.chart_rows = time.monotonic(), len(rows)
+        return True
+
+    def epochs(self) -> None:
+        """Train vs validation per epoch, the overfitting indicator and the inside panel: once an epoch."""
+        try:
+            epochs = jobs.store.epochs(self.run_id)
+        except RunError:
+            return
+        if len(epochs) == self.epochs_shown:
+            return
+        self.epochs_shown = len(epochs)
+        if epochs:
+            with self.epochs_box.container():
+                epoch_panel(self.run_id, epochs)
+
+    def follow(self, run, until_s: float):
+        """Keep the view up to date in place until the run ends (then the page is drawn again with its
+        summary) or until_s passes; returns the run as last read. Waits for the first point and for a
+        run in its last seconds beyond until_s, as a learner waits for those."""
+        read_at = epochs_at = time.monotonic()
+        while run.active:
+            now = time.monotonic()
+            if now >= until_s and not (awaiting_first_point(run) or finishing(run)):
+                return run
+            time.sleep(POLL_S)
+            st.session_state.get("smoothing")  # where Streamlit acts on a click of the page (another page)
+            if click_waiting():  # a click in this view (Stop, the smoothing) waits for this run's end
+                return run
+            if time.monotonic() - read_at < READ_EVERY_S:
+                continue
+            run, read_at = jobs.get(run.id), time.monotonic()
+            if not run.active:
+                break
+            if self.chart(run):  # the bar moves with the chart: one redraw of the page, not two
+                self.bar.progress(*progress_text(run))
+            if time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
+                self.epochs()
+                epochs_at = time.monotonic()
+        # it ended: say so in place at once, then the page with its summary
+        self.header.subheader(heading(run))
+        self.bar.progress(1.0 if run.status == "completed" else run.fraction_done, text=run.status)
+        st.session_state.train_was_active = False
+        st.rerun()
+
+
 @guarded
-def run_view(run_id: str) -> None:
-    """A run's header, progress or summary, and its loss per batch. The moments a learner waits
-    for (the first point after Start, a run's end) are waited for inside this script run."""
+def live_view(run_id: str, follow_s: float = 0.0) -> None:
+    """A run's header, progress or summary, its loss per batch and its per-epoch panel; while it is
+    active, followed in place for follow_s (and while a learner waits for its first point or its end)."""
     try:
         run = jobs.get(run_id)
     except RunError as exc:
@@ -365,82 +520,26 @@ def run_view(run_id: str) -> None:
     was_active = st.session_state.get("train_was_active", run.active)
     st.session_state.train_was_active = run.active
     if was_active and not run.active:
-        st.rerun()  # the run just ended: redraw the page once with the summary
-    header = st.empty()
-    header.subheader(heading(run))
-    if run.precision:
-        st.caption(f"Precision: {run.precision}")
-    user = current_user()
-    if not can_control(run, user):
-        st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
-    bar = None
+        st.rerun()  # the run ended between two views: redraw the page once with the summary
+    view = LiveView(run_id)
+    view.draw(run)
     if run.active:
-        done, text = progress_text(run)
-        bar = st.progress(done, text=text)
-        stop_col, _ = st.columns([1, 5])
-        if stop_col.button(
-            "Stop", icon=":material/stop:", key="stop_run", disabled=not can_control(run, user)
-        ):
-            run = jobs.stop(run.id, actor=user)
-            st.rerun()
-    else:
-        if run.reason:
-            (st.error if run.status in ("failed", "interrupted") else st.info)(run.reason)
-        if run.status == "failed":
-            with st.expander("Log of the run"):
-                st.code(jobs.log_tail(run.id) or "(empty)")
-        summary(run)
-    rows = jobs.store.batch_losses(run.id)
-    if not rows and bar is not None and awaiting_first_point(run):
-        note = st.empty()
-        note.caption("Waiting for the first batch...")
-        run = wait_in_place(run.id, bar, lambda r: bool((r.progress or {}).get("step")), FIRST_POINT_WAIT_S)
-        note.empty()
-        if not run.active:
-            st.rerun()
-        rows = jobs.store.batch_losses(run.id)
-    if rows:
-        smoothing = st.slider(
-            "Smoothing",
-            0.0,
-            0.99,
-            0.6,
-            0.01,
-            key="smoothing",
-            help="exponential moving average of the batch losses",
-        )
-        fig = batch_chart(run.id, rows[-1][0], len(rows), smoothing, run.progress.get("batches"), rows)
-        st.plotly_chart(fig, width="stretch", key="batch_chart")
-    elif run.active:
-        st.caption("Waiting for the first batch...")
-    if bar is not None and finishing(run):
-        run = wait_in_place(run.id, bar, lambda r: not r.active, FINISH_WAIT_S)
-        if not run.active:  # it ended: say so in place at once, then the page with its summary
-            header.subheader(heading(run))
-            bar.progress(1.0 if run.status == "completed" else run.fraction_done, text=run.status)
-            st.rerun()
+        view.follow(run, time.monotonic() + follow_s)
 
 
-@guarded
-def epoch_view(run_id: str) -> None:
-    """Train vs validation per epoch and the overfitting indicator (they change once an epoch)."""
-    try:
-        epochs = jobs.store.epochs(run_id)
-    except RunError:
-        return
-    if epochs:
-        st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch", key="epoch_chart")
-        level, sentence = gap_sentence(epochs)
-        getattr(st, level)(f"**Overfitting indicator.** {sentence}")
-        saved = jobs.store.checkpoints(run_id)
-        if saved:
-            filters, filters_caption, emap, emap_caption = inside_panel(str(saved[-1][1]))
-            st.caption(f"**Inside the network at epoch {saved[-1][0]}** (more on the Inside page)")
-            f_col, m_col = st.columns(2)
-            with f_col.container(key="live_filters"):
-                st.image(filters, caption=filters_caption, width="stretch")
-            with m_col.container(key="live_map"):
-                st.image(emap, caption=emap_caption, width="stretch")
+def epoch_panel(run_id: str, epochs: list[dict]) -> None:
+    st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch")
+    level, sentence = gap_sentence(epochs)
+    getattr(st, level)(f"**Overfitting indicator.** {sentence}")
+    saved = jobs.store.checkpoints(run_id)
+    if saved:
+        filters, filters_caption, emap, emap_caption = inside_panel(str(saved[-1][1]))
+        st.caption(f"**Inside the network at epoch {saved[-1][0]}** (more on the Inside page)")
+        f_col, m_col = st.columns(2)
+        with f_col.container(key="live_filters"):
+            st.image(filters, caption=filters_caption, width="stretch")
+        with m_col.container(key="live_map"):
+            st.image(emap, caption=emap_caption, width="stretch")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -464,59 +563,37 @@ def inside_panel(path: str):
     )
 
 
-# While a run is queued or training, its view reruns every LIVE_EVERY_S and the per-epoch part every
-# EPOCHS_EVERY_S; a finished run's view is drawn once, so a page left open costs neither the server
-# nor the browser. Each rerun costs the browser re-rendering the page and the server running the
-# fragment, once per watching learner: with one Chromium page on a run here (2 cores), 1 s and 2 s
-# cadences with the inside panel as charts took 0.34 browser cores and 0.11 server cores; 2 s and 5 s
-# with it as pictures, 0.20-0.22 and 0.09, and the run trained 10% faster beside it.
-LIVE_EVERY_S = 2.0
-EPOCHS_EVERY_S = 5.0  # an epoch of a default run takes longer than this
-FIRST_POINT_WAIT_S = 15.0
-FINISH_WINDOW_S = 3.0
-FINISH_WAIT_S = 10.0
-POLL_S = 0.1
-BAR_EVERY_S = 0.5
+def follows_in_place(run_id: str) -> bool:
+    """Whether this page follows its run in place: while a run follows, no other timer of the page
+    gets a turn, so only when the sidebar has none (no active run besides this one; see
+    pages/common.sidebar_runs). Otherwise the view reruns every LIVE_EVERY_S."""
+    return all(r.id == run_id for r in jobs.list() if r.active)
 
 
-def awaiting_first_point(run) -> bool:
-    """This learner pressed Start on this run a moment ago and it has not trained a batch yet."""
-    started = st.session_state.get("train_started_at")
-    return (
-        run.status == "running"
-        and st.session_state.get("train_started_id") == run.id
-        and started is not None
-        and time.time() - started < FIRST_POINT_WAIT_S
-    )
+def following(run_id: str) -> None:
+    """The follow timer's fragment run: it follows the run; the page's own script run draws the view
+    and returns (waiting only for a first point the learner asked for a moment ago)."""
+    live_view(run_id, FOLLOW_MAX_S if st_fragment_run() else 0.0)
 
 
-def finishing(run) -> bool:
-    """A run in its last FINISH_WINDOW_S (its test pass included): its end is waited for in place, so
-    that "completed" and the summary appear as it ends rather than up to LIVE_EVERY_S later."""
-    return run.status == "running" and run.eta_s is not None and run.eta_s <= FINISH_WINDOW_S
+def click_waiting() -> bool:
+    """A rerun is waiting for this script run to end: Streamlit cuts a run short for a click of the
+    page (a session-state read is enough), while a click in a fragment (Stop, the smoothing slider)
+    waits for the fragment run to end. Streamlit 1.67 holds the waiting request in the session's
+    ScriptRequests; the Train browser test presses Stop while its run is followed."""
+    ctx = get_script_run_ctx()
+    requests = ctx.script_requests if ctx else None
+    return getattr(requests, "_state", None) == ScriptRequestType.RERUN
 
 
-def wait_in_place(run_id: str, bar, done, timeout_s: float):
-    """Read the run every POLL_S inside this script run until done(run) or timeout_s; its progress bar
-    moves in place every BAR_EVERY_S. Returns the run as last read.
-
-    A fragment rerunning at a quick cadence would cost the browser a re-render of the whole page
-    each time (the script's run state changes twice a rerun): a quarter-second watcher that drew
-    nothing took a 2-epoch fast_cnn run a third of a Chromium core for its last seconds. Updating the
-    bar sends one small delta, and is where Streamlit acts on a click (Stop, another page) meanwhile."""
-    deadline, shown = time.monotonic() + timeout_s, time.monotonic()
-    while True:
-        run = jobs.get(run_id)
-        if done(run) or time.monotonic() >= deadline:
-            return run
-        if time.monotonic() - shown >= BAR_EVERY_S:
-            bar.progress(*progress_text(run))
-            shown = time.monotonic()
-        time.sleep(POLL_S)
+def st_fragment_run() -> bool:
+    """Whether this script run is a fragment's own rerun (its timer or a click in it), not the page's."""
+    ctx = get_script_run_ctx()
+    return bool(ctx and ctx.fragment_ids_this_run)
 
 
-live = st.fragment(run_every=LIVE_EVERY_S)(run_view)
-live_epochs = st.fragment(run_every=EPOCHS_EVERY_S)(epoch_view)
+follow_live = st.fragment(run_every=FOLLOW_START_S)(following)
+timed_live = st.fragment(run_every=LIVE_EVERY_S)(live_view)
 
 # Start is pressed at the foot of the settings, and the run appears under them, below the fold of a
 # laptop screen: the page scrolls its heading to the top once, as soon as it is drawn. The section
@@ -538,11 +615,16 @@ if "train_run_id" in st.session_state:
     st.divider()
     if st.session_state.pop("train_show_run", False):
         st.html(SHOW_RUN_JS, unsafe_allow_javascript=True)
+    run_id = st.session_state.train_run_id
     try:
-        watching = jobs.get(st.session_state.train_run_id).active
+        watching = jobs.get(run_id).active
     except RunError:
         watching = False
     st.html(RUN_VIEW_CSS)
     with st.container(key="run_view"):
-        (live if watching else run_view)(st.session_state.train_run_id)
-        (live_epochs if watching else epoch_view)(st.session_state.train_run_id)
+        if not watching:
+            live_view(run_id)
+        elif follows_in_place(run_id):
+            follow_live(run_id)
+        else:
+            timed_live(run_id)

@@ -48,6 +48,12 @@ def test_live_curve_grows_then_stop(page, server):
     print(f"page switch while training: {time.perf_counter() - t0:.2f} s")  # a figure, not a gate
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     page.get_by_text("cnn_basic · running").wait_for()
+    # the view follows its run in one long script run: a click in it is served at once all the same
+    # (Streamlit would hold it until that script run ends, a minute later)
+    smoothing = page.locator(".st-key-run_view").get_by_role("slider", name="Smoothing")
+    smoothing.focus()
+    smoothing.press("ArrowRight")
+    page.locator(".st-key-batch_chart").get_by_text("smoothed (0.61)").wait_for(timeout=10_000)
     page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_text("cnn_basic · stopped").wait_for(timeout=30_000)
+    page.get_by_text("cnn_basic · stopped").wait_for(timeout=15_000)
     page.get_by_text("Stopped by request").wait_for()
