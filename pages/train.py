@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
-from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
 from mnist_core import inside
 from mnist_core.augment import augment_batch
@@ -359,15 +358,16 @@ def heading(run) -> str:
 # the whole page (the script's run state changes twice a rerun) and redraws every chart in it, changed
 # or not. So while a run trains, one fragment run *follows* it in place for up to FOLLOW_MAX_S: it
 # reads the store every READ_EVERY_S and sends only what changed (the loss chart and the bar together
-# every LIVE_EVERY_S, the per-epoch panel when an epoch ends), then its timer starts the next one.
-# Every delta costs the browser a redraw whatever it changes (a progress bar moved every 0.5 s on its
-# own cost as much as the timed reruns), hence one per LIVE_EVERY_S. A session-state read every POLL_S
-# is where Streamlit acts on a click (Stop, the smoothing slider, another page), so clicks are served
-# as at once as between timed reruns. Streamlit's own "Running..." widget would spin in the header all
-# along (0.06 browser cores, and a Stop that stops the page, not the run): the run view hides it while
-# its run is active, its progress bar says what runs. README's Speed section has the figures.
+# every LIVE_EVERY_S, the per-epoch panel when an epoch ends); the fragment's timer, whose ticks wait
+# meanwhile, starts the next one at once. Every delta costs the browser a redraw whatever it changes
+# (a bar moved every 0.5 s on its own cost as much as the timed reruns), hence one per LIVE_EVERY_S.
+# Streamlit serves a click of the page while a fragment runs at its next session-state read (every
+# POLL_S here), but holds a click *in* the fragment until the fragment run ends: so the view's
+# controls (Stop, the smoothing) are the page's, above the followed part. Streamlit's own
+# "Running..." widget would spin in the header all along (0.06 browser cores, and a Stop that stops
+# the page, not the run): the run view hides it while its run is active, its bar says what runs.
 FOLLOW_MAX_S = 60.0
-FOLLOW_START_S = 0.5  # the follow timer: how soon after the page is drawn its run is followed again
+FOLLOW_START_S = 0.5  # the follow timer: how soon after the page is drawn its run is followed
 LIVE_EVERY_S = 2.0  # the loss chart while following; the whole view's cadence when not following
 POLL_S = 0.1
 READ_EVERY_S = 0.25
@@ -395,70 +395,71 @@ def finishing(run) -> bool:
     return run.status == "running" and run.eta_s is not None and run.eta_s <= FINISH_WINDOW_S
 
 
-class LiveView:
-    """A run's view as placeholders: each part is drawn again only when what it shows has changed."""
+def run_head(run) -> float:
+    """The run's heading, and its controls: Stop while it is active, else its outcome and summary;
+    the smoothing of its loss chart. Drawn by the page's script runs only. Returns the smoothing."""
+    st.subheader(heading(run))
+    user = current_user()
+    if not can_control(run, user):
+        st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
+    if run.active:
+        st.html(HIDE_RUNNING_CSS)
+        stop_col, smooth_col = st.columns([1, 5], vertical_alignment="bottom")
+        if stop_col.button(
+            "Stop", icon=":material/stop:", key="stop_run", disabled=not can_control(run, user)
+        ):
+            jobs.stop(run.id, actor=user)
+            st.rerun()
+    else:
+        if run.reason:
+            (st.error if run.status in ("failed", "interrupted") else st.info)(run.reason)
+        if run.status == "failed":
+            with st.expander("Log of the run"):
+                st.code(jobs.log_tail(run.id) or "(empty)")
+        summary(run)
+        smooth_col = st.container()
+    if not (run.active or jobs.store.batch_times(run.id)):
+        return 0.6
+    return smooth_col.slider(
+        "Smoothing",
+        0.0,
+        0.99,
+        0.6,
+        0.01,
+        key="smoothing",
+        help="exponential moving average of the batch losses",
+    )
 
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        self.chart_box = self.epochs_box = None
+
+class LiveView:
+    """A run's progress, loss chart and per-epoch panel as placeholders: each is drawn again only when
+    what it shows has changed."""
+
+    def __init__(self, run_id: str, smoothing: float):
+        self.run_id, self.smoothing = run_id, smoothing
         self.chart_at, self.chart_rows, self.epochs_shown = 0.0, -1, -1
 
     def draw(self, run) -> None:
-        self.header = st.empty()
-        self.header.subheader(heading(run))
-        if run.precision:
+        if run.precision:  # the worker says which once it starts: after the page's script run
             st.caption(f"Precision: {run.precision}")
-        user = current_user()
-        if not can_control(run, user):
-            st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
-        self.bar = None
-        if run.active:
-            st.html(HIDE_RUNNING_CSS)
-            self.bar = st.progress(*progress_text(run))
-            stop_col, _ = st.columns([1, 5])
-            if stop_col.button(
-                "Stop", icon=":material/stop:", key="stop_run", disabled=not can_control(run, user)
-            ):
-                jobs.stop(run.id, actor=user)
-                st.rerun()
-        else:
-            if run.reason:
-                (st.error if run.status in ("failed", "interrupted") else st.info)(run.reason)
-            if run.status == "failed":
-                with st.expander("Log of the run"):
-                    st.code(jobs.log_tail(run.id) or "(empty)")
-            summary(run)
-        self.smoothing = 0.6
-        rows = jobs.store.batch_losses(run.id)
-        if run.active or rows:
-            self.smoothing = st.slider(
-                "Smoothing",
-                0.0,
-                0.99,
-                0.6,
-                0.01,
-                key="smoothing",
-                help="exponential moving average of the batch losses",
-            )
+        self.bar = st.progress(*progress_text(run)) if run.active else None
         with st.container(key="batch_chart"):
             self.chart_box = st.empty()
         self.epochs_box = st.empty()
-        self.chart(run, rows)
+        self.chart(run)
         self.epochs()
 
-    def chart(self, run, rows: list | None = None) -> bool:
-        """The loss per batch: `rows` at once, else the store's at most every LIVE_EVERY_S (at once
-        while none is shown), only when there are new batches. Whether it was drawn."""
-        if rows is None:
-            if self.chart_rows > 0 and time.monotonic() - self.chart_at < LIVE_EVERY_S:
-                return False
-            rows = jobs.store.batch_losses(run.id)
+    def chart(self, run) -> bool:
+        """The loss per batch, at most every LIVE_EVERY_S (at once while none is shown), only when
+        there are new batches. Whether it was drawn."""
+        if self.chart_rows > 0 and time.monotonic() - self.chart_at < LIVE_EVERY_S:
+            return False
+        rows = jobs.store.batch_losses(run.id)
         if len(rows) == self.chart_rows:
             return False
         if rows:
-            fig = batch_chart(
-                run.id, rows[-1][0], len(rows), self.smoothing, (run.progress or {}).get("batches"), rows
-            )
+            batches = (run.progress or {}).get("batches")
+            fig = batch_chart(run.id, rows[-1][0], len(rows), self.smoothing, batches, rows)
             self.chart_box.plotly_chart(fig, width="stretch")
         elif run.active:
             self.chart_box.caption("Waiting for the first batch...")
@@ -471,57 +472,48 @@ class LiveView:
             epochs = jobs.store.epochs(self.run_id)
         except RunError:
             return
-        if len(epochs) == self.epochs_shown:
-            return
-        self.epochs_shown = len(epochs)
-        if epochs:
+        if len(epochs) != self.epochs_shown and epochs:
             with self.epochs_box.container():
                 epoch_panel(self.run_id, epochs)
+        self.epochs_shown = len(epochs)
 
-    def follow(self, run, until_s: float):
+    def follow(self, run, until_s: float) -> None:
         """Keep the view up to date in place until the run ends (then the page is drawn again with its
-        summary) or until_s passes; returns the run as last read. Waits for the first point and for a
-        run in its last seconds beyond until_s, as a learner waits for those."""
+        summary) or until_s passes. Waits for the first point and for a run in its last seconds
+        beyond until_s, as a learner waits for those."""
         read_at = epochs_at = time.monotonic()
         while run.active:
-            now = time.monotonic()
-            if now >= until_s and not (awaiting_first_point(run) or finishing(run)):
-                return run
+            if time.monotonic() >= until_s and not (awaiting_first_point(run) or finishing(run)):
+                return
             time.sleep(POLL_S)
-            st.session_state.get("smoothing")  # where Streamlit acts on a click of the page (another page)
-            if click_waiting():  # a click in this view (Stop, the smoothing) waits for this run's end
-                return run
+            st.session_state.get("smoothing")  # where Streamlit serves a click of the page meanwhile
             if time.monotonic() - read_at < READ_EVERY_S:
                 continue
             run, read_at = jobs.get(run.id), time.monotonic()
-            if not run.active:
-                break
-            if self.chart(run):  # the bar moves with the chart: one redraw of the page, not two
+            if run.active and self.chart(run):  # the bar moves with the chart: one redraw, not two
                 self.bar.progress(*progress_text(run))
-            if time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
+            if run.active and time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
                 self.epochs()
                 epochs_at = time.monotonic()
-        # it ended: say so in place at once, then the page with its summary
-        self.header.subheader(heading(run))
+        # it ended: say so in place at once, then the page with its heading and summary
         self.bar.progress(1.0 if run.status == "completed" else run.fraction_done, text=run.status)
         st.session_state.train_was_active = False
         st.rerun()
 
 
 @guarded
-def live_view(run_id: str, follow_s: float = 0.0) -> None:
-    """A run's header, progress or summary, its loss per batch and its per-epoch panel; while it is
-    active, followed in place for follow_s (and while a learner waits for its first point or its end)."""
+def live_view(run_id: str, smoothing: float, follow_s: float = 0.0) -> None:
+    """A run's progress, loss per batch and per-epoch panel; while it is active, followed in place for
+    follow_s (and while a learner waits for its first point or its end)."""
     try:
         run = jobs.get(run_id)
-    except RunError as exc:
-        st.warning(str(exc))
-        return
+    except RunError:
+        return  # the page's own run said why
     was_active = st.session_state.get("train_was_active", run.active)
     st.session_state.train_was_active = run.active
     if was_active and not run.active:
         st.rerun()  # the run ended between two views: redraw the page once with the summary
-    view = LiveView(run_id)
+    view = LiveView(run_id, smoothing)
     view.draw(run)
     if run.active:
         view.follow(run, time.monotonic() + follow_s)
@@ -536,10 +528,8 @@ def epoch_panel(run_id: str, epochs: list[dict]) -> None:
         filters, filters_caption, emap, emap_caption = inside_panel(str(saved[-1][1]))
         st.caption(f"**Inside the network at epoch {saved[-1][0]}** (more on the Inside page)")
         f_col, m_col = st.columns(2)
-        with f_col.container(key="live_filters"):
-            st.image(filters, caption=filters_caption, width="stretch")
-        with m_col.container(key="live_map"):
-            st.image(emap, caption=emap_caption, width="stretch")
+        f_col.image(filters, caption=filters_caption, width="stretch")
+        m_col.image(emap, caption=emap_caption, width="stretch")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -570,26 +560,11 @@ def follows_in_place(run_id: str) -> bool:
     return all(r.id == run_id for r in jobs.list() if r.active)
 
 
-def following(run_id: str) -> None:
-    """The follow timer's fragment run: it follows the run; the page's own script run draws the view
-    and returns (waiting only for a first point the learner asked for a moment ago)."""
-    live_view(run_id, FOLLOW_MAX_S if st_fragment_run() else 0.0)
-
-
-def click_waiting() -> bool:
-    """A rerun is waiting for this script run to end: Streamlit cuts a run short for a click of the
-    page (a session-state read is enough), while a click in a fragment (Stop, the smoothing slider)
-    waits for the fragment run to end. Streamlit 1.67 holds the waiting request in the session's
-    ScriptRequests; the Train browser test presses Stop while its run is followed."""
+def following(run_id: str, smoothing: float) -> None:
+    """The follow timer's fragment runs follow the run; the page's own script run draws the view and
+    returns (waiting only for a first point that the learner asked for a moment ago)."""
     ctx = get_script_run_ctx()
-    requests = ctx.script_requests if ctx else None
-    return getattr(requests, "_state", None) == ScriptRequestType.RERUN
-
-
-def st_fragment_run() -> bool:
-    """Whether this script run is a fragment's own rerun (its timer or a click in it), not the page's."""
-    ctx = get_script_run_ctx()
-    return bool(ctx and ctx.fragment_ids_this_run)
+    live_view(run_id, smoothing, FOLLOW_MAX_S if ctx and ctx.fragment_ids_this_run else 0.0)
 
 
 follow_live = st.fragment(run_every=FOLLOW_START_S)(following)
@@ -616,15 +591,17 @@ if "train_run_id" in st.session_state:
     if st.session_state.pop("train_show_run", False):
         st.html(SHOW_RUN_JS, unsafe_allow_javascript=True)
     run_id = st.session_state.train_run_id
-    try:
-        watching = jobs.get(run_id).active
-    except RunError:
-        watching = False
     st.html(RUN_VIEW_CSS)
     with st.container(key="run_view"):
-        if not watching:
-            live_view(run_id)
-        elif follows_in_place(run_id):
-            follow_live(run_id)
+        try:
+            run = jobs.get(run_id)
+        except RunError as exc:
+            st.warning(str(exc))
         else:
-            timed_live(run_id)
+            smoothing = run_head(run)
+            if not run.active:
+                live_view(run_id, smoothing)
+            elif follows_in_place(run_id):
+                follow_live(run_id, smoothing)
+            else:
+                timed_live(run_id, smoothing)

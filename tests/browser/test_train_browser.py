@@ -53,7 +53,9 @@ def test_live_curve_grows_then_stop(page, server):
     smoothing = page.locator(".st-key-run_view").get_by_role("slider", name="Smoothing")
     smoothing.focus()
     smoothing.press("ArrowRight")
-    page.locator(".st-key-batch_chart").get_by_text("smoothed (0.61)").wait_for(timeout=10_000)
+    names = """() => Array.from(document.querySelectorAll('.st-key-batch_chart .js-plotly-plot'))
+      .flatMap((p) => (p.data || []).map((t) => t.name))"""
+    wait_until(lambda: "smoothed (0.61)" in page.evaluate(names), timeout_s=10)
     page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("cnn_basic · stopped").wait_for(timeout=15_000)
     page.get_by_text("Stopped by request").wait_for()
