@@ -489,7 +489,10 @@ class LiveView:
             st.session_state.get("smoothing")  # where Streamlit serves a click of the page meanwhile
             if time.monotonic() - read_at < READ_EVERY_S:
                 continue
+            status = run.status
             run, read_at = jobs.get(run.id), time.monotonic()
+            if run.active and run.status != status:  # a queued run started: its heading says so
+                st.rerun()
             if run.active and self.chart(run):  # the bar moves with the chart: one redraw, not two
                 self.bar.progress(*progress_text(run))
             if run.active and time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
