@@ -81,9 +81,12 @@ def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
         "draw_to_prediction_ms_p90",
         "saliency_ms_p50",
         "evaluate_first_visit_s",
+        "evaluate_first_visit_cold_s",
         "page_switch_s",
     }
     assert all(float(result[k]) > 0 for k in keys), {k: result.get(k) for k in keys}
+    # the first server evaluated the default model itself; the next found its evaluation on disk
+    assert float(result["evaluate_first_visit_cold_s"]) > float(result["evaluate_first_visit_s"])
     # a short run's worker may have ended and been reaped before the CPU reading: 0 is possible
     assert all(float(result[f"ui_run_cpu_{who}_s"]) >= 0 for who in ("run", "dashboard", "browser"))
     targets = {k[: -len("_target")] for k in result if k.endswith("_target")}
