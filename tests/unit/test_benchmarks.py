@@ -62,6 +62,23 @@ def test_lessons_prints_each_experiments_time_and_verdict(monkeypatch):
     assert result["images_cap"] == "500"
 
 
+def test_train_speed_measures_the_precisions_asked_and_autos_own():
+    """--precisions fp32: fp32 and whatever `auto` picks on this machine (bf16 only where native)."""
+    from mnist_core.train import choose_precision, pick_device
+
+    auto = choose_precision("auto", pick_device("auto"))[0]
+    args = ("--steps", "3", "--repeats", "1", "--skip-time-to-99", "--precisions", "fp32")
+    result = figures(run("benchmarks/train_speed.py", *args))
+    measured = {
+        k.removeprefix("engine_").removesuffix("_images_per_s") for k in result if k.endswith("_images_per_s")
+    }
+    assert measured == {"textbook", "fp32", auto}
+    assert result["auto_precision"] == auto and float(result[f"speedup_{auto}"]) > 0
+    assert float(result["speedup_auto"]) == float(result[f"speedup_{auto}"])
+    refused = run("benchmarks/train_speed.py", "--precisions", "fp16")
+    assert refused.returncode == 2 and "fp16" in refused.stderr
+
+
 def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
     """A tiny run of the real app in Chromium (1 repeat, 2,000 images, 2 strokes): every figure is a
     number, every target figure says whether it passed."""
