@@ -269,3 +269,26 @@ def test_the_pca_eigensolver_runs_on_one_thread(monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2 and xy.shape == (3, 2)
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_raw_pixels_layout_is_computed_once_per_sample(monkeypatch):
+    """Every epoch's map lays out the same sample: its raw-pixel PCA is computed the first time only,
+    and each caller gets the same layout as computing it afresh, in an array of its own."""
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.random((120, 1, 28, 28), dtype=np.float32))
+    y = torch.arange(120) % 10
+    model = build_model("mlp_128_64")
+    calls = []
+    real_fit_pca = inside.fit_pca
+    monkeypatch.setattr(inside, "fit_pca", lambda f: calls.append(f.shape) or real_fit_pca(f))
+    first = inside.embedding_maps([model], x, y, 100, "pca")[0]
+    second = inside.embedding_maps([model], x, y, 100, "pca")[0]
+    raw = x[first.indices].reshape(100, -1).numpy()
+    assert calls.count((100, 784)) == 1  # the raw pixels once; the features each time
+    fresh = real_fit_pca(raw).transform(raw).astype(np.float32)
+    np.testing.assert_array_equal(first.raw_xy, fresh)
+    np.testing.assert_array_equal(second.raw_xy, fresh)
+    second.raw_xy[:] = 0  # a caller's array is its own
+    np.testing.assert_array_equal(inside.raw_layout(raw, "pca"), fresh)
+    other = inside.embedding_maps([model], x * 0.5, y, 100, "pca")[0]  # other pixels: computed
+    assert calls.count((100, 784)) == 2 and not np.array_equal(other.raw_xy, fresh)
