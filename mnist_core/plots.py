@@ -52,11 +52,16 @@ def batch_loss_figure(
     smoothing: float = 0.6,
     batches_per_epoch: int | None = None,
     max_points: int = 1000,
+    x_max: float | None = None,
 ) -> go.Figure:
     """Loss of every training batch, raw (faint) and smoothed, x in epochs when known.
 
     Long runs are thinned to max_points for display (a chart is about that many pixels wide);
-    the smoothing is computed on every batch first, and the newest batch is always shown."""
+    the smoothing is computed on every batch first, and the newest batch is always shown.
+    x_max, a run's planned length on the x axis, fixes that axis while the run trains: the curve
+    grows from the left across the whole run, which shows at a glance how far along it is, where an
+    automatic axis rescaled at every redraw (and a redraw whose axis is unchanged leaves its ticks
+    as they were, a little less work for the browser beside the run)."""
     keep = thin(len(steps), max_points)
     x = np.asarray(steps, dtype=np.float64)[keep]
     if batches_per_epoch:
@@ -71,6 +76,8 @@ def batch_loss_figure(
         )
     )
     fig.update_xaxes(title_text="epoch" if batches_per_epoch else "batch", rangemode="tozero")
+    if x_max:
+        fig.update_xaxes(range=[0, x_max])
     fig.update_yaxes(title_text="cross-entropy loss", rangemode="tozero")
     return _layout(fig, title=dict(text="Training loss per batch", x=0))
 

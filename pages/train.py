@@ -341,8 +341,10 @@ def summary(run) -> None:
 
 # Every learner watching the same run asks for the same figures each second: build each once.
 @st.cache_resource(max_entries=64, show_spinner=False)
-def batch_chart(run_id: str, last_step: int, count: int, smoothing: float, batches: int | None, _rows):
-    return batch_loss_figure([r[0] for r in _rows], [r[2] for r in _rows], smoothing, batches)
+def batch_chart(
+    run_id: str, last_step: int, count: int, smoothing: float, batches: int | None, x_max: float | None, _rows
+):
+    return batch_loss_figure([r[0] for r in _rows], [r[2] for r in _rows], smoothing, batches, x_max=x_max)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -459,7 +461,9 @@ class LiveView:
             return False
         if rows:
             batches = (run.progress or {}).get("batches")
-            fig = batch_chart(run.id, rows[-1][0], len(rows), self.smoothing, batches, rows)
+            # while it trains, the x axis spans the whole run (epochs); once it ended, what it trained
+            x_max = run.config["epochs"] if run.active and batches else None
+            fig = batch_chart(run.id, rows[-1][0], len(rows), self.smoothing, batches, x_max, rows)
             self.chart_box.plotly_chart(fig, width="stretch")
         elif run.active:
             self.chart_box.caption("Waiting for the first batch...")

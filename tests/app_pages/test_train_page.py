@@ -160,6 +160,15 @@ def test_start_shows_the_first_point_in_the_same_script_run(at):
     assert run.active and run.progress.get("step")
     assert at.get("plotly_chart"), [c.value for c in at.caption]
     assert "Waiting for the first batch..." not in [c.value for c in at.caption]
+    [live] = [
+        c
+        for c in map(json.loads, (c.proto.spec for c in at.get("plotly_chart")))
+        if c["data"][0].get("name") == "batch loss"
+    ]
+    assert live["layout"]["xaxis"]["range"] == [
+        0,
+        run.config["epochs"],
+    ]  # the whole run, filled from the left
 
 
 def test_the_last_seconds_of_a_run_are_waited_for_in_place():
