@@ -376,6 +376,7 @@ READ_EVERY_S = 0.25
 EPOCHS_EVERY_S = 1.0  # how often the store is asked whether an epoch ended
 FIRST_POINT_WAIT_S = 15.0
 FINISH_WINDOW_S = 3.0
+TRAINED_TEXT = "every batch trained · the last validation, the test pass and saving"  # then it ends
 HIDE_RUNNING_CSS = "<style>[data-testid='stStatusWidget'] { display: none !important; }</style>"
 
 
@@ -440,6 +441,7 @@ class LiveView:
     def __init__(self, run_id: str, smoothing: float):
         self.run_id, self.smoothing = run_id, smoothing
         self.chart_at, self.chart_rows, self.epochs_shown = 0.0, -1, -1
+        self.trained = False  # every batch trained: the bar said so
 
     def draw(self, run) -> None:
         if run.precision:  # the worker says which once it starts: after the page's script run
@@ -497,9 +499,15 @@ class LiveView:
             run, read_at = jobs.get(run.id), time.monotonic()
             if run.active and run.status != status:  # a queued run started: its heading says so
                 st.rerun()
-            if run.active and self.chart(run):  # the bar moves with the chart: one redraw, not two
+            # every batch trained: its validation, test pass and last writes remain, and the page is
+            # drawn again, whole, as it ends; a redraw meanwhile would only take CPU from them
+            training = run.active and run.fraction_done < 1.0
+            if training and self.chart(run):  # the bar moves with the chart: one redraw, not two
                 self.bar.progress(*progress_text(run))
-            if run.active and time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
+            elif run.active and not training and not self.trained:  # once: the bar says what is left
+                self.bar.progress(1.0, text=TRAINED_TEXT)
+                self.trained = True
+            if training and time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
                 self.epochs()
                 epochs_at = time.monotonic()
         # it ended: say so in place at once, then the page with its heading and summary

@@ -59,3 +59,37 @@ def test_live_curve_grows_then_stop(page, server):
     page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("cnn_basic · stopped").wait_for(timeout=15_000)
     page.get_by_text("Stopped by request").wait_for()
+
+
+def test_after_the_last_batch_the_bar_says_what_is_left(page, server):
+    """After a run's last batch come its last validation, the test pass on the 10,000 test digits and
+    saving: the bar says so (full), rather than standing short of its end until "completed"."""
+    page.goto(server.url + "/train")
+    page.get_by_text("Start training").wait_for()
+    page.get_by_role("combobox", name="Architecture").click()
+    page.get_by_role("option", name="better_cnn").click()
+    page.get_by_text("Two conv pairs with BatchNorm").wait_for()
+    limit = page.get_by_role("spinbutton", name="Training images (0 = all)")
+    limit.fill("1000")  # a second of training; its test pass is the larger part of the run
+    limit.press("Enter")
+    epochs = page.get_by_role("group", name="Epochs").locator("input")
+    epochs.focus()
+    epochs.press("Home")
+    page.wait_for_timeout(1000)
+    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == "1"
+    # every text the progress bar shows, noted by the page as it changes
+    page.evaluate("""() => {
+      window.__bar = [];
+      new MutationObserver(() => {
+        for (const bar of document.querySelectorAll('[data-testid="stProgress"]')) {
+          const text = bar.innerText.trim();
+          if (text && window.__bar.at(-1) !== text) window.__bar.push(text);
+        }
+      }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+    }""")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("better_cnn · completed").wait_for(timeout=120_000)
+    texts = page.evaluate("window.__bar")
+    trained = [i for i, t in enumerate(texts) if t.startswith("every batch trained")]
+    assert trained, texts
+    assert any(t.startswith("epoch 1/1") for t in texts[: trained[0]]), texts  # the training before it
