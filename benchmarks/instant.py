@@ -483,7 +483,8 @@ def start_to_first_point(page, url: str, jobs: JobManager, limit: int) -> tuple[
 
 def ui_run(page, url: str, jobs: JobManager, limit: int):
     """Fresh Train page, its default preset (fast_cnn): Start training -> "completed" in the heading,
-    and the CPU seconds each of run, dashboard and browser used from the click to then."""
+    the CPU seconds each of run, dashboard and browser used from the click to then, and the phases
+    those seconds add up to (from the store's batch times and the run's end)."""
     clear_runs(jobs)
     open_page(page, url + "/train", PAGES["Train"])
     set_limit(page, limit)
@@ -501,14 +502,14 @@ def ui_run(page, url: str, jobs: JobManager, limit: int):
             f"the UI run ended {run and run.status} ({run and run.model}): {run and run.reason}"
         )
     times = [t for _, t in jobs.store.batch_times(run.id)]
-    phases = {
-        "click->first batch": times[0] - clicked,
-        "first->last batch": times[-1] - times[0],
-        "last batch->ended (test pass, writes)": (run.finished or times[-1]) - times[-1],
-        "ended->on the page": ms / 1000 - ((run.finished or clicked) - clicked),
+    phases = {  # figure name -> (what it is, seconds)
+        "ui_phase_start_s": ("click->first batch", times[0] - clicked),
+        "ui_phase_training_s": ("first->last batch", times[-1] - times[0]),
+        "ui_phase_end_s": ("last batch->ended (test pass, writes)", (run.finished or times[-1]) - times[-1]),
+        "ui_phase_shown_s": ("ended->on the page", ms / 1000 - ((run.finished or clicked) - clicked)),
     }
-    log("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
-    return ms / 1000, run, used
+    log("  phases: " + ", ".join(f"{what} {seconds:.2f} s" for what, seconds in phases.values()))
+    return ms / 1000, run, used, {key: seconds for key, (_, seconds) in phases.items()}
 
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -689,7 +690,7 @@ def measure(args) -> dict[str, float]:
             # The three alternate, --run-repeats times (the machine is shared: one fit is one sample)
             runs: dict[str, list[float]] = {}
             for r in range(args.run_repeats):
-                ui_s, run, used = ui_run(page, server.url, jobs, args.limit)
+                ui_s, run, used, phases = ui_run(page, server.url, jobs, args.limit)
                 page.goto("about:blank")  # nothing polls the server while these run alone
                 alone_s = run_without_browser(jobs, run.config)
                 alone = fit_alone(run.config)
@@ -703,6 +704,7 @@ def measure(args) -> dict[str, float]:
                     ui_images_per_s=run.images_per_s or 0.0,
                     # CPU seconds over the UI run, of 2 cores x ui_run_s
                     **{f"ui_run_cpu_{who}_s": seconds for who, seconds in used.items()},
+                    **phases,  # where the UI run's time went: to the first batch, training, the end, shown
                 )
                 for key, value in sample.items():
                     runs.setdefault(key, []).append(value)

@@ -102,6 +102,9 @@ def test_instant_drives_the_app_and_prints_every_figure_with_its_target():
         "page_switch_s",
     }
     assert all(float(result[k]) > 0 for k in keys), {k: result.get(k) for k in keys}
+    # one UI run: its phases add up to it (each printed to 2 decimals)
+    phases = ("start", "training", "end", "shown")
+    assert abs(sum(float(result[f"ui_phase_{p}_s"]) for p in phases) - float(result["ui_run_s"])) <= 0.03
     # the first server evaluated the default model itself; the next found its evaluation on disk
     assert float(result["evaluate_first_visit_cold_s"]) > float(result["evaluate_first_visit_s"])
     # a short run's worker may have ended and been reaped before the CPU reading: 0 is possible
