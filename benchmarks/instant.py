@@ -364,6 +364,16 @@ def evaluate_first_visit(page, url: str) -> float:
     return ms / 1000
 
 
+def bench_tab(playwright):
+    """Chromium and one tab of a laptop's size, with the timing helpers (BENCH_JS) in every page."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(BENCH_JS)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    return browser, page
+
+
 def evaluate_cold(tmp: Path) -> float:
     """Evaluate's first visit on the first server of a machine: nothing in the cache folder yet, so the
     server decodes MNIST and evaluates the default model itself (its warm-up starts on that as the
@@ -375,11 +385,7 @@ def evaluate_cold(tmp: Path) -> float:
     server = Server(store)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.add_init_script(BENCH_JS)
-            page = context.new_page()
-            page.set_default_timeout(60_000)
+            browser, page = bench_tab(p)
             seconds = evaluate_first_visit(page, server.url)
             browser.close()
     finally:
@@ -655,11 +661,7 @@ def measure(args) -> dict[str, float]:
     ok = False
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.add_init_script(BENCH_JS)
-            page = context.new_page()
-            page.set_default_timeout(60_000)
+            browser, page = bench_tab(p)
 
             fig["evaluate_first_visit_s"] = evaluate_first_visit(page, server.url)
             warm_s = fig["evaluate_first_visit_s"]

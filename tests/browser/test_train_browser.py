@@ -2,27 +2,33 @@
 
 import time
 
-from support.browser import plotted_points, wait_until
+from support.browser import X_VALUES_JS, plotted_points, wait_until
+
+
+def set_up_run(page, server, model: str, described: str, images: int, epochs: int) -> None:
+    """On a fresh Train page: pick `model` (its description, `described`, shows its preset is loaded),
+    `images` training images and `epochs` epochs (the slider moved by keys from 1)."""
+    page.goto(server.url + "/train")
+    page.get_by_text("Start training").wait_for()
+    page.get_by_role("combobox", name="Architecture").click()
+    page.get_by_role("option", name=model).click()
+    page.get_by_text(described).wait_for()
+    limit = page.get_by_role("spinbutton", name="Training images (0 = all)")
+    limit.fill(str(images))
+    limit.press("Enter")
+    slider = page.get_by_role("group", name="Epochs").locator("input")
+    slider.focus()
+    slider.press("Home")
+    for _ in range(epochs - 1):
+        slider.press("ArrowRight")
+    page.wait_for_timeout(1000)
+    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == str(epochs)
 
 
 def test_live_curve_grows_then_stop(page, server):
-    page.goto(server.url + "/train")
-    page.get_by_text("Start training").wait_for()
     # a 3-epoch cnn_basic run on a 20,000-image subset: long enough to be still training when Stop
     # is pressed after the page switches (one epoch, about 4 s now, could end before it)
-    page.get_by_role("combobox", name="Architecture").click()
-    page.get_by_role("option", name="cnn_basic").click()
-    page.get_by_text("The textbook CNN").wait_for()
-    limit = page.get_by_role("spinbutton", name="Training images (0 = all)")
-    limit.fill("20000")
-    limit.press("Enter")
-    epochs = page.get_by_role("group", name="Epochs").locator("input")
-    epochs.focus()
-    epochs.press("Home")
-    epochs.press("ArrowRight")
-    epochs.press("ArrowRight")
-    page.wait_for_timeout(1000)
-    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == "3"
+    set_up_run(page, server, "cnn_basic", "The textbook CNN", 20000, 3)
     page.get_by_role("button", name="Start training").click()
 
     page.get_by_text("cnn_basic · running").wait_for()
@@ -64,32 +70,32 @@ def test_live_curve_grows_then_stop(page, server):
 def test_after_the_last_batch_the_bar_says_what_is_left(page, server):
     """After a run's last batch come its last validation, the test pass on the 10,000 test digits and
     saving: the bar says so (full), rather than standing short of its end until "completed"."""
-    page.goto(server.url + "/train")
-    page.get_by_text("Start training").wait_for()
-    page.get_by_role("combobox", name="Architecture").click()
-    page.get_by_role("option", name="better_cnn").click()
-    page.get_by_text("Two conv pairs with BatchNorm").wait_for()
-    limit = page.get_by_role("spinbutton", name="Training images (0 = all)")
-    limit.fill("1000")  # a second of training; its test pass is the larger part of the run
-    limit.press("Enter")
-    epochs = page.get_by_role("group", name="Epochs").locator("input")
-    epochs.focus()
-    epochs.press("Home")
-    page.wait_for_timeout(1000)
-    assert page.get_by_role("group", name="Epochs").locator("input").input_value() == "1"
-    # every text the progress bar shows, noted by the page as it changes
-    page.evaluate("""() => {
+    # a second of training on 1,000 images: its test pass is the larger part of the run
+    set_up_run(page, server, "better_cnn", "Two conv pairs with BatchNorm", 1000, 1)
+    # every text the progress bar shows, with the loss chart's points at that moment, noted by the
+    # page as they change
+    page.evaluate(
+        """(xs) => {
+      const points = new Function('return ' + xs)();
       window.__bar = [];
       new MutationObserver(() => {
+        const plot = document.querySelector('.st-key-batch_chart .js-plotly-plot');
+        const n = plot && plot.data ? points(plot.data[0]).length : 0;
         for (const bar of document.querySelectorAll('[data-testid="stProgress"]')) {
           const text = bar.innerText.trim();
-          if (text && window.__bar.at(-1) !== text) window.__bar.push(text);
+          const last = window.__bar.at(-1);
+          if (text && !(last && last[0] === text && last[1] === n)) window.__bar.push([text, n]);
         }
       }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
-    }""")
+    }""",
+        X_VALUES_JS,
+    )
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("better_cnn · completed").wait_for(timeout=120_000)
-    texts = page.evaluate("window.__bar")
+    seen = page.evaluate("window.__bar")
+    texts = [text for text, _ in seen]
     trained = [i for i, t in enumerate(texts) if t.startswith("every batch trained")]
-    assert trained, texts
+    assert trained, seen
+    # meanwhile the chart shows the whole curve: 8 batches of 128 from 900 training images
+    assert any(n == 8 for text, n in seen if text.startswith("every batch trained")), seen
     assert any(t.startswith("epoch 1/1") for t in texts[: trained[0]]), texts  # the training before it
