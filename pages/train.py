@@ -453,10 +453,10 @@ class LiveView:
         self.chart(run)
         self.epochs()
 
-    def chart(self, run) -> bool:
-        """The loss per batch, at most every LIVE_EVERY_S (at once while none is shown), only when
-        there are new batches. Whether it was drawn."""
-        if self.chart_rows > 0 and time.monotonic() - self.chart_at < LIVE_EVERY_S:
+    def chart(self, run, at_once: bool = False) -> bool:
+        """The loss per batch, at most every LIVE_EVERY_S (at once while none is shown, or when asked),
+        only when there are new batches. Whether it was drawn."""
+        if not at_once and self.chart_rows > 0 and time.monotonic() - self.chart_at < LIVE_EVERY_S:
             return False
         rows = jobs.store.batch_losses(run.id)
         if len(rows) == self.chart_rows:
@@ -500,11 +500,13 @@ class LiveView:
             if run.active and run.status != status:  # a queued run started: its heading says so
                 st.rerun()
             # every batch trained: its validation, test pass and last writes remain, and the page is
-            # drawn again, whole, as it ends; a redraw meanwhile would only take CPU from them
+            # drawn again, whole, as it ends; once the whole curve and the bar saying what is left,
+            # then no redraw to take CPU from them
             training = run.active and run.fraction_done < 1.0
             if training and self.chart(run):  # the bar moves with the chart: one redraw, not two
                 self.bar.progress(*progress_text(run))
-            elif run.active and not training and not self.trained:  # once: the bar says what is left
+            elif run.active and not training and not self.trained:
+                self.chart(run, at_once=True)
                 self.bar.progress(1.0, text=TRAINED_TEXT)
                 self.trained = True
             if training and time.monotonic() - epochs_at >= EPOCHS_EVERY_S:
