@@ -536,8 +536,26 @@ def live_view(run_id: str, smoothing: float, follow_s: float = 0.0) -> None:
         view.follow(run, time.monotonic() + follow_s)
 
 
+EPOCH_FIGURES = (  # label, record key, format: one epoch's figures, read from its record
+    ("train loss", "train_loss", ".4f"),
+    ("validation loss", "val_loss", ".4f"),
+    ("train accuracy", "train_acc", ".2%"),
+    ("validation accuracy", "val_acc", ".2%"),
+)
+CURVES_LATER = "Train against validation per epoch is drawn as curves from the second epoch on."
+
+
 def epoch_panel(run_id: str, epochs: list[dict]) -> None:
-    st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch")
+    """Train vs validation per epoch: curves from two epochs on. After one epoch a curve is a dot, and
+    its figures say more as numbers (a chart also costs the browser a share of a core beside the run)."""
+    if len(epochs) > 1:
+        st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch")
+    else:
+        [record] = epochs
+        for col, (label, key, fmt) in zip(st.columns(len(EPOCH_FIGURES)), EPOCH_FIGURES):
+            value = record.get(key)
+            col.metric(f"Epoch {record['epoch']} · {label}", "n/a" if value is None else format(value, fmt))
+        st.caption(CURVES_LATER)
     level, sentence = gap_sentence(epochs)
     getattr(st, level)(f"**Overfitting indicator.** {sentence}")
     saved = jobs.store.checkpoints(run_id)

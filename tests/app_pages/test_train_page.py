@@ -121,6 +121,37 @@ def test_a_new_session_reattaches_to_the_running_run(at, tmp_path):
     assert len(JobManager().store.list()) == 1  # nothing started twice
 
 
+def epoch_curves(view) -> list[dict]:
+    """The per-epoch charts on the page (their subplot titles say so)."""
+    charts = [json.loads(c.proto.spec) for c in view.get("plotly_chart")]
+    titles = lambda c: [a.get("text") for a in c["layout"].get("annotations", [])]  # noqa: E731
+    return [c for c in charts if "Loss per epoch" in titles(c)]
+
+
+def test_one_epoch_is_shown_as_figures_and_curves_start_with_the_second():
+    """After one epoch, train against validation is four figures (a curve would be a dot); from the
+    second epoch on it is the per-epoch chart."""
+    st.cache_resource.clear()
+    jobs = JobManager()
+    run = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=2000)))
+    done = jobs.wait(run.id, timeout_s=120)
+    assert done.status == "completed", done.reason
+    [record] = jobs.store.epochs(run.id)
+    view = AppTest.from_file(PAGE, default_timeout=60)
+    view.session_state["train_run_id"] = run.id
+    view.run()
+    assert not view.exception
+    shown = {m.label: m.value for m in view.metric}
+    assert shown["Epoch 1 · validation accuracy"] == f"{record['val_acc']:.2%}"
+    assert shown["Epoch 1 · train loss"] == f"{record['train_loss']:.4f}"
+    assert not epoch_curves(view) and any("from the second epoch" in c.value for c in view.caption)
+    jobs.extend(run.id, 1)
+    assert jobs.wait(run.id, timeout_s=120).status == "completed"
+    view.run()
+    assert not view.exception and len(epoch_curves(view)) == 1
+    assert not [m for m in view.metric if m.label.startswith("Epoch ")]
+
+
 def threads_script():
     import streamlit as st
     import torch
