@@ -163,10 +163,13 @@ def gap_sentence(epochs: list[dict]) -> tuple[str, str]:
             f"training images more than it learns digits that generalise.{trend}"
         )
     if g < -0.005:
-        return "info", (
-            f"Validation accuracy is {-g:.1%} above train accuracy. That is normal with dropout "
-            f"or augmentation, which make training harder than evaluation.{trend}"
+        why = (
+            "In the first epoch that is mostly the network learning during it: train accuracy "
+            "averages every batch since the first, validation is measured once, at the epoch's end."
+            if e.get("epoch") == 1
+            else "That is normal with dropout or augmentation, which make training harder than evaluation."
         )
+        return "info", f"Validation accuracy is {-g:.1%} above train accuracy. {why}{trend}"
     return "success", f"Train and validation accuracy are within {abs(g):.1%}: no sign of overfitting.{trend}"
 
 
