@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,13 +32,32 @@ def mnist():
     return load_mnist()
 
 
+REPOSITORY_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def _repository_store() -> dict[str, int]:
+    """What the repository's checkpoints/ folder holds: name -> modification time."""
+    try:
+        return {p.name: p.stat().st_mtime_ns for p in REPOSITORY_STORE.iterdir()}
+    except OSError:
+        return {}
+
+
 @pytest.fixture(autouse=True)
 def _tmp_checkpoints(tmp_path, monkeypatch):
-    """No test writes into the repository's checkpoints/ folder."""
+    """No test writes into the repository's checkpoints/ folder (checked after each test: undoing a
+    test's `monkeypatch` also undoes these settings, and a page run after that did write there)."""
     monkeypatch.setenv("MNIST_LAB_CHECKPOINTS", str(tmp_path / "checkpoints"))
     # Runs start cold unless a test asks for warm workers (tests/unit/test_standby.py, the
     # reliability checks): an idle standby per test store would hold a PyTorch process each.
     monkeypatch.setenv("MNIST_LAB_WARM_WORKERS", "0")
+    before = _repository_store()
+    yield
+    after = _repository_store()
+    assert after == before, (
+        f"this test wrote into the repository's checkpoints/ folder: {sorted(set(after) ^ set(before))} "
+        "(changed or new: compare the listing); set MNIST_LAB_CHECKPOINTS for what it starts"
+    )
 
 
 @pytest.fixture()

@@ -59,11 +59,11 @@ def test_the_run_json_mirror_follows_status_changes_and_never_fails_the_caller(t
     assert store.claim_queued(1) == [run.id]
     assert store.read_mirror(run.id)["status"] == "running"
     writes = []
-    monkeypatch.setattr(RunStore, "_mirror", lambda self, run_id: writes.append(run_id))
-    store.append_batches(run.id, [(1, 1, 0.5, 1.0)], progress={"epoch": 1})
-    store.append_epoch(run.id, {"epoch": 1}, None, epochs_done=1)
+    with pytest.MonkeyPatch.context() as counting:  # its own: undoing `monkeypatch` would undo conftest's
+        counting.setattr(RunStore, "_mirror", lambda self, run_id: writes.append(run_id))
+        store.append_batches(run.id, [(1, 1, 0.5, 1.0)], progress={"epoch": 1})
+        store.append_epoch(run.id, {"epoch": 1}, None, epochs_done=1)
     assert writes == []  # per batch and per epoch: no file write
-    monkeypatch.undo()
     store.update(run.id, status="completed", test_acc=0.9, test_metrics={"loss": 0.3})
     mirror = store.read_mirror(run.id)
     assert (mirror["status"], mirror["test_acc"], mirror["epochs_done"]) == ("completed", 0.9, 1)
