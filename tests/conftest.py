@@ -54,9 +54,10 @@ def _tmp_checkpoints(tmp_path, monkeypatch):
     before = _repository_store()
     yield
     after = _repository_store()
-    assert after == before, (
-        f"this test wrote into the repository's checkpoints/ folder: {sorted(set(after) ^ set(before))} "
-        "(changed or new: compare the listing); set MNIST_LAB_CHECKPOINTS for what it starts"
+    written = sorted(n for n in set(after) | set(before) if after.get(n) != before.get(n))
+    assert not written, (
+        f"this test wrote into the repository's checkpoints/ folder: {written} (new, changed or "
+        "removed); set MNIST_LAB_CHECKPOINTS for what it starts"
     )
 
 
