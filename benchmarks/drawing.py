@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from mnist_core.checkpoints import load_checkpoint  # noqa: E402
-from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.evaluate import predict_logits, predict_proba  # noqa: E402
-from mnist_core.explain import METHODS, attribute  # noqa: E402
+from mnist_core.analysis.saliency import METHODS, attribute  # noqa: E402
+from mnist_core.data.mnist import load_mnist  # noqa: E402
+from mnist_core.data.pixels import normalize  # noqa: E402
+from mnist_core.data.preprocess import preprocess  # noqa: E402
+from mnist_core.learn.checkpoints import load_checkpoint  # noqa: E402
+from mnist_core.learn.evaluate import predict_logits, predict_proba  # noqa: E402
 from mnist_core.paths import default_model_path  # noqa: E402
-from mnist_core.pixels import normalize  # noqa: E402
-from mnist_core.preprocess import preprocess  # noqa: E402
 from support.drawings import render_like_canvas  # noqa: E402  (shared with the tests)
 
 

@@ -14,8 +14,8 @@ import sys
 import tempfile
 import time
 
-from mnist_core import analysis_cache
-from mnist_core.data import load_mnist
+from mnist_core.analysis import cache as analysis_cache
+from mnist_core.data.mnist import load_mnist
 from mnist_core.paths import CACHE_ENV
 
 

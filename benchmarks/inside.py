@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from mnist_core import inside
-    from mnist_core.checkpoints import load_checkpoint
-    from mnist_core.data import load_mnist
-    from mnist_core.models import identity
+    from mnist_core.analysis import inside
+    from mnist_core.data.mnist import load_mnist
+    from mnist_core.learn.checkpoints import load_checkpoint
+    from mnist_core.learn.models import identity
     from mnist_core.paths import default_model_path
 
     path = Path(args.checkpoint or default_model_path())

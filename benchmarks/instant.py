@@ -40,10 +40,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from mnist_core.config import TrainConfig  # noqa: E402
-from mnist_core.jobs import JobManager  # noqa: E402
+from mnist_core.jobs.manager import JobManager  # noqa: E402
+from mnist_core.jobs.store import RunStore  # noqa: E402
+from mnist_core.learn.config import TrainConfig  # noqa: E402
 from mnist_core.paths import CACHE_ENV  # noqa: E402
-from mnist_core.runs import RunStore  # noqa: E402
 from support import ROOT  # noqa: E402
 from support.browser import CHROMIUM, CHROMIUM_ARGS, X_VALUES_JS, Server, free_port  # noqa: E402
 
@@ -173,10 +173,10 @@ BENCH_JS = (
 FIT_CHILD = """
 import json, sys, time
 import torch
-from mnist_core.config import TrainConfig
-from mnist_core.data import load_mnist, make_splits
-from mnist_core.models import build_model
-from mnist_core.train import fit
+from mnist_core.learn.config import TrainConfig
+from mnist_core.data.mnist import load_mnist, make_splits
+from mnist_core.learn.models import build_model
+from mnist_core.learn.engine import fit
 cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
 data = make_splits(load_mnist(), cfg.val_fraction, cfg.seed, cfg.limit)
 torch.manual_seed(cfg.seed)
@@ -265,7 +265,7 @@ WARM_ENV = "MNIST_LAB_WARM_WORKERS"  # how many idle standby workers the dashboa
 
 
 def worker_pids(store: Path) -> list[int]:
-    """Live `mnist_core.worker` processes of this store: run workers and warm standbys (Linux /proc)."""
+    """Live `mnist_core.jobs.worker` processes of this store: run workers and warm standbys (Linux /proc)."""
     needle = f"\0--root\0{store}\0".encode()
     pids = []
     for entry in Path("/proc").glob("[0-9]*"):
@@ -273,7 +273,7 @@ def worker_pids(store: Path) -> list[int]:
             cmd = b"\0" + (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"mnist_core.worker" in cmd and needle in cmd:
+        if b"mnist_core.jobs.worker" in cmd and needle in cmd:
             pids.append(int(entry.name))
     return pids
 
@@ -295,7 +295,7 @@ def end_workers(store: Path) -> None:
 
 def warm_ready(store: Path, timeout_s: float = 30) -> bool | None:
     """Wait until the dashboard's warm standby workers are ready, none still warming up (files in
-    STORE/standby: KEY.PID.fifo when ready, KEY.PID.starting while warming; see mnist_core/standby.py),
+    STORE/standby: KEY.PID.fifo when ready, KEY.PID.starting while warming; see mnist_core/jobs/standby.py),
     as they would be for a learner who did not click Start a moment ago. None: this version keeps
     no standby workers."""
     folder = store / "standby"
@@ -531,7 +531,7 @@ def cpu_seconds(store: Path) -> dict[int, tuple[str, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if b"mnist_core.worker" in cmd and str(store).encode() in cmd:
+        if b"mnist_core.jobs.worker" in cmd and str(store).encode() in cmd:
             who = "run"
         elif b"streamlit" in cmd:
             who = "dashboard"
@@ -618,7 +618,7 @@ def engine_figures() -> dict[str, float]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import train_speed
 
-    from mnist_core.data import load_mnist
+    from mnist_core.data.mnist import load_mnist
     from mnist_core.paths import data_dir
 
     engine = train_speed.engine_images_per_s(load_mnist(), 150)

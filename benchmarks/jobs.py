@@ -11,11 +11,11 @@ import sys
 import tempfile
 import time
 
-from mnist_core.config import TrainConfig
-from mnist_core.data import clear_cache, load_mnist
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
-from mnist_core.train import train_model
+from mnist_core.data.mnist import clear_cache, load_mnist
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.engine import train_model
 
 
 def _direct(cfg: TrainConfig) -> tuple[float, float]:

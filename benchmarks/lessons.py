@@ -20,11 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="run store folder (default: a fresh temporary one)")
     args = parser.parse_args(argv)
 
-    from mnist_core import lessons
-    from mnist_core.identity import LOCAL
-    from mnist_core.jobs import JobManager
-    from mnist_core.lesson_book import BY_KEY, LESSONS
-    from mnist_core.runs import RunStore
+    from mnist_core.jobs.identity import LOCAL
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.jobs.store import RunStore
+    from mnist_core.lessons import attempts as lessons
+    from mnist_core.lessons.book import BY_KEY, LESSONS
 
     chosen = [BY_KEY[k] for k in args.lesson] if args.lesson else list(LESSONS)
     root = Path(args.root or tempfile.mkdtemp(prefix="mnist-lessons-"))

@@ -11,12 +11,12 @@ import json
 import statistics
 import sys
 
-from mnist_core.checkpoints import save_checkpoint
-from mnist_core.config import TrainConfig
-from mnist_core.data import load_mnist
-from mnist_core.models import REGISTRY, summary
+from mnist_core.data.mnist import load_mnist
+from mnist_core.learn.checkpoints import save_checkpoint
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.engine import ProgressBar, train_model
+from mnist_core.learn.models import REGISTRY, summary
 from mnist_core.paths import checkpoints_dir
-from mnist_core.train import ProgressBar, train_model
 
 
 def run_reproduction(args) -> int:

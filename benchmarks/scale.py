@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnist_core import executor
-from mnist_core.identity import User
-from mnist_core.jobs import JobManager
-from mnist_core.models import REGISTRY
-from mnist_core.runs import RunStore
+from mnist_core.jobs import executor
+from mnist_core.jobs.identity import User
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.models import REGISTRY
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 

@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mnist_core.config import TrainConfig
-from mnist_core.data import FILES, find_file, load_mnist, make_splits
-from mnist_core.evaluate import PRECISIONS  # the resolved ones: fp32, bf16
-from mnist_core.models import build_model, count_parameters, flops
+from mnist_core.data.mnist import FILES, find_file, load_mnist, make_splits
+from mnist_core.data.pixels import MNIST_MEAN, MNIST_STD
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.engine import fit
+from mnist_core.learn.evaluate import PRECISIONS  # the resolved ones: fp32, bf16
+from mnist_core.learn.models import build_model, count_parameters, flops
 from mnist_core.paths import data_dir as data_dir_default
-from mnist_core.pixels import MNIST_MEAN, MNIST_STD
-from mnist_core.train import fit
 
 
 def textbook_cnn() -> nn.Module:
@@ -122,11 +122,11 @@ TIME_TO_99 = """
 import time, sys, json
 t_import = time.perf_counter()
 import torch
-from mnist_core.config import TrainConfig
-from mnist_core.data import load_mnist, make_splits
-from mnist_core.evaluate import evaluate
-from mnist_core.models import build_model, flops
-from mnist_core.train import choose_precision, fit, pick_device, run_precision
+from mnist_core.learn.config import TrainConfig
+from mnist_core.data.mnist import load_mnist, make_splits
+from mnist_core.learn.evaluate import evaluate
+from mnist_core.learn.models import build_model, flops
+from mnist_core.learn.engine import choose_precision, fit, pick_device, run_precision
 t_data = time.perf_counter()
 cfg = TrainConfig.for_model(**json.loads(sys.argv[1]))
 data = make_splits(load_mnist(), cfg.val_fraction, cfg.seed, cfg.limit)
@@ -204,8 +204,8 @@ def _raw_copy(folder: Path) -> Path:
 
 
 def run_bench(args) -> int:
-    from mnist_core.executor import LocalExecutor
-    from mnist_core.train import choose_precision, pick_device
+    from mnist_core.jobs.executor import LocalExecutor
+    from mnist_core.learn.engine import choose_precision, pick_device
 
     assert count_parameters(textbook_cnn()) == count_parameters(build_model("cnn_basic")) == 421642
     plain, engine_env = dict(os.environ), LocalExecutor().environment()

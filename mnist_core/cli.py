@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from dataclasses import fields
 
-from .config import ConfigError, TrainConfig, field_help
+from .learn.config import ConfigError, TrainConfig, field_help
 from .words import count
 
 
@@ -115,23 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from .checkpoints import save_checkpoint
-    from .data import load_mnist
-    from .models import REGISTRY
+    from .data.mnist import load_mnist
+    from .learn.checkpoints import save_checkpoint
+    from .learn.models import REGISTRY
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     model = given.get("model", TrainConfig.model)
     base = dict(REGISTRY[model].preset) if args.preset and model in REGISTRY else {}
     cfg = TrainConfig.from_dict({**base, **given, "model": model})
     if args.background:
-        from .jobs import JobManager
+        from .jobs.manager import JobManager
 
         run = JobManager().submit(cfg)
         where = f" (queued, position {run.queue_position})" if run.status == "queued" else ""
         print(f"run_id={run.id}{where}")
         return 0
     mnist = load_mnist(args.data_dir)
-    from .train import ProgressBar, train_model
+    from .learn.engine import ProgressBar, train_model
 
     print(
         f"training {cfg.model} for {count(cfg.epochs, 'epoch')}: "
@@ -153,10 +153,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .checkpoints import load_checkpoint
-    from .data import load_mnist, make_splits
-    from .evaluate import confusion_text, evaluate
-    from .train import run_precision
+    from .data.mnist import load_mnist, make_splits
+    from .learn.checkpoints import load_checkpoint
+    from .learn.engine import run_precision
+    from .learn.evaluate import confusion_text, evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt.config
@@ -175,10 +175,10 @@ def cmd_predict(args) -> int:
     """One line per image: name prediction=D confidence=0.XXXX (or error=...); one forward pass."""
     import torch
 
-    from .checkpoints import load_checkpoint
-    from .evaluate import predict_proba
+    from .data.preprocess import InputError, preprocess
+    from .learn.checkpoints import load_checkpoint
+    from .learn.evaluate import predict_proba
     from .paths import default_model_path
-    from .preprocess import InputError, preprocess
 
     model = load_checkpoint(args.model or default_model_path()).model
     ready, failed = [], 0
@@ -196,11 +196,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_inside(args) -> int:
-    """Write the PNG files of mnist_core.inside.write_pngs and print key=value lines."""
-    from .checkpoints import load_checkpoint
-    from .data import load_mnist
-    from .inside import cap_sample, test_inputs, to_image, write_pngs
-    from .preprocess import InputError, preprocess
+    """Write the PNG files of mnist_core.figures.pictures.write_pngs and print key=value lines."""
+    from .analysis.inside import cap_sample, test_inputs, to_image
+    from .data.mnist import load_mnist
+    from .data.preprocess import InputError, preprocess
+    from .figures.pictures import write_pngs
+    from .learn.checkpoints import load_checkpoint
 
     model = load_checkpoint(args.checkpoint).model
     mnist = load_mnist(args.data_dir)
@@ -225,7 +226,7 @@ def cmd_inside(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import REGISTRY, summary
+    from .learn.models import REGISTRY, summary
 
     print(f"{'key':<12} {'params':>9} {'MFLOPs':>7}  reference / description")
     for key, spec in REGISTRY.items():
@@ -235,7 +236,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .jobs import JobManager
+    from .jobs.manager import JobManager
 
     jobs = JobManager()
     if args.command == "stop":
@@ -267,11 +268,11 @@ def cmd_lesson(args) -> int:
     """The Lessons page's loop for the local user: the same attempts, runs and verdicts."""
     import time
 
-    from . import lessons
-    from .identity import LOCAL
-    from .jobs import JobManager
-    from .lesson_book import BY_KEY, LESSONS
-    from .runs import RunError
+    from .jobs.identity import LOCAL
+    from .jobs.manager import JobManager
+    from .jobs.store import RunError
+    from .lessons import attempts as lessons
+    from .lessons.book import BY_KEY, LESSONS
 
     jobs = JobManager()
     if not args.key:
@@ -307,12 +308,12 @@ def cmd_lesson(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .integrity import summary, verify
-    from .jobs import JobManager
-    from .runs import REPAIR_HINT, StoreDamaged
+    from .jobs.integrity import summary, verify
+    from .jobs.manager import JobManager
+    from .jobs.store import REPAIR_HINT, StoreDamaged
 
     if getattr(args, "repair", False):
-        from .repair import rebuild
+        from .jobs.repair import rebuild
 
         report = rebuild()
         print(" ".join(f"{k}={v}" for k, v in report.figures().items()))
@@ -337,8 +338,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from .disk import MB, prune, usage
-    from .runs import RunStore
+    from .jobs.disk import MB, prune, usage
+    from .jobs.store import RunStore
 
     store = RunStore()
     report = prune(store)
@@ -351,12 +352,12 @@ def cmd_prune(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoints import CheckpointError
-    from .data import DataError
-    from .disk import DiskBudgetError
+    from .data.mnist import DataError
+    from .jobs.disk import DiskBudgetError
+    from .jobs.store import DB_NAME, RunError, StoreDamaged, is_damage
+    from .learn.checkpoints import CheckpointError
+    from .learn.engine import TrainingError
     from .paths import checkpoints_dir
-    from .runs import DB_NAME, RunError, StoreDamaged, is_damage
-    from .train import TrainingError
 
     parser = build_parser()
     args = parser.parse_args(argv)

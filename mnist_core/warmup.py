@@ -31,7 +31,7 @@ EXIT_WAIT_S = 30.0  # the longest an exit waits for the step in progress (it end
 def _libraries(imports: tuple[str, ...]) -> None:
     import captum.attr  # noqa: F401  (the saliency maps: Draw, Evaluate; 0.4 s to import)
 
-    from . import plots
+    from .figures import plots
 
     plots.probability_bars([0.1] * 10).to_json()  # Plotly loads its template on first use
     for name in imports:
@@ -43,10 +43,10 @@ def _first_inference(default_model: Path) -> None:
     captum's first-call set-up is done before the first stroke on the Draw page."""
     import numpy as np
 
-    from .checkpoints import load_checkpoint
-    from .evaluate import predict_proba
-    from .explain import attribute, methods_for
-    from .pixels import normalize
+    from .analysis.saliency import attribute, methods_for
+    from .data.pixels import normalize
+    from .learn.checkpoints import load_checkpoint
+    from .learn.evaluate import predict_proba
 
     model = load_checkpoint(default_model).model
     x = normalize(np.zeros((28, 28), dtype=np.float32))
@@ -56,7 +56,7 @@ def _first_inference(default_model: Path) -> None:
 
 
 def _evaluation(default_model: Path, only_from_disk: bool = False) -> None:
-    from . import analysis_cache
+    from .analysis import cache as analysis_cache
 
     if default_model.is_file() and (analysis_cache.on_disk(default_model) or not only_from_disk):
         analysis_cache.evaluate_checkpoint(default_model, "test", stop=_STOP.is_set)

@@ -14,11 +14,9 @@ from typing import NoReturn
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from mnist_core.classroom import ClassPolicy, display_name
-from mnist_core.config import ConfigError
-from mnist_core.data import DataError, load_mnist
-from mnist_core.evaluate import one_thread
-from mnist_core.identity import (
+from mnist_core.data.mnist import DataError, load_mnist
+from mnist_core.jobs.classroom import ClassPolicy, display_name
+from mnist_core.jobs.identity import (
     LOCAL,
     IdentityError,
     User,
@@ -27,10 +25,12 @@ from mnist_core.identity import (
     provider_problem,
     user_from_claims,
 )
-from mnist_core.jobs import JobManager
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.repair import rebuild
+from mnist_core.jobs.store import DB_NAME, StoreDamaged, is_damage
+from mnist_core.learn.config import ConfigError
+from mnist_core.learn.evaluate import one_thread
 from mnist_core.paths import checkpoints_dir, default_model_path
-from mnist_core.repair import rebuild
-from mnist_core.runs import DB_NAME, StoreDamaged, is_damage
 
 _HERE = Path(__file__).resolve().parent  # page files by absolute path: any page may be the main script
 _shell = threading.local()  # .active is True while app.py runs a page
@@ -203,7 +203,7 @@ def _store_or_stop() -> None:
 
 def damaged_store(exc: StoreDamaged) -> None:
     """The one message for a damaged runs.db: what happened, that the run folders are intact, and a
-    button that rebuilds the store from them (mnist_core.repair); the next run uses a fresh store."""
+    button that rebuilds the store from them (mnist_core.jobs.repair); the next run uses a fresh store."""
     st.error(
         "**The run store's database is damaged**, so the runs cannot be listed, shown or started. "
         f"The file `{exc.db_path}` cannot be read ({exc.detail}). The run folders beside it are "
@@ -384,14 +384,14 @@ def choose_checkpoint(prefix: str, columns) -> tuple[str, str, object]:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _cached_model(path: str, mtime: float):
-    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.learn.checkpoints import load_checkpoint
 
     return load_checkpoint(path).model
 
 
 def load_model(path):
     """A checkpoint's model (cached per file version), or None after showing why it failed."""
-    from mnist_core.checkpoints import CheckpointError
+    from mnist_core.learn.checkpoints import CheckpointError
 
     try:
         return _cached_model(str(path), path.stat().st_mtime)

@@ -1,7 +1,7 @@
 """The Evaluate page's confusion matrix (not a page): a small Streamlit v2 component, an HTML table
 whose cells are clickable. No chart library: the page's first visit does not wait for one to load.
 
-The cells come from mnist_core.plots.confusion_cells (text and colours). Stable hooks: each cell is
+The cells come from mnist_core.figures.plots.confusion_cells (text and colours). Stable hooks: each cell is
 `td[data-true][data-pred]` inside `.st-key-<key>` (in the page's own DOM: the component does not
 isolate its styles, its CSS classes are its own), the picked cell has the class `picked`.
 """

@@ -10,12 +10,12 @@ hooks for tests and benchmarks: the canvas is `canvas.draw-canvas`, the predicti
 import numpy as np
 import streamlit as st
 
-from mnist_core.evaluate import one_thread, predict_proba
-from mnist_core.explain import METHODS, ExplainError, attribute, methods_for, randomized_copy
-from mnist_core.pictures import saliency_picture
-from mnist_core.pixels import normalize
-from mnist_core.plots import probability_bars_html
-from mnist_core.preprocess import InputError, load_image, perturb, preprocess, to_gray
+from mnist_core.analysis.saliency import METHODS, ExplainError, attribute, methods_for, randomized_copy
+from mnist_core.data.pixels import normalize
+from mnist_core.data.preprocess import InputError, load_image, perturb, preprocess, to_gray
+from mnist_core.figures.pictures import saliency_picture
+from mnist_core.figures.plots import probability_bars_html
+from mnist_core.learn.evaluate import one_thread, predict_proba
 from pages.common import (
     INSIDE,
     checkpoint_path,

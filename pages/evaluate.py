@@ -1,6 +1,6 @@
 """Evaluate: what the network gets wrong. Confusion matrix, galleries, per-class metrics, time travel.
 
-Evaluations come from mnist_core.analysis_cache (memory, then disk, keyed by the checkpoint's
+Evaluations come from mnist_core.analysis.cache (memory, then disk, keyed by the checkpoint's
 content; app.py warms the default model's when the server starts). Digits and saliency maps are
 PNGs made on the server, the confusion matrix an HTML table (pages/confusion.py) and the charts
 plain HTML/SVG: the page loads no chart library. Each gallery is a fragment, so paging or picking
@@ -9,12 +9,12 @@ a digit reruns only it. Stable hooks: the matrix's cells are `.st-key-cm_chart t
 
 import streamlit as st
 
-from mnist_core import analysis_cache
-from mnist_core.checkpoints import CheckpointError
-from mnist_core.explain import attribute, methods_for
-from mnist_core.pictures import digit_pictures, saliency_picture
-from mnist_core.pixels import denormalize
-from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
+from mnist_core.analysis import cache as analysis_cache
+from mnist_core.analysis.saliency import attribute, methods_for
+from mnist_core.data.pixels import denormalize
+from mnist_core.figures.pictures import digit_pictures, saliency_picture
+from mnist_core.figures.plots import confusion_cells, per_class_svg, probability_bars_html
+from mnist_core.learn.checkpoints import CheckpointError
 from pages.common import (
     DRAW,
     INSIDE,

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from mnist_core.executor import backend_status
+from mnist_core.jobs.executor import backend_status
+from mnist_core.jobs.ray.settings import configured_address
+from mnist_core.learn.system import environment_status
 from mnist_core.paths import data_dir
-from mnist_core.ray_backend import configured_address
-from mnist_core.system import environment_status
 from mnist_core.words import count
 from pages.common import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
 

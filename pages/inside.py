@@ -5,9 +5,8 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from mnist_core import inside
-from mnist_core.checkpoints import CheckpointError, read_checkpoint
-from mnist_core.plots import (
+from mnist_core.analysis import inside
+from mnist_core.figures.plots import (
     embedding_figure,
     feature_grid_figure,
     filters_over_time_figure,
@@ -19,6 +18,7 @@ from mnist_core.plots import (
     weight_images_figure,
     weight_movement_figure,
 )
+from mnist_core.learn.checkpoints import CheckpointError, read_checkpoint
 from mnist_core.words import count
 from pages.common import (
     DRAW,

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from mnist_core import lessons
-from mnist_core.disk import DiskBudgetError
-from mnist_core.lesson_book import BY_KEY, LESSONS
-from mnist_core.plots import runs_batch_figure, runs_epoch_figure
-from mnist_core.runs import RunError
+from mnist_core.figures.plots import runs_batch_figure, runs_epoch_figure
+from mnist_core.jobs.disk import DiskBudgetError
+from mnist_core.jobs.store import RunError
+from mnist_core.lessons import attempts as lessons
+from mnist_core.lessons.book import BY_KEY, LESSONS
 from pages.common import (
     DRAW,
     EVALUATE,

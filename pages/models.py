@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from mnist_core.models import REGISTRY, summary
-from mnist_core.plots import layer_diagram
+from mnist_core.figures.plots import layer_diagram
+from mnist_core.learn.models import REGISTRY, summary
 from pages.common import ensure_app_shell, job_manager
 
 ensure_app_shell()

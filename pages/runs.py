@@ -3,12 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from mnist_core import disk
-from mnist_core.classroom import display_name
-from mnist_core.compare import change_summary, comparison_rows, config_diff, to_csv
-from mnist_core.config import ConfigError, field_help
-from mnist_core.plots import gap_figure, runs_batch_figure, runs_epoch_figure
-from mnist_core.runs import RunError
+from mnist_core.analysis.compare import change_summary, comparison_rows, config_diff, to_csv
+from mnist_core.figures.plots import gap_figure, runs_batch_figure, runs_epoch_figure
+from mnist_core.jobs import disk
+from mnist_core.jobs.classroom import display_name
+from mnist_core.jobs.store import RunError
+from mnist_core.learn.config import ConfigError, field_help
 from mnist_core.words import count
 from pages.common import can_control, current_user, ensure_app_shell, job_manager
 

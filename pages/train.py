@@ -8,18 +8,18 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from mnist_core import inside
-from mnist_core.augment import augment_batch
-from mnist_core.checkpoints import load_checkpoint
-from mnist_core.classroom import display_name
-from mnist_core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
-from mnist_core.disk import DiskBudgetError
-from mnist_core.models import REGISTRY, summary
-from mnist_core.pictures import digit_sheet, embedding_picture, map_picture
-from mnist_core.pixels import normalize
-from mnist_core.plots import batch_loss_figure, epoch_figure, gap_sentence, lr_schedule_figure
-from mnist_core.runs import RunError
-from mnist_core.train import lr_schedule
+from mnist_core.analysis import inside
+from mnist_core.data.augment import augment_batch
+from mnist_core.data.pixels import normalize
+from mnist_core.figures.pictures import digit_sheet, embedding_picture, map_picture, tile
+from mnist_core.figures.plots import batch_loss_figure, epoch_figure, gap_sentence, lr_schedule_figure
+from mnist_core.jobs.classroom import display_name
+from mnist_core.jobs.disk import DiskBudgetError
+from mnist_core.jobs.store import RunError
+from mnist_core.learn.checkpoints import load_checkpoint
+from mnist_core.learn.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
+from mnist_core.learn.engine import lr_schedule
+from mnist_core.learn.models import REGISTRY, summary
 from pages.common import (
     DRAW,
     EVALUATE,
@@ -577,7 +577,7 @@ def inside_panel(path: str):
     [emap] = inside.embedding_maps([model], inside.test_inputs(data), data.test_labels, 500, "pca")
     kind, weights = inside.first_weight(model)
     shown = weights[:32]
-    filters = map_picture(inside.tile(shown, 8), signed=True, target=520)
+    filters = map_picture(tile(shown, 8), signed=True, target=520)
     mistakes = emap.preds != emap.labels
     return (
         filters,

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from mnist_core.classroom import BOUNDABLE, FIXABLE, ClassPolicy, wall_rows
-from mnist_core.config import ConfigError
-from mnist_core.runs import RunError
+from mnist_core.jobs.classroom import BOUNDABLE, FIXABLE, ClassPolicy, wall_rows
+from mnist_core.jobs.store import RunError
+from mnist_core.learn.config import ConfigError
 from mnist_core.words import count
 from pages.common import current_user, ensure_app_shell, job_manager
 

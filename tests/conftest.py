@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_core.data import load_mnist
+from mnist_core.data.mnist import load_mnist
 from support.browser import browser, page, server  # noqa: F401  (real-browser fixtures)
 
 
@@ -64,8 +64,8 @@ def _tmp_checkpoints(tmp_path, monkeypatch):
 @pytest.fixture()
 def jobs(tmp_path):
     """A JobManager on this test's own store, one run at a time; no worker outlives the test."""
-    from mnist_core.jobs import JobManager
-    from mnist_core.runs import RunStore
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.jobs.store import RunStore
 
     manager = JobManager(RunStore(tmp_path / "store"), max_concurrent=1)
     yield manager

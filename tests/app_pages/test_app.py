@@ -3,8 +3,8 @@
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
+from mnist_core.jobs.manager import JobManager
+from mnist_core.learn.config import TrainConfig
 from support import ROOT
 from support.helpers import wait_until
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.config import TrainConfig
 from support import ROOT
 from support.snapshots import records_lost, snapshot
 from support.store_faults import damage_db, workers_exited

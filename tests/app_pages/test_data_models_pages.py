@@ -3,7 +3,7 @@
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.models import REGISTRY
+from mnist_core.learn.models import REGISTRY
 from support import PAGES_DIR
 
 PAGES = PAGES_DIR

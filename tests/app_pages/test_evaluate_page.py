@@ -8,11 +8,11 @@ import torch
 from sklearn.metrics import confusion_matrix as sk_confusion
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import analysis_cache
-from mnist_core.checkpoints import save_checkpoint
-from mnist_core.config import TrainConfig
-from mnist_core.evaluate import Analysis, confusion_matrix
-from mnist_core.models import build_model
+from mnist_core.analysis import cache as analysis_cache
+from mnist_core.learn.checkpoints import save_checkpoint
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.evaluate import Analysis, confusion_matrix
+from mnist_core.learn.models import build_model
 from mnist_core.paths import DEFAULT_MODEL_ENV, default_model_path
 from support import PAGES_DIR
 from support.tmpfs import require_mount, tmpfs
@@ -123,8 +123,8 @@ def test_a_deleted_run_and_a_corrupt_checkpoint_give_clear_messages(at, tmp_path
 
 
 def test_time_travel_and_the_difference_between_two_epochs(tmp_path):
-    from mnist_core.config import TrainConfig
-    from mnist_core.jobs import JobManager
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
     run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500))).id)

@@ -49,7 +49,7 @@ def test_oversized_map_is_capped_with_a_message(at):
 
 
 def test_a_digit_sent_from_draw_is_looked_at(at, mnist):
-    from mnist_core.inside import test_inputs, to_image
+    from mnist_core.analysis.inside import test_inputs, to_image
 
     at.session_state["inside_digit"] = dict(image=to_image(test_inputs(mnist)[2]), source="Draw")
     at.session_state["inside_fresh"] = True
@@ -71,8 +71,8 @@ def test_a_clicked_point_shows_its_activations_quickly(at, mnist):
 
 
 def test_a_run_with_two_epochs_has_filters_over_time_and_maps_per_epoch(at):
-    from mnist_core.config import TrainConfig
-    from mnist_core.jobs import JobManager
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
     run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="cnn_1", epochs=2, limit=2000))).id)
@@ -94,8 +94,8 @@ def test_a_run_with_two_epochs_has_filters_over_time_and_maps_per_epoch(at):
 
 
 def test_an_mlp_shows_its_weight_images(at):
-    from mnist_core.config import TrainConfig
-    from mnist_core.jobs import JobManager
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
     run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="perceptron", epochs=1, limit=1000))).id)
@@ -136,8 +136,8 @@ def test_tsne_map_runs_with_progress_and_is_cached(at):
 
 
 def test_train_page_shows_the_inside_panel_of_the_latest_epoch():
-    from mnist_core.config import TrainConfig
-    from mnist_core.jobs import JobManager
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
     run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="fast_cnn", epochs=2, limit=1000))).id)

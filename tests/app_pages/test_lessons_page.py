@@ -5,9 +5,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import lessons
-from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
+from mnist_core.jobs.manager import JobManager
+from mnist_core.learn.config import TrainConfig
+from mnist_core.lessons import attempts as lessons
 from support import APPTEST_AUTH as AUTH
 from support import PAGES_DIR, ROOT
 
@@ -72,7 +72,7 @@ def test_nothing_runs_before_a_prediction_then_the_verdict_comes_from_the_runs()
 
 
 def lessons_book(key):
-    from mnist_core.lesson_book import BY_KEY
+    from mnist_core.lessons.book import BY_KEY
 
     return BY_KEY[key]
 
@@ -114,7 +114,7 @@ def test_a_learner_in_a_class_with_a_fixed_model_gets_the_reason_not_a_traceback
 
 
 def test_a_next_step_opens_train_and_runs_set_up():
-    from mnist_core.lesson_book import LR
+    from mnist_core.lessons.book import LR
 
     st.cache_resource.clear()
     at = AppTest.from_file(str(PAGES_DIR / "train.py"), default_timeout=60)

@@ -6,8 +6,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
+from mnist_core.jobs.manager import JobManager
+from mnist_core.learn.config import TrainConfig
 from support import PAGES_DIR
 
 PAGE = str(PAGES_DIR / "train.py")

@@ -4,10 +4,10 @@ the job API refuses B too."""
 
 import pytest
 
-from mnist_core.classroom import NotAllowed
-from mnist_core.identity import User
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs.classroom import NotAllowed
+from mnist_core.jobs.identity import User
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
 from support.helpers import wait_until
 from support.oidc import (
     TEACHER,

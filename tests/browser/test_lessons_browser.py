@@ -3,8 +3,8 @@ verdict written from the runs' own numbers, a reload that keeps it, and the next
 
 import re
 
-from mnist_core.lessons import load_attempt
-from mnist_core.runs import RunStore
+from mnist_core.jobs.store import RunStore
+from mnist_core.lessons.attempts import load_attempt
 from support.browser import Server
 
 

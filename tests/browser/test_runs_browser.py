@@ -1,8 +1,8 @@
 """Real Chromium: select two runs on the Runs page and see both runs' curves."""
 
-from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.config import TrainConfig
 from support.browser import wait_until
 
 

@@ -12,8 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.cli import main as cli
-from mnist_core.integrity import verify
-from mnist_core.runs import RunStore
+from mnist_core.jobs.integrity import verify
+from mnist_core.jobs.store import RunStore
 from support import PAGES_DIR, ROOT, reliability
 from support.browser import require_browser
 from support.snapshots import records_lost, snapshot
@@ -96,7 +96,7 @@ def test_nan_loss_fails_with_advice_and_leaves_other_runs_alone():
     failed = next(r for r in store.list() if r.status == "failed")
     log = store.log_path(failed.id).read_text()
     assert "Traceback (most recent call last)" in log and "NoneType: None" not in log
-    assert 'mnist_core/train.py", line' in log and "Diverged: The loss became nan" in log
+    assert 'mnist_core/learn/engine.py", line' in log and "Diverged: The loss became nan" in log
     # and the record says where it diverged (the Lessons page counts that as a measurement)
     assert failed.test_metrics["diverged"]["epoch"] >= 1 and failed.test_metrics["diverged"]["batch"] >= 1
 
@@ -158,8 +158,8 @@ def test_ten_sessions_watch_a_live_run_for_a_minute():
 @pytest.mark.parametrize(
     "target,error",
     [
-        ("mnist_core.system.environment_status", OSError(28, "No space left on device")),
-        ("mnist_core.runs.RunStore.list", __import__("sqlite3").OperationalError("disk I/O error")),
+        ("mnist_core.learn.system.environment_status", OSError(28, "No space left on device")),
+        ("mnist_core.jobs.store.RunStore.list", __import__("sqlite3").OperationalError("disk I/O error")),
     ],
 )
 def test_machine_faults_in_the_dashboard_are_a_message_not_a_traceback(target, error):

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
 from support.ray_cluster import RayCluster, isolated_network, ray_installed
 
 HEAD_PORT = 6399

@@ -7,9 +7,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.executor import backend_status
-from mnist_core.integrity import verify
-from mnist_core.runs import RunError
+from mnist_core.jobs.executor import backend_status
+from mnist_core.jobs.integrity import verify
+from mnist_core.jobs.store import RunError
 from support import ROOT
 from support.helpers import wait_until
 from support.snapshots import records_lost, snapshot

@@ -11,9 +11,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.executor import BackendUnavailable
-from mnist_core.integrity import verify
-from mnist_core.jobs import JobManager
+from mnist_core.jobs.executor import BackendUnavailable
+from mnist_core.jobs.integrity import verify
+from mnist_core.jobs.manager import JobManager
 from mnist_core.words import kept_epochs
 from support import PAGES_DIR
 from support.helpers import wait_until
@@ -86,7 +86,7 @@ def test_a_run_whose_retry_node_is_lost_too_is_interrupted_with_the_reason(ray_j
 def test_the_dashboard_restarting_leaves_cluster_runs_training(ray_jobs, ray_cluster, monkeypatch):
     jobs = ray_jobs
     code = (
-        "from mnist_core.jobs import JobManager; import sys, time; "
+        "from mnist_core.jobs.manager import JobManager; import sys, time; "
         # five epochs: on a fast machine three could end before the fresh page's first view
         f"run = JobManager().submit({cfg(epochs=5)!r}); print(run.id, flush=True); time.sleep(600)"
     )

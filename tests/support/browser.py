@@ -149,8 +149,8 @@ def server(tmp_path_factory):
     srv = Server(tmp_path_factory.mktemp("browser") / "store", env={"MNIST_LAB_WARM_WORKERS": "0"})
     yield srv
     srv.stop()
-    from mnist_core.jobs import JobManager
-    from mnist_core.runs import RunStore
+    from mnist_core.jobs.manager import JobManager
+    from mnist_core.jobs.store import RunStore
 
     jobs = JobManager(RunStore(srv.store))
     for run in jobs.store.list(("running", "queued")):

@@ -3,6 +3,6 @@
 The renderer lives in the library (the Lessons page scores models on such drawings); tests import it
 from here as before."""
 
-from mnist_core.preprocess import render_like_canvas
+from mnist_core.data.preprocess import render_like_canvas
 
 __all__ = ["render_like_canvas"]

@@ -100,7 +100,7 @@ class RayCluster:
         wait_until(lambda: len(self.alive_nodes()) > before, timeout_s=60, poll_s=0.5)
 
     def alive_nodes(self) -> list[dict]:
-        from mnist_core.ray_backend import cluster_status
+        from mnist_core.jobs.ray.settings import cluster_status
 
         for _ in range(3):  # a status read can time out on a loaded machine: ask again
             status = cluster_status(self.address)

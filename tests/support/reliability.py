@@ -25,10 +25,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make the `support` package importable
     sys.path.insert(0, str(HERE.parent))
 
-from mnist_core.config import TrainConfig  # noqa: E402
-from mnist_core.integrity import verify  # noqa: E402
-from mnist_core.jobs import JobManager  # noqa: E402
-from mnist_core.runs import RunStore  # noqa: E402
+from mnist_core.jobs.integrity import verify  # noqa: E402
+from mnist_core.jobs.manager import JobManager  # noqa: E402
+from mnist_core.jobs.store import RunStore  # noqa: E402
+from mnist_core.learn.config import TrainConfig  # noqa: E402
 from support import ROOT  # noqa: E402
 from support.browser import CHROMIUM, CHROMIUM_ARGS, X_VALUES_JS, Server, plotted_points  # noqa: E402
 from support.helpers import wait_until  # noqa: E402
@@ -365,7 +365,7 @@ def cpu_seconds() -> dict[str, float]:
             continue
         kind = (
             "workers"
-            if b"mnist_core.worker" in cmd
+            if b"mnist_core.jobs.worker" in cmd
             else "server"
             if b"streamlit" in cmd
             else "browsers"

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_core.runs import RunStore
+from mnist_core.jobs.store import RunStore
 
 
 @dataclass

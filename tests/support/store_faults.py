@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from mnist_core import executor
-from mnist_core.jobs import JobManager
-from mnist_core.repair import rebuild
-from mnist_core.runs import DB_NAME, RunStore, StoreDamaged
+from mnist_core.jobs import executor
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.repair import rebuild
+from mnist_core.jobs.store import DB_NAME, RunStore, StoreDamaged
 from support.helpers import wait_until
 from support.reliability import FaultResult, _cfg, _result
 from support.snapshots import records_lost, snapshot

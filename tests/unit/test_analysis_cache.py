@@ -1,4 +1,4 @@
-"""The evaluation cache on disk (mnist_core.analysis_cache): hits, misses, damage and a disk that
+"""The evaluation cache on disk (mnist_core.analysis.cache): hits, misses, damage and a disk that
 refuses writes; and the per-class metrics it recomputes without scikit-learn."""
 
 import os
@@ -10,12 +10,13 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from mnist_core import analysis_cache, warmup
-from mnist_core import train as T
-from mnist_core.checkpoints import save_checkpoint
-from mnist_core.config import TrainConfig
-from mnist_core.evaluate import confusion_matrix, per_class_metrics, predict_logits
-from mnist_core.models import build_model
+from mnist_core import warmup
+from mnist_core.analysis import cache as analysis_cache
+from mnist_core.learn import engine as T
+from mnist_core.learn.checkpoints import save_checkpoint
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.evaluate import confusion_matrix, per_class_metrics, predict_logits
+from mnist_core.learn.models import build_model
 from support import ROOT
 from support.tmpfs import fill, require_mount, tmpfs
 

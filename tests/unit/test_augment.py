@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mnist_core.augment import augment_batch
-from mnist_core.pixels import BLACK, normalize
+from mnist_core.data.augment import augment_batch
+from mnist_core.data.pixels import BLACK, normalize
 
 
 @pytest.fixture()
@@ -60,8 +60,8 @@ def test_warp_pads_with_black_and_keeps_ink(digits):
 
 def test_labels_preserved_by_a_trained_model(mnist):
     """Mild augmentation keeps the class: a model trained without it still reads the digits."""
-    from mnist_core.checkpoints import load_checkpoint
-    from mnist_core.evaluate import predict_logits
+    from mnist_core.learn.checkpoints import load_checkpoint
+    from mnist_core.learn.evaluate import predict_logits
     from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model

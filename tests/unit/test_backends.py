@@ -6,8 +6,7 @@ import socket
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import ray_backend
-from mnist_core.executor import (
+from mnist_core.jobs.executor import (
     BackendUnavailable,
     LocalExecutor,
     RayExecutor,
@@ -15,8 +14,9 @@ from mnist_core.executor import (
     from_environment,
     schedule,
 )
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.ray import settings as ray_backend
+from mnist_core.jobs.store import RunStore
 from support import ROOT
 
 

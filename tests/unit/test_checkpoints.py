@@ -4,9 +4,9 @@ import os
 import pytest
 import torch
 
-from mnist_core import checkpoints as C
-from mnist_core.config import TrainConfig
-from mnist_core.models import build_model
+from mnist_core.learn import checkpoints as C
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.models import build_model
 from mnist_core.paths import checkpoints_dir, default_model_path
 
 

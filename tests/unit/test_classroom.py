@@ -4,11 +4,11 @@ import sqlite3
 
 import pytest
 
-from mnist_core.classroom import ClassPolicy, LimitReached, NotAllowed, wall_rows
-from mnist_core.config import ConfigError, TrainConfig
-from mnist_core.identity import ADMIN, User
-from mnist_core.jobs import JobManager
-from mnist_core.runs import Run, RunStore, fair_order
+from mnist_core.jobs.classroom import ClassPolicy, LimitReached, NotAllowed, wall_rows
+from mnist_core.jobs.identity import ADMIN, User
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import Run, RunStore, fair_order
+from mnist_core.learn.config import ConfigError, TrainConfig
 
 A, B, C = (User(f"{n}@school.example", n.upper(), "learner") for n in "abc")
 TEACHER = User("t@school.example", "Ms T", "teacher")
@@ -129,7 +129,7 @@ def test_a_store_from_before_owners_opens_with_the_local_user_as_owner(tmp_path)
 
 
 def test_the_class_rules_survive_a_rebuild_of_a_damaged_store(jobs):
-    from mnist_core.repair import rebuild
+    from mnist_core.jobs.repair import rebuild
 
     policy = ClassPolicy(max_queued=3, exercise="after the flood", at_most={"epochs": 2})
     jobs.set_policy(policy, actor=TEACHER)

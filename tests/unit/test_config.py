@@ -1,7 +1,7 @@
 import pytest
 
-from mnist_core.config import ConfigError, TrainConfig, field_help
-from mnist_core.models import REGISTRY
+from mnist_core.learn.config import ConfigError, TrainConfig, field_help
+from mnist_core.learn.models import REGISTRY
 
 
 @pytest.mark.parametrize(

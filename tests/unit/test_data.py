@@ -4,9 +4,9 @@ import struct
 import pytest
 import torch
 
-from mnist_core import data as D
+from mnist_core.data import mnist as D
+from mnist_core.data.pixels import MNIST_MEAN, MNIST_STD
 from mnist_core.paths import DATA_ENV
-from mnist_core.pixels import MNIST_MEAN, MNIST_STD
 
 
 def write_idx(path, array: torch.Tensor, compress=False):

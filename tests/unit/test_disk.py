@@ -8,13 +8,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import disk
-from mnist_core.checkpoints import CheckpointError, atomic_save, read_checkpoint
 from mnist_core.cli import main as cli
-from mnist_core.config import TrainConfig
-from mnist_core.integrity import verify
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs.integrity import verify
+from mnist_core.jobs.manager import JobManager, disk
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.checkpoints import CheckpointError, atomic_save, read_checkpoint
+from mnist_core.learn.config import TrainConfig
 from support import PAGES_DIR
 from support.tmpfs import fill, require_mount, tmpfs
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_core.explain import BLACK, METHODS, ExplainError, attribute, methods_for, randomized_copy
-from mnist_core.models import build_model
-from mnist_core.pixels import normalize
+from mnist_core.analysis.saliency import BLACK, METHODS, ExplainError, attribute, methods_for, randomized_copy
+from mnist_core.data.pixels import normalize
+from mnist_core.learn.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_grad_cam_on_an_mlp_and_bad_targets_are_clear_errors(digit):
 
 def test_integrated_gradients_baseline_is_black_and_completes(digit):
     """IG attributions sum to score(x) - score(black): the baseline really is a black image."""
-    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.learn.checkpoints import load_checkpoint
     from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model
@@ -50,7 +50,7 @@ def test_integrated_gradients_baseline_is_black_and_completes(digit):
 
 
 def test_sanity_check_random_weights_give_a_different_map(digit):
-    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.learn.checkpoints import load_checkpoint
     from mnist_core.paths import default_model_path
 
     trained = load_checkpoint(default_model_path()).model

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnist_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from mnist_core.config import ConfigError, TrainConfig
-from mnist_core.models import build_model
-from mnist_core.preprocess import InputError, load_image, preprocess, to_gray
-from mnist_core.runs import RunError, RunStore, check_run_id
+from mnist_core.data.preprocess import InputError, load_image, preprocess, to_gray
+from mnist_core.jobs.store import RunError, RunStore, check_run_id
+from mnist_core.learn.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from mnist_core.learn.config import ConfigError, TrainConfig
+from mnist_core.learn.models import build_model
 
 FIELDS = list(TrainConfig.__dataclass_fields__)
 TRIED: Counter = Counter()  # inputs tried per kind, read by tests/reliability.py

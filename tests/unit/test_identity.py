@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.identity import (
+from mnist_core.jobs.identity import (
     ADMIN,
     LOCAL,
     IdentityError,

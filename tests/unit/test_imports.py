@@ -77,10 +77,10 @@ def test_the_walker_sees_late_and_relative_imports(tmp_path):
     f.write_text(
         "from .config import X\ndef f():\n    from .models import build_model\n    import streamlit\n"
     )
-    fake = PACKAGE / "_walker_probe.py"
+    fake = PACKAGE / "learn" / "_walker_probe.py"
     try:
         fake.write_text(f.read_text())
-        assert {"mnist_core.config", "mnist_core.models", "streamlit"} <= imports_of(fake)
+        assert {"mnist_core.learn.config", "mnist_core.learn.models", "streamlit"} <= imports_of(fake)
     finally:
         fake.unlink()
 
@@ -102,4 +102,43 @@ def test_library_imports_no_ui_benchmarks_or_tests(path):
 
 def test_the_worker_does_not_import_the_job_manager():
     """The next-run hand-off belongs to the executor; the worker never reaches up to jobs.py."""
-    assert "mnist_core.jobs" not in imports_of(PACKAGE / "worker.py")
+    assert "mnist_core.jobs.manager" not in imports_of(PACKAGE / "jobs" / "worker.py")
+
+
+# The wings, bottom first: a module may import its own wing and the wings below it, never one above.
+# The floor (paths, versions, words) is below every wing; the entry points (cli, warmup) above them.
+FLOOR = ("paths", "versions", "words")
+WINGS = ("data", "learn", "analysis", "figures", "jobs", "lessons")
+TOP = ("cli", "warmup", "__main__")
+
+
+def level(module: str) -> int:
+    """The rank of a module of mnist_core: 0 the floor, 1.. the wings in order, then the entry points."""
+    parts = module.split(".")
+    head = parts[1] if len(parts) > 1 else ""
+    if head in FLOOR or not head:
+        return 0
+    if head in WINGS:
+        return 1 + WINGS.index(head)
+    assert head in TOP, f"{module} belongs to no wing: add it to FLOOR, WINGS or TOP"
+    return 1 + len(WINGS)
+
+
+def wing_violations(edges: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, deps in edges.items() for b in deps if level(b) > level(a))
+
+
+def test_every_module_sits_in_a_wing():
+    for name in graph():
+        level(name)
+
+
+def test_wings_import_only_downwards():
+    assert wing_violations(graph()) == []
+
+
+def test_the_wing_check_finds_an_upward_import():
+    assert wing_violations({"mnist_core.data.mnist": {"mnist_core.jobs.store"}}) == [
+        "mnist_core.data.mnist -> mnist_core.jobs.store"
+    ]
+    assert wing_violations({"mnist_core.jobs.store": {"mnist_core.data.mnist"}}) == []

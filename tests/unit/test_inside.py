@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_core import inside
-from mnist_core.models import REGISTRY, build_model
+from mnist_core.analysis import inside
+from mnist_core.figures import pictures
+from mnist_core.learn.models import REGISTRY, build_model
 
 
 def expected_shapes(model: nn.Module) -> list[tuple[str, tuple]]:
@@ -49,7 +50,7 @@ def test_hooks_capture_every_layer_with_its_shape(key):
 
 
 def test_the_stages_reproduce_the_models_own_prediction(mnist):
-    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.learn.checkpoints import load_checkpoint
     from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model
@@ -69,8 +70,8 @@ def test_an_unknown_layer_is_shown_by_shape_with_no_error():
 
 
 def test_perceptron_weight_images_look_like_the_class_means(mnist):
-    from mnist_core.config import TrainConfig
-    from mnist_core.train import train_model
+    from mnist_core.learn.config import TrainConfig
+    from mnist_core.learn.engine import train_model
 
     result = train_model(TrainConfig.for_model("perceptron", epochs=1, limit=5000), mnist=mnist)
     kind, templates = inside.first_weight(result.model)
@@ -87,7 +88,7 @@ def test_perceptron_weight_images_look_like_the_class_means(mnist):
 
 
 def test_pca_map_is_deterministic_and_separates_digits(mnist):
-    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.learn.checkpoints import load_checkpoint
     from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model
@@ -154,7 +155,7 @@ def test_dataset_examples_equal_a_brute_force_top_k(mnist):
 
 
 def test_dataset_examples_are_cached_per_checkpoint_file(tmp_path, mnist, monkeypatch):
-    from mnist_core.checkpoints import load_checkpoint
+    from mnist_core.learn.checkpoints import load_checkpoint
     from mnist_core.paths import default_model_path
 
     path = tmp_path / "m.pt"
@@ -186,7 +187,7 @@ def test_weight_movement_is_the_relative_change():
 
 def test_tile_places_every_channel():
     maps = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
-    grid = inside.tile(maps, cols=2)
+    grid = pictures.tile(maps, cols=2)
     assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
     assert np.array_equal(grid[3:5, 4:7], maps[3])
     assert np.isnan(grid[2]).all() and np.isnan(grid[6:, 4:]).all()

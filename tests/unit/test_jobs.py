@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from mnist_core.checkpoints import load_checkpoint
-from mnist_core.config import TrainConfig
-from mnist_core.runs import RunError, RunStore
+from mnist_core.jobs.store import RunError, RunStore
+from mnist_core.learn.checkpoints import load_checkpoint
+from mnist_core.learn.config import TrainConfig
 from support.helpers import wait_until as wait_for
 
 

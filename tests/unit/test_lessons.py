@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_core import lesson_book as book
-from mnist_core import lessons
-from mnist_core.config import TrainConfig
-from mnist_core.identity import User
-from mnist_core.runs import RunError, RunStore
-from mnist_core.train import Diverged, fit, range_lr, train_model
+from mnist_core.jobs.identity import User
+from mnist_core.jobs.store import RunError, RunStore
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.engine import Diverged, fit, range_lr, train_model
+from mnist_core.lessons import attempts as lessons
+from mnist_core.lessons import book
 
 ADA, BEN = User("ada@school.example", "Ada", "learner"), User("ben@school.example", "Ben", "learner")
 
@@ -329,7 +329,7 @@ class NaNNet(nn.Module):
 
 
 def test_a_nan_loss_raises_diverged_with_where_it_happened(mnist):
-    from mnist_core.data import make_splits
+    from mnist_core.data.mnist import make_splits
 
     cfg = TrainConfig.from_dict(dict(model="perceptron", epochs=1, limit=500, batch_size=50))
     with pytest.raises(Diverged, match="training diverged") as caught:
@@ -338,7 +338,7 @@ def test_a_nan_loss_raises_diverged_with_where_it_happened(mnist):
 
 
 def test_a_class_queue_limit_makes_later_arms_wait_instead_of_failing(jobs, monkeypatch):
-    from mnist_core.classroom import ClassPolicy
+    from mnist_core.jobs.classroom import ClassPolicy
 
     monkeypatch.setenv(lessons.IMAGES_ENV, "300")
     jobs.set_policy(ClassPolicy(max_queued=1))

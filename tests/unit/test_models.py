@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mnist_core.models import REGISTRY, build_model, count_parameters, flops, layer_table
+from mnist_core.learn.models import REGISTRY, build_model, count_parameters, flops, layer_table
 
 
 @pytest.mark.parametrize("key", list(REGISTRY))
@@ -91,7 +91,7 @@ def test_summaries_use_real_weights_and_never_import_sympy():
     import sys
 
     code = (
-        "import sys; from mnist_core.models import REGISTRY, summary; "
+        "import sys; from mnist_core.learn.models import REGISTRY, summary; "
         "rows = [summary(k) for k in REGISTRY]; print('sympy' in sys.modules, rows[0].layers[0]['params'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

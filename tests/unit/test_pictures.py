@@ -4,16 +4,16 @@ right places (what the Plotly versions showed)."""
 import numpy as np
 import torch
 
-from mnist_core.inside import tile
-from mnist_core.pictures import (
+from mnist_core.figures.pictures import (
     DIGIT_COLORS,
     digit_picture,
     digit_sheet,
     embedding_picture,
     map_picture,
     saliency_picture,
+    tile,
 )
-from mnist_core.plots import confusion_cells, per_class_svg, probability_bars_html
+from mnist_core.figures.plots import confusion_cells, per_class_svg, probability_bars_html
 
 
 def test_a_digit_picture_is_sharp_gray_scaled_to_its_own_range():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_core.pixels import MNIST_MEAN, MNIST_STD
-from mnist_core.preprocess import MAX_PIXELS, InputError, load_image, preprocess
+from mnist_core.data.pixels import MNIST_MEAN, MNIST_STD
+from mnist_core.data.preprocess import MAX_PIXELS, InputError, load_image, preprocess
 from support import ROOT
 from support.drawings import render_like_canvas
 
@@ -100,8 +100,8 @@ def test_transparent_corrupt_huge_and_non_images_are_refused(tmp_path):
 def test_rendered_test_digits_survive_preprocessing(mnist):
     import torch
 
-    from mnist_core.checkpoints import load_checkpoint
-    from mnist_core.evaluate import predict_logits
+    from mnist_core.learn.checkpoints import load_checkpoint
+    from mnist_core.learn.evaluate import predict_logits
     from mnist_core.paths import default_model_path
 
     model = load_checkpoint(default_model_path()).model

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from mnist_core.cli import main as cli
-from mnist_core.config import TrainConfig
-from mnist_core.integrity import verify
-from mnist_core.jobs import JobManager
-from mnist_core.repair import rebuild
-from mnist_core.runs import DB_NAME, RunStore, StoreDamaged
+from mnist_core.jobs.integrity import verify
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.repair import rebuild
+from mnist_core.jobs.store import DB_NAME, RunStore, StoreDamaged
+from mnist_core.learn.config import TrainConfig
 from support.snapshots import records_lost, snapshot
 from support.store_faults import DAMAGES, damage_db, workers_exited
 
@@ -73,7 +73,7 @@ def test_the_run_json_mirror_follows_status_changes_and_never_fails_the_caller(t
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mnist_core.runs.tempfile.mkstemp", full_disk)
+    monkeypatch.setattr("mnist_core.jobs.store.tempfile.mkstemp", full_disk)
     store.update(run.id, reason="still recorded")  # the mirror fails quietly, the store does not
     assert store.get(run.id).reason == "still recorded"
     assert not list(store.run_dir(run.id).glob(".*.tmp"))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mnist_core import standby
-from mnist_core.config import TrainConfig
-from mnist_core.jobs import JobManager
-from mnist_core.runs import RunStore
+from mnist_core.jobs import standby
+from mnist_core.jobs.manager import JobManager
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.config import TrainConfig
 from support.helpers import wait_until
 
 
@@ -142,12 +142,12 @@ def test_an_idle_warm_worker_retires(tmp_path, monkeypatch):
 
 
 def test_libraries_the_dashboard_imports_do_not_change_the_key():
-    from mnist_core.executor import LocalExecutor
+    from mnist_core.jobs.executor import LocalExecutor
 
     before = standby.key_for(LocalExecutor().run_environment(1))
     import captum.attr  # noqa: F401  (the Draw and Evaluate pages import these; they set KMP_*)
     import sklearn.metrics  # noqa: F401
 
-    import mnist_core.train  # noqa: F401
+    import mnist_core.learn.engine  # noqa: F401
 
     assert standby.key_for(LocalExecutor().run_environment(1)) == before

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_core import train as T
-from mnist_core.config import TrainConfig
-from mnist_core.data import make_splits
-from mnist_core.models import build_model
+from mnist_core.data.mnist import make_splits
+from mnist_core.learn import engine as T
+from mnist_core.learn.config import TrainConfig
+from mnist_core.learn.models import build_model
 
 
 def small(mnist, **kw):
@@ -211,7 +211,8 @@ def test_a_fresh_process_trains_without_importing_the_compiler():
     import sys
 
     code = (
-        "import sys\nfrom mnist_core.config import TrainConfig\nfrom mnist_core.train import train_model\n"
+        "import sys\nfrom mnist_core.learn.config import TrainConfig\n"
+        "from mnist_core.learn.engine import train_model\n"
         "r = train_model(TrainConfig.for_model('mlp_128_64', epochs=1, limit=500, schedule='onecycle'))\n"
         "r.state.optimizer.state_dict()\nprint('torch._dynamo' in sys.modules)"
     )
@@ -222,10 +223,10 @@ def test_a_fresh_process_trains_without_importing_the_compiler():
 
 FAULTS_PER_STEP = """
 import resource, sys, torch
-from mnist_core import train
+from mnist_core.learn import engine as train
 if sys.argv[1] == "fit":  # what a run does: fit tunes the allocator before its first step
-    from mnist_core.config import TrainConfig
-    from mnist_core.data import Splits
+    from mnist_core.learn.config import TrainConfig
+    from mnist_core.data.mnist import Splits
     x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
     train.fit(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
               Splits(x, y, x[:0], y[:0], x, y, y[:0]),

@@ -1,0 +1,1 @@
+"""The analysis wing: cached evaluations, saliency, inside views, run comparisons."""

@@ -1,0 +1,1 @@
+"""The figures wing: every Plotly figure and every server-rendered picture."""

@@ -1,0 +1,1 @@
+"""The learning wing: configuration, the model zoo, the engine, checkpoints, metrics, evaluation."""

@@ -1,0 +1,1 @@
+"""The lessons wing: the attempt engine and the lessons themselves."""
