@@ -31,9 +31,9 @@ EXIT_WAIT_S = 30.0  # the longest an exit waits for the step in progress (it end
 def _libraries(imports: tuple[str, ...]) -> None:
     import captum.attr  # noqa: F401  (the saliency maps: Draw, Evaluate; 0.4 s to import)
 
-    from .figures import plots
+    from .figures.evaluation import probability_bars
 
-    plots.probability_bars([0.1] * 10).to_json()  # Plotly loads its template on first use
+    probability_bars([0.1] * 10).to_json()  # Plotly loads its template on first use
     for name in imports:
         importlib.import_module(name)
 

@@ -1,7 +1,8 @@
 """The Evaluate page's confusion matrix (not a page): a small Streamlit v2 component, an HTML table
 whose cells are clickable. No chart library: the page's first visit does not wait for one to load.
 
-The cells come from mnist_core.figures.plots.confusion_cells (text and colours). Stable hooks: each cell is
+The cells come from mnist_core.figures.evaluation.confusion_cells (text and colours).
+Stable hooks: each cell is
 `td[data-true][data-pred]` inside `.st-key-<key>` (in the page's own DOM: the component does not
 isolate its styles, its CSS classes are its own), the picked cell has the class `picked`.
 """
@@ -74,7 +75,7 @@ _component = st.components.v2.component(
 def confusion_table(
     cells: dict, key: str, picked: tuple[int, int] | None = None, on_pick: Callable | None = None
 ) -> None:
-    """Draw the matrix (cells: plots.confusion_cells), `picked` outlined; a click calls
+    """Draw the matrix (cells: evaluation.confusion_cells), `picked` outlined; a click calls
     on_pick((true, predicted)) before the rerun it causes, so that run already shows the pick."""
     _component(
         key=key,

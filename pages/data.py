@@ -7,8 +7,8 @@ import torch
 from mnist_core.data.augment import augment_batch
 from mnist_core.data.mnist import class_counts, mean_images
 from mnist_core.data.pixels import BLACK, MNIST_MEAN, MNIST_STD, normalize
+from mnist_core.figures.dataset import class_distribution_figure, pixel_histogram_figure
 from mnist_core.figures.pictures import digit_pictures, digit_sheet
-from mnist_core.figures.plots import class_distribution_figure, pixel_histogram_figure
 from pages.common import ensure_app_shell, mnist_or_stop
 
 ensure_app_shell()

@@ -13,8 +13,8 @@ import streamlit as st
 from mnist_core.analysis.saliency import METHODS, ExplainError, attribute, methods_for, randomized_copy
 from mnist_core.data.pixels import normalize
 from mnist_core.data.preprocess import InputError, load_image, perturb, preprocess, to_gray
+from mnist_core.figures.evaluation import probability_bars_html
 from mnist_core.figures.pictures import saliency_picture
-from mnist_core.figures.plots import probability_bars_html
 from mnist_core.learn.evaluate import one_thread, predict_proba
 from pages.common import (
     INSIDE,

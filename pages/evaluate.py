@@ -12,8 +12,8 @@ import streamlit as st
 from mnist_core.analysis import cache as analysis_cache
 from mnist_core.analysis.saliency import attribute, methods_for
 from mnist_core.data.pixels import denormalize
+from mnist_core.figures.evaluation import confusion_cells, per_class_svg, probability_bars_html
 from mnist_core.figures.pictures import digit_pictures, saliency_picture
-from mnist_core.figures.plots import confusion_cells, per_class_svg, probability_bars_html
 from mnist_core.learn.checkpoints import CheckpointError
 from pages.common import (
     DRAW,

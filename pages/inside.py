@@ -6,13 +6,12 @@ import numpy as np
 import streamlit as st
 
 from mnist_core.analysis import inside
-from mnist_core.figures.plots import (
+from mnist_core.figures.evaluation import image_grid, probability_bars
+from mnist_core.figures.inside import (
     embedding_figure,
     feature_grid_figure,
     filters_over_time_figure,
     heat_strip_figure,
-    image_grid,
-    probability_bars,
     separation_figure,
     single_map_figure,
     weight_images_figure,

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_core.figures.plots import runs_batch_figure, runs_epoch_figure
+from mnist_core.figures.compare import runs_batch_figure, runs_epoch_figure
 from mnist_core.jobs.disk import DiskBudgetError
 from mnist_core.jobs.store import RunError
 from mnist_core.lessons import attempts as lessons

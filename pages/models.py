@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from mnist_core.figures.plots import layer_diagram
+from mnist_core.figures.dataset import layer_diagram
 from mnist_core.learn.models import REGISTRY, summary
 from pages.common import ensure_app_shell, job_manager
 

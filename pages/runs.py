@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core.analysis.compare import change_summary, comparison_rows, config_diff, to_csv
-from mnist_core.figures.plots import gap_figure, runs_batch_figure, runs_epoch_figure
+from mnist_core.figures.compare import gap_figure, runs_batch_figure, runs_epoch_figure
 from mnist_core.jobs import disk
 from mnist_core.jobs.classroom import display_name
 from mnist_core.jobs.store import RunError

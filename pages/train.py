@@ -12,7 +12,7 @@ from mnist_core.analysis import inside
 from mnist_core.data.augment import augment_batch
 from mnist_core.data.pixels import normalize
 from mnist_core.figures.pictures import digit_sheet, embedding_picture, map_picture, tile
-from mnist_core.figures.plots import batch_loss_figure, epoch_figure, gap_sentence, lr_schedule_figure
+from mnist_core.figures.training import batch_loss_figure, epoch_figure, gap_sentence, lr_schedule_figure
 from mnist_core.jobs.classroom import display_name
 from mnist_core.jobs.disk import DiskBudgetError
 from mnist_core.jobs.store import RunError

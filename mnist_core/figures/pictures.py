@@ -2,7 +2,7 @@
 
 A picture costs the browser one small PNG instead of a chart to lay out and draw, which is what
 keeps the Draw and Evaluate pages quick. The colours are Plotly's (the same gray and RdBu_r
-scales the charts in plots.py use), pixels stay square and sharp (nearest-neighbour scaling).
+scales the Plotly figures use), pixels stay square and sharp (nearest-neighbour scaling).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ import math
 import numpy as np
 import torch
 
-from ..figures import plots
+from ..figures.compare import gap_figure, runs_batch_figure, runs_epoch_figure
+from ..figures.evaluation import image_grid, saliency_figure
+from ..figures.lessons import lesson_bars_figure, lr_range_figure
 from ..learn.engine import range_lr
 from .attempts import Arm, Choice, Evidence, Lesson, NextStep, diverged, pct, points
 
@@ -67,7 +69,7 @@ LINE = Lesson(
     figures=lambda ev, n: [
         (
             "Test accuracy",
-            plots.lesson_bars_figure(
+            lesson_bars_figure(
                 {"perceptron": n["perceptron_acc"], "1 hidden layer": n["hidden_acc"]}, "test accuracy"
             ),
         )
@@ -142,9 +144,9 @@ OVERFIT = Lesson(
     figures=lambda ev, n: [
         (
             "Training and validation per epoch",
-            plots.runs_epoch_figure({a.label: ev.epochs(a.name) for a in _OVERFIT_ARMS}),
+            runs_epoch_figure({a.label: ev.epochs(a.name) for a in _OVERFIT_ARMS}),
         ),
-        ("The gap per epoch", plots.gap_figure({a.label: ev.epochs(a.name) for a in _OVERFIT_ARMS})),
+        ("The gap per epoch", gap_figure({a.label: ev.epochs(a.name) for a in _OVERFIT_ARMS})),
     ],
 )
 
@@ -236,7 +238,7 @@ CONV = Lesson(
     figures=lambda ev, n: [
         (
             "As they are, and shifted",
-            plots.lesson_bars_figure(
+            lesson_bars_figure(
                 {
                     "MLP": n["mlp_acc"],
                     "MLP, shifted": n["mlp_shifted"],
@@ -306,7 +308,7 @@ DEPTH = Lesson(
     figures=lambda ev, n: [
         (
             "Test accuracy by depth",
-            plots.lesson_bars_figure(
+            lesson_bars_figure(
                 {"1 layer": n["c1_acc"], "2 layers": n["c2_acc"], "3 layers": n["c3_acc"]}, "test accuracy"
             ),
         )
@@ -369,7 +371,7 @@ AUGMENT = Lesson(
     figures=lambda ev, n: [
         (
             "Training and validation per epoch",
-            plots.runs_epoch_figure({a.label: ev.epochs(a.name) for a in _AUGMENT_ARMS}),
+            runs_epoch_figure({a.label: ev.epochs(a.name) for a in _AUGMENT_ARMS}),
         )
     ],
 )
@@ -483,12 +485,10 @@ LR = Lesson(
     ),
     next_step=NextStep("train", "Train with the suggested rate", "suggested"),
     figures=lambda ev, n: [
-        ("The LR range test", plots.lr_range_figure(*sweep_curve(ev), n["suggested_lr"])),
+        ("The LR range test", lr_range_figure(*sweep_curve(ev), n["suggested_lr"])),
         (
             "Loss per batch at each rate",
-            plots.runs_batch_figure(
-                {a.label: _batch_series(ev, a.name) for a in _LR_ARMS if a.name != "sweep"}
-            ),
+            runs_batch_figure({a.label: _batch_series(ev, a.name) for a in _LR_ARMS if a.name != "sweep"}),
         ),
     ],
 )
@@ -604,7 +604,7 @@ PREPROCESS = Lesson(
     figures=lambda ev, n: [
         (
             "Accuracy on the drawings",
-            plots.lesson_bars_figure(
+            lesson_bars_figure(
                 {"every stage": n["all_acc"], **{f"no {s}": n[f"no_{s}_acc"] for s in STAGES}}, "accuracy"
             ),
         )
@@ -651,7 +651,7 @@ def _confusion_figures(ev: Evidence, n: dict) -> list:
     figs = [
         (
             "Its mistakes between the pair, most confident first",
-            plots.image_grid(result.images[idx], titles, cols=8),
+            image_grid(result.images[idx], titles, cols=8),
         )
     ]
     model = ev.model("model")
@@ -661,7 +661,7 @@ def _confusion_figures(ev: Evidence, n: dict) -> list:
         figs.append(
             (
                 "Saliency: the pixels that pushed the wrong digit's score up (red)",
-                plots.saliency_figure(
+                saliency_figure(
                     x[0, 0].numpy(),
                     attribute(model, x, "saliency", pred),
                     f"{int(result.y_true[i])} read as {pred}",

@@ -4,6 +4,7 @@ right places (what the Plotly versions showed)."""
 import numpy as np
 import torch
 
+from mnist_core.figures.evaluation import confusion_cells, per_class_svg, probability_bars_html
 from mnist_core.figures.pictures import (
     DIGIT_COLORS,
     digit_picture,
@@ -13,7 +14,6 @@ from mnist_core.figures.pictures import (
     saliency_picture,
     tile,
 )
-from mnist_core.figures.plots import confusion_cells, per_class_svg, probability_bars_html
 
 
 def test_a_digit_picture_is_sharp_gray_scaled_to_its_own_range():

@@ -1,6 +1,6 @@
 """mnist_core.figures.plots: what the figures show, read from the figures themselves."""
 
-from mnist_core.figures.plots import batch_loss_figure, gap_sentence
+from mnist_core.figures.training import batch_loss_figure, gap_sentence
 
 
 def test_a_training_runs_loss_axis_spans_its_planned_epochs():
