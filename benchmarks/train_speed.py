@@ -126,7 +126,8 @@ from mnist_core.learn.config import TrainConfig
 from mnist_core.data.mnist import load_mnist, make_splits
 from mnist_core.learn.evaluate import evaluate
 from mnist_core.learn.models import build_model, flops
-from mnist_core.learn.engine import choose_precision, fit, pick_device, run_precision
+from mnist_core.learn.engine import fit
+from mnist_core.learn.device import choose_precision, pick_device, run_precision
 t_data = time.perf_counter()
 cfg = TrainConfig.for_model(**json.loads(sys.argv[1]))
 data = make_splits(load_mnist(), cfg.val_fraction, cfg.seed, cfg.limit)
@@ -205,7 +206,7 @@ def _raw_copy(folder: Path) -> Path:
 
 def run_bench(args) -> int:
     from mnist_core.jobs.executor import LocalExecutor
-    from mnist_core.learn.engine import choose_precision, pick_device
+    from mnist_core.learn.device import choose_precision, pick_device
 
     assert count_parameters(textbook_cnn()) == count_parameters(build_model("cnn_basic")) == 421642
     plain, engine_env = dict(os.environ), LocalExecutor().environment()

@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .data.mnist import load_mnist, make_splits
     from .learn.checkpoints import load_checkpoint
-    from .learn.engine import run_precision
+    from .learn.device import run_precision
     from .learn.evaluate import confusion_text, evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     from .jobs.disk import DiskBudgetError
     from .jobs.store import DB_NAME, RunError, StoreDamaged, is_damage
     from .learn.checkpoints import CheckpointError
+    from .learn.device import DeviceError
     from .learn.engine import TrainingError
     from .paths import checkpoints_dir
 
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunError, DiskBudgetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (DataError, CheckpointError, TrainingError) as exc:
+    except (DataError, CheckpointError, TrainingError, DeviceError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
     except StoreDamaged as exc:

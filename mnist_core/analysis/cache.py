@@ -31,7 +31,7 @@ from ..data.mnist import load_mnist, split_indices
 from ..data.pixels import normalize
 from ..learn.checkpoints import load_checkpoint, read_checkpoint
 from ..learn.config import TrainConfig
-from ..learn.engine import choose_precision, run_precision
+from ..learn.device import choose_precision, run_precision
 from ..learn.evaluate import Analysis, analyse, summarise
 
 MAX_ENTRIES = 16  # in memory (each holds its split's normalised images: 31 MB for the test set)

@@ -24,7 +24,8 @@ from ..learn.checkpoints import (
     read_checkpoint,
 )
 from ..learn.config import ConfigError, TrainConfig
-from ..learn.engine import Diverged, TrainingError, precision_note, train_model
+from ..learn.device import DeviceError, precision_note
+from ..learn.engine import Diverged, TrainingError, train_model
 from ..words import count
 from . import disk, executor, standby
 from .store import RunStore
@@ -241,7 +242,7 @@ def failure_reason(exc: BaseException, store: RunStore | None, run_id: str) -> s
             f"The run ran out of memory: it needed more than {where}. Try a smaller batch size, "
             "fewer training images or a smaller model; the finished epochs are kept."
         )
-    if isinstance(exc, (ConfigError, DataError, CheckpointError, TrainingError)):
+    if isinstance(exc, (ConfigError, DataError, CheckpointError, TrainingError, DeviceError)):
         return str(exc)
     if isinstance(exc, OSError):
         return f"A file could not be written or read: {exc}."

@@ -44,7 +44,7 @@ class Interrupted(Exception):
     """An evaluation ended early because its caller's stop() said so (a process exiting)."""
 
 
-PRECISIONS = ("fp32", "bf16")  # what inference computes in: a run's own, as train.run_precision resolves it
+PRECISIONS = ("fp32", "bf16")  # what inference computes in: a run's own, as device.run_precision resolves it
 
 
 @torch.inference_mode()

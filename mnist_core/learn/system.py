@@ -11,7 +11,7 @@ from ..data.mnist import missing_files
 from ..paths import DATA_ENV, data_dir, default_model_path
 from ..versions import versions
 from .checkpoints import CheckpointError, read_checkpoint
-from .engine import choose_precision, pick_device
+from .device import choose_precision, pick_device
 
 
 def environment_status(folder: str | Path | None = None) -> dict:

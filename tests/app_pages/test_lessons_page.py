@@ -114,7 +114,7 @@ def test_a_learner_in_a_class_with_a_fixed_model_gets_the_reason_not_a_traceback
 
 
 def test_a_next_step_opens_train_and_runs_set_up():
-    from mnist_core.lessons.book import LR
+    from mnist_core.lessons.lr import LR
 
     st.cache_resource.clear()
     at = AppTest.from_file(str(PAGES_DIR / "train.py"), default_timeout=60)

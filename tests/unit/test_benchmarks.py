@@ -64,7 +64,7 @@ def test_lessons_prints_each_experiments_time_and_verdict(monkeypatch):
 
 def test_train_speed_measures_the_precisions_asked_and_autos_own():
     """--precisions fp32: fp32 and whatever `auto` picks on this machine (bf16 only where native)."""
-    from mnist_core.learn.engine import choose_precision, pick_device
+    from mnist_core.learn.device import choose_precision, pick_device
 
     auto = choose_precision("auto", pick_device("auto"))[0]
     args = ("--steps", "3", "--repeats", "1", "--skip-time-to-99", "--precisions", "fp32")

@@ -12,7 +12,15 @@ from mnist_core.jobs.store import RunError, RunStore
 from mnist_core.learn.config import TrainConfig
 from mnist_core.learn.engine import Diverged, fit, range_lr, train_model
 from mnist_core.lessons import attempts as lessons
-from mnist_core.lessons import book
+from mnist_core.lessons.augment import AUGMENT
+from mnist_core.lessons.book import BY_KEY, LESSONS
+from mnist_core.lessons.confusion import CONFUSION
+from mnist_core.lessons.conv import CONV, shifted
+from mnist_core.lessons.depth import DEPTH
+from mnist_core.lessons.line import LINE
+from mnist_core.lessons.lr import LR, _suggested_config, suggest_lr
+from mnist_core.lessons.overfit import OVERFIT
+from mnist_core.lessons.preprocess import PREPROCESS, STAGES, drawing_accuracy, drawing_set
 
 ADA, BEN = User("ada@school.example", "Ada", "learner"), User("ben@school.example", "Ben", "learner")
 
@@ -48,9 +56,9 @@ def store(tmp_path):
     [({"perceptron": 0.919, "hidden": 0.974}, "hidden"), ({"perceptron": 0.905, "hidden": 0.912}, "same")],
 )
 def test_line_is_judged_from_the_runs_test_accuracy(store, accs, outcome):
-    runs = {a: record(store, arm_config(book.LINE, a), acc) for a, acc in accs.items()}
+    runs = {a: record(store, arm_config(LINE, a), acc) for a, acc in accs.items()}
     for prediction in ("hidden", "same"):
-        p = judged(store, book.LINE, runs, prediction)
+        p = judged(store, LINE, runs, prediction)
         assert p.status == "judged" and p.outcome == outcome
         assert p.correct is (prediction == outcome)  # a judge that always says "right" fails here
     assert f"{accs['hidden']:.1%}" in p.explanation and f"{accs['perceptron']:.1%}" in p.explanation
@@ -70,10 +78,10 @@ def epochs_with_gap(train_acc: float, val_acc: float, n: int = 3) -> list[dict]:
 )
 def test_overfitting_is_judged_from_the_last_epochs_gap(store, gaps, outcome):
     runs = {
-        a: record(store, arm_config(book.OVERFIT, a), 0.9, epochs_with_gap(0.99, 0.99 - g))
+        a: record(store, arm_config(OVERFIT, a), 0.9, epochs_with_gap(0.99, 0.99 - g))
         for a, g in gaps.items()
     }
-    p = judged(store, book.OVERFIT, runs, "both")
+    p = judged(store, OVERFIT, runs, "both")
     assert p.outcome == outcome and p.correct is (outcome == "both")
     assert f"{gaps['plain'] * 100:.1f} points" in p.explanation
 
@@ -88,8 +96,8 @@ def test_overfitting_is_judged_from_the_last_epochs_gap(store, gaps, outcome):
     ],
 )
 def test_depth_judge(store, accs, outcome):
-    runs = {a: record(store, arm_config(book.DEPTH, a), acc) for a, acc in zip(("c1", "c2", "c3"), accs)}
-    p = judged(store, book.DEPTH, runs, "each")
+    runs = {a: record(store, arm_config(DEPTH, a), acc) for a, acc in zip(("c1", "c2", "c3"), accs)}
+    p = judged(store, DEPTH, runs, "each")
     assert p.outcome == outcome and p.correct is (outcome == "each")
 
 
@@ -98,18 +106,16 @@ def test_depth_judge(store, accs, outcome):
 )
 def test_augmentation_judge(store, plain, augmented, outcome):
     runs = {
-        "plain": record(store, arm_config(book.AUGMENT, "plain"), plain, epochs_with_gap(1.0, 0.9)),
-        "augmented": record(
-            store, arm_config(book.AUGMENT, "augmented"), augmented, epochs_with_gap(0.95, 0.93)
-        ),
+        "plain": record(store, arm_config(AUGMENT, "plain"), plain, epochs_with_gap(1.0, 0.9)),
+        "augmented": record(store, arm_config(AUGMENT, "augmented"), augmented, epochs_with_gap(0.95, 0.93)),
     }
-    p = judged(store, book.AUGMENT, runs, "same")
+    p = judged(store, AUGMENT, runs, "same")
     assert p.outcome == outcome and p.correct is (outcome == "same")
 
 
 def sweep_run(store: RunStore, lowest_at: int = 60, steps: int = 100):
     """A finished range test whose loss falls, bottoms out at step `lowest_at`, then explodes."""
-    cfg = dict(book.LR.arm("sweep").config)
+    cfg = dict(LR.arm("sweep").config)
     run = record(store, cfg, 0.5, [dict(train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5)])
     losses = [2.3 - 2.0 * min(s, lowest_at) / lowest_at + max(0, s - lowest_at) * 0.3 for s in range(steps)]
     store.append_batches(run.id, [(s + 1, 1, loss, 0.0) for s, loss in enumerate(losses)])
@@ -122,7 +128,7 @@ def sweep_run(store: RunStore, lowest_at: int = 60, steps: int = 100):
 )
 def test_learning_rate_judge_and_the_suggested_rate(store, large_loss, small_acc, outcome):
     sweep, lowest = sweep_run(store)
-    lr_cfg = lambda a: book.LR.arm(a).config  # noqa: E731
+    lr_cfg = lambda a: LR.arm(a).config  # noqa: E731
     end = lambda loss: [dict(train_loss=loss, train_acc=0.9, val_loss=loss, val_acc=0.9)]  # noqa: E731
     runs = {
         "small": record(store, lr_cfg("small"), small_acc, end(2.0)),
@@ -131,10 +137,10 @@ def test_learning_rate_judge_and_the_suggested_rate(store, large_loss, small_acc
         "sweep": sweep,
     }
     evidence = lessons.Evidence(store, runs)
-    suggested = book._suggested_config(evidence)
+    suggested = _suggested_config(evidence)
     assert suggested["lr"] == pytest.approx(lowest / 3, rel=0.05)  # a third of the lowest point
     runs["suggested"] = record(store, suggested, 0.91, end(0.3))
-    p = judged(store, book.LR, runs, "both")
+    p = judged(store, LR, runs, "both")
     assert p.outcome == outcome and p.correct is (outcome == "both")
     assert f"{suggested['lr']:g}" in p.explanation
 
@@ -143,11 +149,11 @@ def test_a_nan_is_a_measurement_for_the_large_rate_and_a_problem_elsewhere(store
     nan = dict(
         status="failed", reason="The loss became nan", test_metrics={"diverged": {"epoch": 1, "batch": 3}}
     )
-    large = record(store, book.LR.arm("large").config, None, (), **nan)
+    large = record(store, LR.arm("large").config, None, (), **nan)
     assert lessons.diverged(large)
-    good = record(store, book.LR.arm("good").config, None, (), **nan)
+    good = record(store, LR.arm("good").config, None, (), **nan)
     attempt = lessons.Attempt("lr", ADA.id, prediction="both", runs={"large": large.id, "good": good.id})
-    p = lessons.progress(store, book.LR, attempt)
+    p = lessons.progress(store, LR, attempt)
     assert p.status == "problem" and "lr 0.1" in p.message and "lr 10" not in p.message
 
 
@@ -190,7 +196,7 @@ def test_a_nan_is_a_measurement_for_the_large_rate_and_a_problem_elsewhere(store
     ],
 )
 def test_convolution_judge(numbers, outcome):
-    got, text = book.CONV.judge(numbers)
+    got, text = CONV.judge(numbers)
     assert got == outcome and "20,538" in text
 
 
@@ -203,14 +209,14 @@ def test_preprocessing_judge_names_the_costliest_stage():
         no_scale_acc=0.75,
         no_center_acc=0.95,
     )
-    assert book.PREPROCESS.judge(base)[0] == "invert"
-    assert book.PREPROCESS.judge({**base, "no_invert_acc": 0.96})[0] == "crop"
+    assert PREPROCESS.judge(base)[0] == "invert"
+    assert PREPROCESS.judge({**base, "no_invert_acc": 0.96})[0] == "crop"
 
 
 def test_confusion_judge_maps_the_pair_or_another():
     n = dict(a=4, b=9, count=87, errors=720, a_as_b=75, b_as_a=12, acc=0.928)
-    assert book.CONFUSION.judge(n)[0] == "49"
-    outcome, text = book.CONFUSION.judge({**n, "a": 1, "b": 6})
+    assert CONFUSION.judge(n)[0] == "49"
+    outcome, text = CONFUSION.judge({**n, "a": 1, "b": 6})
     assert outcome == "other" and "1 and 6" in text
 
 
@@ -219,12 +225,12 @@ def test_measures_on_a_real_model(mnist, tmp_path):
     cfg = TrainConfig.from_dict(dict(model="perceptron", optimizer="sgd", lr=0.1, epochs=1, limit=3000))
     model = train_model(cfg, mnist=mnist).model
     images = mnist.test_images[:50]
-    moved = book.shifted(images)
+    moved = shifted(images)
     assert moved.shape == images.shape and not torch.equal(moved, images)
     assert (moved.float().sum((1, 2)) <= images.float().sum((1, 2))).all()  # ink only shifted out, never in
-    drawings, labels = book.drawing_set(mnist, n=40)
-    everything = book.drawing_accuracy(model, drawings, labels)
-    no_invert = book.drawing_accuracy(model, drawings, labels, **book.STAGES["invert"])
+    drawings, labels = drawing_set(mnist, n=40)
+    everything = drawing_accuracy(model, drawings, labels)
+    no_invert = drawing_accuracy(model, drawings, labels, **STAGES["invert"])
     assert everything > no_invert + 0.3  # dark-on-light drawings are unreadable without inverting
 
 
@@ -232,19 +238,19 @@ def test_measures_on_a_real_model(mnist, tmp_path):
 def test_prediction_is_kept_per_learner_and_fixed_once_runs_exist(store):
     a = lessons.load_attempt(store, ADA.id, "line")
     with pytest.raises(RunError, match="not one of"):
-        lessons.predict(store, a, "maybe", book.LINE)
-    lessons.predict(store, a, "same", book.LINE)
+        lessons.predict(store, a, "maybe", LINE)
+    lessons.predict(store, a, "same", LINE)
     assert lessons.load_attempt(store, ADA.id, "line").prediction == "same"
     assert lessons.load_attempt(store, BEN.id, "line").prediction is None  # Ben's own progress
     assert lessons.load_attempt(RunStore(store.root), ADA.id, "line").prediction == "same"  # a restart
     a.runs = {"perceptron": "x"}
     with pytest.raises(RunError, match="fixed"):
-        lessons.predict(store, a, "hidden", book.LINE)
+        lessons.predict(store, a, "hidden", LINE)
 
 
 def test_redo_starts_over_and_keeps_the_history(store):
     a = lessons.load_attempt(store, ADA.id, "line")
-    lessons.predict(store, a, "same", book.LINE)
+    lessons.predict(store, a, "same", LINE)
     a.runs, a.verdict = {"perceptron": "r1"}, dict(outcome="hidden", correct=False)
     lessons.save_attempt(store, a)
     fresh = lessons.redo(store, a)
@@ -252,7 +258,7 @@ def test_redo_starts_over_and_keeps_the_history(store):
     assert again.number == 2 and again.prediction is None and not again.runs
     assert again.past[0]["prediction"] == "same" and again.past[0]["verdict"]["correct"] is False
     assert fresh.number == again.number
-    rows = {r["key"]: r["state"] for r in lessons.overview(store, ADA.id, list(book.LESSONS))}
+    rows = {r["key"]: r["state"] for r in lessons.overview(store, ADA.id, list(LESSONS))}
     assert rows["line"] == "not started" and len(rows) == 8
 
 
@@ -260,25 +266,25 @@ def test_the_experiment_runs_through_the_job_api_and_a_stopped_run_is_retried(jo
     monkeypatch.setenv(lessons.IMAGES_ENV, "500")
     a = lessons.load_attempt(jobs.store, ADA.id, "confusion")
     with pytest.raises(RunError, match="prediction first"):
-        lessons.advance(jobs, book.CONFUSION, a, ADA)
-    lessons.predict(jobs.store, a, "49", book.CONFUSION)
-    lessons.advance(jobs, book.CONFUSION, a, ADA)
+        lessons.advance(jobs, CONFUSION, a, ADA)
+    lessons.predict(jobs.store, a, "49", CONFUSION)
+    lessons.advance(jobs, CONFUSION, a, ADA)
     run = jobs.store.get(a.runs["model"])
     assert run.owner == ADA.id and run.config["limit"] == 500  # the learner's run, capped
     jobs.stop(run.id, actor=ADA)
-    p = lessons.progress(jobs.store, book.CONFUSION, lessons.load_attempt(jobs.store, ADA.id, "confusion"))
+    p = lessons.progress(jobs.store, CONFUSION, lessons.load_attempt(jobs.store, ADA.id, "confusion"))
     assert p.status == "problem" and "stopped" in p.message
-    lessons.retry(jobs, book.CONFUSION, a, ADA)
+    lessons.retry(jobs, CONFUSION, a, ADA)
     assert a.runs["model"] != run.id
     jobs.wait(a.runs["model"], timeout_s=120)
-    p = lessons.progress(jobs.store, book.CONFUSION, lessons.load_attempt(jobs.store, ADA.id, "confusion"))
-    assert p.status == "judged" and p.outcome in {c.key for c in book.CONFUSION.choices}
+    p = lessons.progress(jobs.store, CONFUSION, lessons.load_attempt(jobs.store, ADA.id, "confusion"))
+    assert p.status == "judged" and p.outcome in {c.key for c in CONFUSION.choices}
     assert p.numbers["errors"] > 0 and f"{p.numbers['errors']} mistakes" in p.explanation
 
 
 def test_every_lesson_is_well_formed():
-    assert len(book.LESSONS) >= 8 and len(book.BY_KEY) == len(book.LESSONS)
-    for lesson in book.LESSONS:
+    assert len(LESSONS) >= 8 and len(BY_KEY) == len(LESSONS)
+    for lesson in LESSONS:
         assert len({c.key for c in lesson.choices}) == len(lesson.choices) >= 2
         for arm in lesson.arms:
             if not callable(arm.config):
@@ -312,7 +318,7 @@ def test_a_range_test_ends_when_the_loss_explodes_not_with_an_error(mnist):
     losses = result.state.history["batch_loss"]
     assert result.state.early_stopped and len(losses) < result.state.batches_per_epoch
     assert all(math.isfinite(v) for v in losses)
-    rate, lowest = book.suggest_lr(
+    rate, lowest = suggest_lr(
         [range_lr(10.0, s, result.state.batches_per_epoch) for s in range(len(losses))], losses
     )
     assert 1e-4 < rate < lowest < 10
@@ -343,8 +349,8 @@ def test_a_class_queue_limit_makes_later_arms_wait_instead_of_failing(jobs, monk
     monkeypatch.setenv(lessons.IMAGES_ENV, "300")
     jobs.set_policy(ClassPolicy(max_queued=1))
     a = lessons.load_attempt(jobs.store, ADA.id, "line")
-    lessons.predict(jobs.store, a, "hidden", book.LINE)
-    note = lessons.advance(jobs, book.LINE, a, ADA)
+    lessons.predict(jobs.store, a, "hidden", LINE)
+    note = lessons.advance(jobs, LINE, a, ADA)
     assert set(a.runs) == {"perceptron"} and "1 run queued or training at once" in note
     jobs.wait(a.runs["perceptron"], timeout_s=120)
-    assert lessons.advance(jobs, book.LINE, a, ADA) == "" and set(a.runs) == {"perceptron", "hidden"}
+    assert lessons.advance(jobs, LINE, a, ADA) == "" and set(a.runs) == {"perceptron", "hidden"}

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from mnist_core.data.mnist import make_splits
+from mnist_core.learn import device as D
 from mnist_core.learn import engine as T
 from mnist_core.learn.config import TrainConfig
 from mnist_core.learn.models import build_model
@@ -158,26 +159,26 @@ def test_nan_loss_is_a_learner_friendly_error(mnist):
 
 
 def test_device_choice():
-    assert T.pick_device("cpu").type == "cpu"
-    assert T.pick_device("auto").type in ("cpu", "cuda", "mps")
+    assert D.pick_device("cpu").type == "cpu"
+    assert D.pick_device("auto").type in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
-        with pytest.raises(T.TrainingError, match="no CUDA GPU"):
-            T.pick_device("cuda")
+        with pytest.raises(D.DeviceError, match="no CUDA GPU"):
+            D.pick_device("cuda")
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx512f", "avx512_bf16"}))
-    assert T.choose_precision("auto", cpu) == ("bf16", "auto: this CPU runs bf16 natively (avx512_bf16)")
-    assert T.choose_precision("fp32", cpu)[0] == "fp32"
-    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx2", "fma"}))
-    name, why = T.choose_precision("auto", cpu)
+    monkeypatch.setattr(D, "_CPU_FLAGS", frozenset({"avx512f", "avx512_bf16"}))
+    assert D.choose_precision("auto", cpu) == ("bf16", "auto: this CPU runs bf16 natively (avx512_bf16)")
+    assert D.choose_precision("fp32", cpu)[0] == "fp32"
+    monkeypatch.setattr(D, "_CPU_FLAGS", frozenset({"avx2", "fma"}))
+    name, why = D.choose_precision("auto", cpu)
     assert name == "fp32" and "no native bf16" in why
     emulated = "bf16 as asked (emulated on this cpu: slower than fp32)"
-    assert T.choose_precision("bf16", cpu) == ("bf16", emulated)
-    monkeypatch.setattr(T, "_CPU_FLAGS", None)  # and on this machine, from /proc/cpuinfo
+    assert D.choose_precision("bf16", cpu) == ("bf16", emulated)
+    monkeypatch.setattr(D, "_CPU_FLAGS", None)  # and on this machine, from /proc/cpuinfo
     native = "avx512_bf16" in open("/proc/cpuinfo").read() or "amx_bf16" in open("/proc/cpuinfo").read()
-    assert T.choose_precision("auto", cpu)[0] == ("bf16" if native else "fp32")
+    assert D.choose_precision("auto", cpu)[0] == ("bf16" if native else "fp32")
     assert TrainConfig().precision == "auto"
 
 

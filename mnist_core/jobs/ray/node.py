@@ -22,7 +22,8 @@ import torch
 
 from ...data.mnist import FILES, find_file, load_mnist
 from ...learn.config import TrainConfig
-from ...learn.engine import precision_note, train_model
+from ...learn.device import precision_note
+from ...learn.engine import train_model
 from ...paths import data_dir
 from .. import worker
 
