@@ -354,7 +354,7 @@ def checkpoint_path(run_id: str, epoch="best"):
     if not run_id:
         return default_model_path()
     store = job_manager().store
-    return store.best_checkpoint(run_id) if epoch == "best" else dict(store.checkpoints(run_id))[epoch]
+    return store.layout.best_checkpoint(run_id) if epoch == "best" else dict(store.checkpoints(run_id))[epoch]
 
 
 def choose_checkpoint(prefix: str, columns) -> tuple[str, str, object]:

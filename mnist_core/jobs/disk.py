@@ -157,7 +157,7 @@ def prune(store: RunStore) -> PruneReport:
         saved = store.checkpoints(run.id)
         if len(saved) <= 1:
             continue
-        best = store.best_checkpoint(run.id)
+        best = store.layout.best_checkpoint(run.id)
         gone = []
         for epoch, path in saved[:-1]:  # the last epoch is kept for Extend
             if best.is_file() and os.path.samefile(path, best):

@@ -126,7 +126,7 @@ class LocalExecutor:
         )
 
     def start(self, store: RunStore, run_id: str, max_concurrent: int) -> None:
-        log = store.log_path(run_id)
+        log = store.layout.log_path(run_id)
         log.parent.mkdir(parents=True, exist_ok=True)
         disk.ensure_reserve(store.root)  # so that even a run that fills the disk can say why
         env = self.run_environment(max_concurrent)

@@ -39,7 +39,8 @@ def verify(store: RunStore, load_checkpoints: bool = True) -> list[str]:
             problems.append(f"{where}: batch records of epoch {top} but only {run.epochs_done} finished")
         if not run.active:
             problems += [
-                f"{where}: leftover temporary file {p.name}" for p in store.run_dir(run.id).glob(".*.tmp")
+                f"{where}: leftover temporary file {p.name}"
+                for p in store.layout.run_dir(run.id).glob(".*.tmp")
             ]
     problems += [f"records of run {run_id} without the run" for run_id in store.orphaned_run_ids()]
     return problems
@@ -48,6 +49,4 @@ def verify(store: RunStore, load_checkpoints: bool = True) -> list[str]:
 def summary(store: RunStore) -> dict:
     """Counts of what the store holds (no file is read: verify() already loads every checkpoint)."""
     runs = store.list()
-    return dict(
-        **store.counts(), checkpoints=sum(len(list(store.run_dir(r.id).glob("epoch-*.pt"))) for r in runs)
-    )
+    return dict(**store.counts(), checkpoints=sum(len(store.layout.epoch_files(r.id)) for r in runs))

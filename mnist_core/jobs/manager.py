@@ -111,7 +111,7 @@ class JobManager:
         return self.store.get(run_id)
 
     def log_tail(self, run_id: str, lines: int = 40) -> str:
-        path = self.store.log_path(run_id)
+        path = self.store.layout.log_path(run_id)
         if not path.is_file():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -18,7 +18,6 @@ from ..words import count, kept_epochs
 from . import executor as ex
 from .store import ACTIVE, DB_NAME, Run, RunError, RunStore, StoreDamaged, check_run_id
 
-_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 _ID_TIME = re.compile(r"(\d{8}-\d{6})-")
 STOP_WAIT_S = 5.0  # a worker still training on a damaged store gets this long to stop
 
@@ -148,7 +147,7 @@ def _swap_in(root: Path, tmp: Path) -> Path | None:
 
 
 def _restore_folders(store: RunStore, report: RebuildReport, skip: set[str]) -> None:
-    for folder in store.run_folders():
+    for folder in store.layout.run_folders():
         if folder.name in skip:
             continue
         try:
@@ -168,11 +167,7 @@ def _restore_folders(store: RunStore, report: RebuildReport, skip: set[str]) -> 
 def _last_readable_checkpoint(store: RunStore, run_id: str) -> tuple[int, Path, dict, list[str]] | None:
     """The newest epoch checkpoint that loads and describes its history; None when no epoch file
     exists. RunError when files exist but none can be read."""
-    files = sorted(
-        (int(m.group(1)), p)
-        for p in store.run_dir(run_id).glob("epoch-*.pt")
-        if (m := _EPOCH_FILE.fullmatch(p.name))
-    )
+    files = store.layout.epoch_files(run_id)
     refused: list[str] = []
     for epoch, path in reversed(files):
         try:
@@ -255,7 +250,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
         fallback_t = path.stat().st_mtime
         times = {}  # a batch's own time is not in the checkpoint: its epoch's file time stands in
         for rec in records:
-            ck = store.epoch_checkpoint(run_id, rec["epoch"])
+            ck = store.layout.epoch_checkpoint(run_id, rec["epoch"])
             kept = ck.is_file()  # pruned epochs have no file: their record keeps no path
             epochs.append((rec, str(ck) if kept else None))
             times[rec["epoch"]] = ck.stat().st_mtime if kept else fallback_t
@@ -283,7 +278,9 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
         ),
     )
     now = time.time()
-    resumable = not done or store.resume_checkpoint(run_id, done).is_file() or "optimizer" in obj["extra"]
+    resumable = (
+        not done or store.layout.resume_checkpoint(run_id, done).is_file() or "optimizer" in obj["extra"]
+    )
     go_on = (
         "Extend continues it." if resumable else f"Its optimizer state after epoch {done} is gone: Clone it."
     )

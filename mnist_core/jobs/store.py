@@ -1,4 +1,4 @@
-"""The run store: SQLite (WAL) records of every training run plus a folder of files per run."""
+"""The run store: SQLite (WAL) records of every training run; its files' names belong to layout.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
@@ -20,13 +19,11 @@ from pathlib import Path
 from ..learn.metrics import eta_seconds, fraction_done
 from ..paths import checkpoints_dir
 from ..words import count
+from .layout import DB_NAME, RunLayout, write_atomically
 
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("queued", "running")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-DB_NAME = "runs.db"
-SETTINGS_MIRROR = "settings.json"  # the class-wide settings, mirrored beside the database
-MIRROR_NAME = "run.json"  # each run's row, mirrored into its folder on every status change
 REPAIR_HINT = (
     "Rebuild it from the run folders with `mnist-lab check --repair` or the dashboard's "
     "'Rebuild the run store from the run folders' button (the damaged file is kept aside)."
@@ -192,6 +189,7 @@ class RunStore:
         `new=True` creates the database file `db_name` on purpose beside existing run folders (the
         rebuild does this); otherwise a missing or empty runs.db beside run folders is damage too."""
         self.root = Path(root) if root else checkpoints_dir()
+        self.layout = RunLayout(self.root, check_run_id)
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / db_name
         self._local = threading.local()
@@ -237,7 +235,7 @@ class RunStore:
             size = None
         if size:
             return
-        folders = sum(1 for _ in self.run_folders())
+        folders = sum(1 for _ in self.layout.run_folders())
         if folders:
             state = "missing" if size is None else "empty (0 bytes)"
             raise StoreDamaged(self.db_path, f"the file is {state} but {count(folders, 'run folder')} exist")
@@ -281,29 +279,6 @@ class RunStore:
         """Copy the write-ahead log into the database file, so the file alone is the whole store."""
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    # ---- paths ----
-    def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / check_run_id(run_id)
-
-    def log_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "log.txt"
-
-    def epoch_checkpoint(self, run_id: str, epoch: int) -> Path:
-        return self.run_dir(run_id) / f"epoch-{epoch:03d}.pt"
-
-    def best_checkpoint(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "best.pt"
-
-    def mirror_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / MIRROR_NAME
-
-    def run_folders(self) -> builtins.list[Path]:
-        """Every folder under runs/, sorted by name (ids start with their creation time)."""
-        try:
-            return sorted(p for p in (self.root / "runs").iterdir() if p.is_dir())
-        except FileNotFoundError:
-            return []
-
     # ---- the per-run mirror of the row (run.json), for rebuilding a damaged store ----
     def _mirror(self, run_id: str) -> None:
         """Write the run's full row to runs/<id>/run.json atomically. Best effort: it is a copy,
@@ -317,23 +292,14 @@ class RunStore:
             data = dict(row)
             for key in _JSON_COLUMNS:
                 data[key] = json.loads(data[key]) if data[key] else None
-            folder = self.run_dir(run_id)
-            fd, tmp = tempfile.mkstemp(prefix=f".{MIRROR_NAME}.", suffix=".tmp", dir=folder)
-            try:
-                os.fchmod(fd, 0o644)  # mkstemp makes 0600; readable like the checkpoints beside it
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(data, fh, indent=1)
-                os.replace(tmp, folder / MIRROR_NAME)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(self.layout.mirror_path(run_id), json.dumps(data, indent=1))
         except (OSError, ValueError, sqlite3.Error):
             pass
 
     def read_mirror(self, run_id: str) -> dict | None:
         """The row run.json holds (JSON columns decoded), None if the folder has none; RunError when
         the file is unreadable or not a row of this run."""
-        path = self.mirror_path(run_id)
+        path = self.layout.mirror_path(run_id)
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -346,10 +312,6 @@ class RunStore:
         if not isinstance(data["config"], dict) or data["status"] not in STATUSES:
             raise RunError(f"{path} has no valid config or status.")
         return {k: v for k, v in data.items() if k in COLUMNS}
-
-    def resume_checkpoint(self, run_id: str, epoch: int) -> Path:
-        """Optimizer and schedule state after `epoch`: only the last epoch's is kept (Extend)."""
-        return self.run_dir(run_id) / f"resume-{epoch:03d}.pt"
 
     # ---- creating and reading ----
     def create(
@@ -380,7 +342,7 @@ class RunStore:
                     exercise or None,
                 ),
             )
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        self.layout.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         self._mirror(run_id)
         return self.get(run_id)
 
@@ -432,16 +394,15 @@ class RunStore:
             c.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
             every = dict(c.execute("SELECT key, value FROM settings"))
         try:  # mirrored beside the database, like run.json, so that a rebuild keeps them
-            tmp = self.root / f".{SETTINGS_MIRROR}.tmp"
-            tmp.write_text(json.dumps({k: json.loads(v) for k, v in every.items()}, indent=1))
-            os.replace(tmp, self.root / SETTINGS_MIRROR)
+            text = json.dumps({k: json.loads(v) for k, v in every.items()}, indent=1)
+            write_atomically(self.layout.settings_mirror, text)
         except OSError:
             pass
 
     def restore_settings(self) -> int:
         """Settings back from their mirror (a rebuild); returns how many."""
         try:
-            saved = json.loads((self.root / SETTINGS_MIRROR).read_text())
+            saved = json.loads(self.layout.settings_mirror.read_text())
         except (OSError, ValueError):
             return 0
         with self.tx() as c:
@@ -675,7 +636,7 @@ class RunStore:
 
     def remove_temp_files(self, run_id: str) -> int:
         """Delete half-written checkpoint files a killed process left behind; returns how many."""
-        leftovers = list(self.run_dir(run_id).glob(".*.tmp"))
+        leftovers = list(self.layout.run_dir(run_id).glob(".*.tmp"))
         for path in leftovers:
             path.unlink(missing_ok=True)
         return len(leftovers)
@@ -688,4 +649,4 @@ class RunStore:
         with self.tx() as c:
             for table, col in (("batch_metrics", "run_id"), ("epoch_metrics", "run_id"), ("runs", "id")):
                 c.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)

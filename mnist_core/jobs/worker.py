@@ -102,17 +102,17 @@ def save_epoch(store: RunStore, run_id: str, record: dict, resume, checkpoint, i
     epoch = record["epoch"]
     # Optimizer state is only needed to continue a run, so it lives in one resume file (the
     # last epoch's), written first: an epoch file on disk always has its resume file beside it.
-    atomic_save(resume, store.resume_checkpoint(run_id, epoch))
-    path = atomic_save(checkpoint, store.epoch_checkpoint(run_id, epoch))
+    atomic_save(resume, store.layout.resume_checkpoint(run_id, epoch))
+    path = atomic_save(checkpoint, store.layout.epoch_checkpoint(run_id, epoch))
     best = {}
     if is_best:
-        atomic_link(path, store.best_checkpoint(run_id))  # the same file, not a second copy
+        atomic_link(path, store.layout.best_checkpoint(run_id))  # the same file, not a second copy
         best = {"best_val_acc": record.get("val_acc")}
     store.append_epoch(
         run_id, record, str(path), epochs_done=epoch, images_per_s=record["images_per_s"], **best
     )
-    for old in store.run_dir(run_id).glob("resume-*.pt"):
-        if old.name != store.resume_checkpoint(run_id, epoch).name:
+    for kept, old in store.layout.resume_files(run_id):
+        if kept != epoch:
             old.unlink(missing_ok=True)
 
 
@@ -131,8 +131,8 @@ def log(line: str) -> None:
 
 def resume_state(store: RunStore, run_id: str, epochs_done: int) -> tuple[dict, nn.Module, int]:
     """What continuing after `epochs_done` needs: (resume dict for fit, model, first step)."""
-    ckpt = load_checkpoint(store.epoch_checkpoint(run_id, epochs_done))
-    path = store.resume_checkpoint(run_id, epochs_done)
+    ckpt = load_checkpoint(store.layout.epoch_checkpoint(run_id, epochs_done))
+    path = store.layout.resume_checkpoint(run_id, epochs_done)
     if path.is_file():
         extra = read_checkpoint(path, kind="resume")
     else:  # stores written before resume files kept the optimizer in every epoch file
@@ -269,7 +269,7 @@ def main(argv=None) -> int:
         run_id = standby.wait_for_run(store.root, args.standby, stop)
         if run_id is None:
             return 0
-        standby.attach_log(store.log_path(run_id))
+        standby.attach_log(store.layout.log_path(run_id))
     lower_priority()
     store = RunStore(args.root)
     return execute(store, run_id, stop)

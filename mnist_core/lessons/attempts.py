@@ -92,7 +92,7 @@ class Evidence:
     def model(self, arm: str):
         from ..learn.checkpoints import load_checkpoint
 
-        return load_checkpoint(self.store.best_checkpoint(self.runs[arm].id)).model
+        return load_checkpoint(self.store.layout.best_checkpoint(self.runs[arm].id)).model
 
     def batch_losses(self, arm: str) -> list[tuple[int, int, float]]:
         return self.store.batch_losses(self.runs[arm].id)

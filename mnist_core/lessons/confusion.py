@@ -14,7 +14,7 @@ PAIRS = ((4, 9), (3, 5), (2, 7), (7, 9), (3, 8))
 def _measure_confusion(ev: Evidence) -> dict:
     from ..analysis.cache import evaluate_checkpoint
 
-    result = evaluate_checkpoint(ev.store.best_checkpoint(ev["model"].id), mnist=ev.mnist)
+    result = evaluate_checkpoint(ev.store.layout.best_checkpoint(ev["model"].id), mnist=ev.mnist)
     cm = result.confusion
     pairs = {(a, b): int(cm[a, b] + cm[b, a]) for a in range(10) for b in range(a + 1, 10)}
     (a, b), count = max(pairs.items(), key=lambda kv: (kv[1], -kv[0][0], -kv[0][1]))
@@ -39,7 +39,7 @@ def _confusion_figures(ev: Evidence, n: dict) -> list:
     from ..analysis.cache import evaluate_checkpoint
     from ..analysis.saliency import attribute
 
-    result = evaluate_checkpoint(ev.store.best_checkpoint(ev["model"].id), mnist=ev.mnist)
+    result = evaluate_checkpoint(ev.store.layout.best_checkpoint(ev["model"].id), mnist=ev.mnist)
     idx = torch.cat([result.cell(n["a"], n["b"]), result.cell(n["b"], n["a"])])[:16]
     assert result.images is not None
     titles = [f"{int(result.y_true[i])} read as {int(result.y_pred[i])}" for i in idx]

@@ -94,7 +94,7 @@ def test_nan_loss_fails_with_advice_and_leaves_other_runs_alone():
     # every failed run's log holds its whole traceback, down to the line that raised
     store = RunStore(store_root())
     failed = next(r for r in store.list() if r.status == "failed")
-    log = store.log_path(failed.id).read_text()
+    log = store.layout.log_path(failed.id).read_text()
     assert "Traceback (most recent call last)" in log and "NoneType: None" not in log
     assert 'mnist_core/learn/engine.py", line' in log and "Diverged: The loss became nan" in log
     # and the record says where it diverged (the Lessons page counts that as a measurement)
@@ -108,7 +108,7 @@ def test_check_finds_damage(capsys):
     good = next(r for r in store.list() if r.status == "completed")
     path = Path(store.epochs(good.id)[0]["checkpoint"])
     path.write_bytes(path.read_bytes()[:1000])  # damage a saved checkpoint behind the store's back
-    (store.run_dir(good.id) / ".epoch-009.pt.abc.tmp").write_bytes(b"half")
+    (store.layout.run_dir(good.id) / ".epoch-009.pt.abc.tmp").write_bytes(b"half")
     problems = verify(store)
     assert any("truncated" in p for p in problems) and any("leftover temporary file" in p for p in problems)
     assert records_lost(before, snapshot(store)) == [f"{path} is changed"]

@@ -75,7 +75,7 @@ def test_runs_on_the_cluster_keep_the_job_semantics(ray_jobs, ray_cluster):
     jobs.delete(b.id)
     with pytest.raises(RunError, match="No run"):
         jobs.get(b.id)
-    assert not jobs.store.run_dir(b.id).exists()
+    assert not jobs.store.layout.run_dir(b.id).exists()
     assert verify(jobs.store) == []
     # the nodes have no MNIST of their own ($MNIST_DATA_DIR is empty for them): it came through
     # the object store, and each node keeps its copy in its node-local folder

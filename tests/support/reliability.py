@@ -117,8 +117,8 @@ def _full_disk(
         failed = wait_until(lambda: not (r := jobs.get(run.id)).active and r, timeout_s=90)
         filler.unlink()  # space freed: the queued run goes on
         after = jobs.wait(second.id, timeout_s=120)
-        leftovers = [p.name for p in jobs.store.run_dir(run.id).iterdir() if p.name.endswith(".tmp")]
-        log = jobs.store.log_path(run.id).read_text(errors="replace")
+        leftovers = [p.name for p in jobs.store.layout.run_dir(run.id).iterdir() if p.name.endswith(".tmp")]
+        log = jobs.store.layout.log_path(run.id).read_text(errors="replace")
         ok = (
             failed.status == "failed"
             and FULL_DISK in (failed.reason or "")
@@ -181,7 +181,7 @@ def fault_out_of_memory(root: Path) -> FaultResult:
         os.environ.pop("MNIST_LAB_RUN_MEMORY_MB") if saved is None else os.environ.__setitem__(
             "MNIST_LAB_RUN_MEMORY_MB", saved
         )
-    log = jobs.store.log_path(big.id).read_text(errors="replace")
+    log = jobs.store.layout.log_path(big.id).read_text(errors="replace")
     ok = (
         big.status == "failed"
         and "ran out of memory" in (big.reason or "")

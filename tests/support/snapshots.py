@@ -40,7 +40,7 @@ def snapshot(store: RunStore) -> Snapshot:
         for r, s, e, loss in c.execute("SELECT run_id, step, epoch, loss FROM batch_metrics")
     }
     for run_id in snap.runs:
-        for path in sorted(store.run_dir(run_id).glob("epoch-*.pt")):
+        for path in sorted(store.layout.run_dir(run_id).glob("epoch-*.pt")):
             snap.files[str(path)] = _digest(path)
     return snap
 

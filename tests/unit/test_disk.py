@@ -26,8 +26,8 @@ def cfg(**kw):
 def test_a_run_keeps_one_copy_of_its_best_weights_and_one_optimizer_state(jobs):
     run = jobs.wait(jobs.submit(cfg()).id, timeout_s=120)
     assert run.status == "completed", jobs.log_tail(run.id)
-    folder = jobs.store.run_dir(run.id)
-    best = jobs.store.best_checkpoint(run.id)
+    folder = jobs.store.layout.run_dir(run.id)
+    best = jobs.store.layout.best_checkpoint(run.id)
     epoch_files = sorted(folder.glob("epoch-*.pt"))
     assert len(epoch_files) == 3
     assert sum(os.path.samefile(best, p) for p in epoch_files) == 1  # a second name, not a copy
@@ -47,15 +47,15 @@ def test_a_run_keeps_one_copy_of_its_best_weights_and_one_optimizer_state(jobs):
 def test_the_estimate_is_close_to_what_a_run_writes(jobs):
     c = cfg(epochs=2)
     run = jobs.wait(jobs.submit(c).id, timeout_s=120)
-    written = disk.tree_bytes(jobs.store.run_dir(run.id))
+    written = disk.tree_bytes(jobs.store.layout.run_dir(run.id))
     need = disk.run_need_bytes(c)
     assert written <= need <= 3 * written  # never under, and not wildly over
 
 
 def test_prune_keeps_best_and_last_and_says_what_it_freed(jobs, capsys):
     run = jobs.wait(jobs.submit(cfg(epochs=4)).id, timeout_s=120)
-    folder = jobs.store.run_dir(run.id)
-    best = jobs.store.best_checkpoint(run.id)
+    folder = jobs.store.layout.run_dir(run.id)
+    best = jobs.store.layout.best_checkpoint(run.id)
     best_epoch = next(e for e, p in jobs.store.checkpoints(run.id) if os.path.samefile(p, best))
     sizes = {p.name: p.stat().st_size for p in folder.glob("epoch-*.pt")}
     report = disk.prune(jobs.store)

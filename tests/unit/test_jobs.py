@@ -32,7 +32,7 @@ def test_start_poll_complete(jobs):
     assert {"train_loss", "val_loss", "train_acc", "val_acc", "lr", "images_per_s"} <= set(epochs[0])
     assert len(jobs.store.batch_losses(run.id)) == 2 * 30  # 1500 images / 50 per batch
     assert load_checkpoint(epochs[1]["checkpoint"]).model is not None
-    assert load_checkpoint(jobs.store.best_checkpoint(run.id)).meta["model_key"] == "mlp_128_64"
+    assert load_checkpoint(jobs.store.layout.best_checkpoint(run.id)).meta["model_key"] == "mlp_128_64"
     assert "ended (completed)" in jobs.log_tail(run.id)
 
 
@@ -131,7 +131,7 @@ def test_nan_loss_fails_with_a_message(jobs):
 
 @pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "/etc/passwd", "a\\b", "", "x" * 100, "ok..no"])
 def test_path_like_run_ids_are_refused(jobs, bad):
-    for action in (jobs.store.get, jobs.store.delete, jobs.store.run_dir):
+    for action in (jobs.store.get, jobs.store.delete, jobs.store.layout.run_dir):
         with pytest.raises(RunError, match="Refused run id"):
             action(bad)
 
@@ -142,7 +142,7 @@ def test_clone_and_delete(jobs):
     assert twin.parent == run.id and twin.config["weight_decay"] == 0.001
     assert twin.config["seed"] == run.config["seed"]
     jobs.wait(twin.id)
-    folder = jobs.store.run_dir(run.id)
+    folder = jobs.store.layout.run_dir(run.id)
     assert folder.is_dir()
     jobs.delete(run.id)
     assert not folder.exists() and jobs.store.batch_losses(run.id) == []

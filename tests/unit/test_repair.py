@@ -68,15 +68,15 @@ def test_the_run_json_mirror_follows_status_changes_and_never_fails_the_caller(t
     mirror = store.read_mirror(run.id)
     assert (mirror["status"], mirror["test_acc"], mirror["epochs_done"]) == ("completed", 0.9, 1)
     assert mirror["test_metrics"] == {"loss": 0.3} and mirror["config"]["epochs"] == 1
-    assert oct(store.mirror_path(run.id).stat().st_mode & 0o777) == "0o644"
+    assert oct(store.layout.mirror_path(run.id).stat().st_mode & 0o777) == "0o644"
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mnist_core.jobs.store.tempfile.mkstemp", full_disk)
+    monkeypatch.setattr("mnist_core.jobs.layout.tempfile.mkstemp", full_disk)
     store.update(run.id, reason="still recorded")  # the mirror fails quietly, the store does not
     assert store.get(run.id).reason == "still recorded"
-    assert not list(store.run_dir(run.id).glob(".*.tmp"))
+    assert not list(store.layout.run_dir(run.id).glob(".*.tmp"))
 
 
 @pytest.mark.parametrize("kind", DAMAGES)
@@ -120,7 +120,7 @@ def test_rebuild_restores_completed_runs_exactly(root):
     for run in store.list():  # every field of a completed run comes back from its run.json
         assert asdict(run) == asdict(rows[run.id])
         assert [e["checkpoint"] for e in store.epochs(run.id)] == [
-            str(store.epoch_checkpoint(run.id, e)) for e in (1, 2)
+            str(store.layout.epoch_checkpoint(run.id, e)) for e in (1, 2)
         ]
     assert verify(store) == []
     again = rebuild(root)  # the store is sound now: nothing to do
@@ -132,9 +132,9 @@ def test_runs_without_a_readable_run_json_or_still_active_come_back_interrupted(
     before, rows = take_snapshot(root)
     a, b = sorted(rows)
     store = RunStore(root)
-    store.mirror_path(a).write_text("{not json")
-    mirror = json.loads(store.mirror_path(b).read_text())
-    store.mirror_path(b).write_text(json.dumps({**mirror, "status": "running", "pid": None}))
+    store.layout.mirror_path(a).write_text("{not json")
+    mirror = json.loads(store.layout.mirror_path(b).read_text())
+    store.layout.mirror_path(b).write_text(json.dumps({**mirror, "status": "running", "pid": None}))
     store.close()
     damage_db(root, "zeroed")
     report = rebuild(root)
@@ -156,14 +156,14 @@ def test_pruned_epochs_come_back_without_a_checkpoint_path(root):
     before, rows = take_snapshot(root)
     a = sorted(rows)[0]
     store = RunStore(root)
-    store.epoch_checkpoint(a, 1).unlink()  # pruned: only best and last are kept
+    store.layout.epoch_checkpoint(a, 1).unlink()  # pruned: only best and last are kept
     store.close()
     before.files = {p: d for p, d in before.files.items() if not p.endswith(f"{a}/epoch-001.pt")}
     damage_db(root, "truncated")
     report = rebuild(root)
     store = RunStore(root)
     assert report.runs == 2 and records_lost(before, snapshot(store)) == []
-    assert [e["checkpoint"] for e in store.epochs(a)] == [None, str(store.epoch_checkpoint(a, 2))]
+    assert [e["checkpoint"] for e in store.epochs(a)] == [None, str(store.layout.epoch_checkpoint(a, 2))]
 
 
 def test_a_folder_with_corrupt_checkpoints_is_skipped_with_a_reason_not_a_crash(root):
@@ -171,9 +171,9 @@ def test_a_folder_with_corrupt_checkpoints_is_skipped_with_a_reason_not_a_crash(
     a, b = sorted(rows)
     store = RunStore(root)
     for e in (1, 2):  # every epoch file of a is damaged
-        path = store.epoch_checkpoint(a, e)
+        path = store.layout.epoch_checkpoint(a, e)
         path.write_bytes(path.read_bytes()[:1000])
-    newest = store.epoch_checkpoint(b, 2)  # b: only its newest epoch file
+    newest = store.layout.epoch_checkpoint(b, 2)  # b: only its newest epoch file
     newest.write_bytes(b"\0" * 100)
     (root / "runs" / "not a run").mkdir()
     (root / "runs" / "stray.txt").write_text("not a folder")
