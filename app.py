@@ -14,14 +14,9 @@ loading = "Starting MNIST Lab: loading PyTorch and the pages, once per server st
 with st.spinner(loading) if starting else nullcontext():
     from mnist_core import warmup
     from mnist_core.paths import default_model_path
-    from pages.common import (  # page objects need the config first
-        app_navigation,
-        current_user,
-        page_shell,
-        sidebar_runs,
-        signed_in_sidebar,
-        watched_run,
-    )
+    from pages.ui.shell import app_navigation, page_shell
+    from pages.ui.sidebar import sidebar_runs, watched_run
+    from pages.ui.signin import current_user, signed_in_sidebar
 
     # once per server (mnist_core/warmup.py): the late imports now (pandas: the pages' tables),
     # then the default model's first run and evaluation in the background

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         import streamlit as st
         from streamlit.testing.v1 import AppTest
 
-        if str(ROOT) not in sys.path:  # the page imports `pages.common`, which lives at the project root
+        if str(ROOT) not in sys.path:  # the page imports `pages.ui`, which lives at the project root
             sys.path.insert(0, str(ROOT))
 
         st.cache_resource.clear()

@@ -9,7 +9,8 @@ from mnist_core.data.mnist import class_counts, mean_images
 from mnist_core.data.pixels import BLACK, MNIST_MEAN, MNIST_STD, normalize
 from mnist_core.figures.dataset import class_distribution_figure, pixel_histogram_figure
 from mnist_core.figures.pictures import digit_pictures, digit_sheet
-from pages.common import ensure_app_shell, mnist_or_stop
+from pages.ui.resources import mnist_or_stop
+from pages.ui.shell import ensure_app_shell
 
 ensure_app_shell()
 st.title("Data")

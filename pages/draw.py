@@ -1,7 +1,7 @@
 """Draw: a digit in, what the network sees, what it predicts, and why (saliency maps).
 
 Everything below the model pickers is one fragment: a stroke reruns only it (not the app's sidebar,
-nor the pickers), the canvas sends each stroke the moment it ends (pages/canvas.py), the prediction
+nor the pickers), the canvas sends each stroke the moment it ends (pages/ui/canvas.py), the prediction
 is computed and sent before any saliency map, and the pictures are PNGs made on the server (and the
 probability bars plain HTML: the page loads no chart library). Stable
 hooks for tests and benchmarks: the canvas is `canvas.draw-canvas`, the prediction is the metric in
@@ -16,17 +16,11 @@ from mnist_core.data.preprocess import InputError, load_image, perturb, preproce
 from mnist_core.figures.evaluation import probability_bars_html
 from mnist_core.figures.pictures import saliency_picture
 from mnist_core.learn.evaluate import one_thread, predict_proba
-from pages.common import (
-    INSIDE,
-    checkpoint_path,
-    choose_checkpoint,
-    ensure_app_shell,
-    load_model,
-    model_sources,
-)
+from pages.ui.resources import checkpoint_path, choose_checkpoint, load_model, model_sources
+from pages.ui.shell import INSIDE, ensure_app_shell
 
 ensure_app_shell()
-from pages.canvas import drawing_canvas, drawing_of  # noqa: E402  (after the shell check)
+from pages.ui.canvas import drawing_canvas, drawing_of  # noqa: E402  (after the shell check)
 
 STAGE_TITLES = {
     "grayscale": "1. grayscale",

@@ -2,7 +2,7 @@
 
 Evaluations come from mnist_core.analysis.cache (memory, then disk, keyed by the checkpoint's
 content; app.py warms the default model's when the server starts). Digits and saliency maps are
-PNGs made on the server, the confusion matrix an HTML table (pages/confusion.py) and the charts
+PNGs made on the server, the confusion matrix an HTML table (pages/ui/confusion.py) and the charts
 plain HTML/SVG: the page loads no chart library. Each gallery is a fragment, so paging or picking
 a digit reruns only it. Stable hooks: the matrix's cells are `.st-key-cm_chart td[data-true]
 [data-pred]`, the galleries are the images in `.st-key-cell_gallery` and `.st-key-errors_gallery`."""
@@ -15,19 +15,11 @@ from mnist_core.data.pixels import denormalize
 from mnist_core.figures.evaluation import confusion_cells, per_class_svg, probability_bars_html
 from mnist_core.figures.pictures import digit_pictures, saliency_picture
 from mnist_core.learn.checkpoints import CheckpointError
-from pages.common import (
-    DRAW,
-    INSIDE,
-    checkpoint_path,
-    choose_checkpoint,
-    ensure_app_shell,
-    job_manager,
-    load_model,
-    mnist_or_stop,
-)
+from pages.ui.resources import checkpoint_path, choose_checkpoint, job_manager, load_model, mnist_or_stop
+from pages.ui.shell import DRAW, INSIDE, ensure_app_shell
 
 ensure_app_shell()
-from pages.confusion import confusion_table  # noqa: E402  (after the shell check, as Draw's canvas)
+from pages.ui.confusion import confusion_table  # noqa: E402  (after the shell check, as Draw's canvas)
 
 PAGE = 24  # digits per gallery page
 

@@ -7,7 +7,7 @@ from mnist_core.jobs.ray.settings import configured_address
 from mnist_core.learn.system import environment_status
 from mnist_core.paths import data_dir
 from mnist_core.words import count
-from pages.common import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
+from pages.ui.shell import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
 
 ensure_app_shell()
 st.title("MNIST Lab")

@@ -19,15 +19,8 @@ from mnist_core.figures.inside import (
 )
 from mnist_core.learn.checkpoints import CheckpointError, read_checkpoint
 from mnist_core.words import count
-from pages.common import (
-    DRAW,
-    checkpoint_path,
-    choose_checkpoint,
-    ensure_app_shell,
-    job_manager,
-    load_model,
-    mnist_or_stop,
-)
+from pages.ui.resources import checkpoint_path, choose_checkpoint, job_manager, load_model, mnist_or_stop
+from pages.ui.shell import DRAW, ensure_app_shell
 
 ensure_app_shell()
 NO_CHART_BAR = {"displayModeBar": False}

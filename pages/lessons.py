@@ -7,18 +7,10 @@ from mnist_core.jobs.disk import DiskBudgetError
 from mnist_core.jobs.store import RunError
 from mnist_core.lessons import attempts as lessons
 from mnist_core.lessons.book import BY_KEY, LESSONS
-from pages.common import (
-    DRAW,
-    EVALUATE,
-    INSIDE,
-    RUNS,
-    TRAIN,
-    current_user,
-    ensure_app_shell,
-    guarded,
-    job_manager,
-    progress_text,
-)
+from pages.ui.faults import guarded
+from pages.ui.resources import job_manager, progress_text
+from pages.ui.shell import DRAW, EVALUATE, INSIDE, RUNS, TRAIN, ensure_app_shell
+from pages.ui.signin import current_user
 
 ensure_app_shell()
 jobs = job_manager()

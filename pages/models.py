@@ -5,7 +5,8 @@ import streamlit as st
 
 from mnist_core.figures.dataset import layer_diagram
 from mnist_core.learn.models import REGISTRY, summary
-from pages.common import ensure_app_shell, job_manager
+from pages.ui.resources import job_manager
+from pages.ui.shell import ensure_app_shell
 
 ensure_app_shell()
 st.title("Models")

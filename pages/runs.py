@@ -10,7 +10,9 @@ from mnist_core.jobs.classroom import display_name
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import ConfigError, field_help
 from mnist_core.words import count
-from pages.common import can_control, current_user, ensure_app_shell, job_manager
+from pages.ui.resources import can_control, job_manager
+from pages.ui.shell import ensure_app_shell
+from pages.ui.signin import current_user
 
 ensure_app_shell()
 jobs = job_manager()

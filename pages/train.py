@@ -20,18 +20,10 @@ from mnist_core.learn.checkpoints import load_checkpoint
 from mnist_core.learn.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
 from mnist_core.learn.engine import lr_schedule
 from mnist_core.learn.models import REGISTRY, summary
-from pages.common import (
-    DRAW,
-    EVALUATE,
-    can_control,
-    current_user,
-    ensure_app_shell,
-    guarded,
-    job_manager,
-    mnist_or_stop,
-    my_runs,
-    progress_text,
-)
+from pages.ui.faults import guarded
+from pages.ui.resources import can_control, job_manager, mnist_or_stop, my_runs, progress_text
+from pages.ui.shell import DRAW, EVALUATE, ensure_app_shell
+from pages.ui.signin import current_user
 
 ensure_app_shell()
 HELP = field_help()
@@ -591,7 +583,7 @@ def inside_panel(path: str):
 def follows_in_place(run_id: str) -> bool:
     """Whether this page follows its run in place: while a run follows, no other timer of the page
     gets a turn, so only when the sidebar has none (no active run besides this one; see
-    pages/common.sidebar_runs). Otherwise the view reruns every LIVE_EVERY_S."""
+    pages/ui/sidebar.sidebar_runs). Otherwise the view reruns every LIVE_EVERY_S."""
     return all(r.id == run_id for r in jobs.list() if r.active)
 
 

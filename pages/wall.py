@@ -7,7 +7,9 @@ from mnist_core.jobs.classroom import BOUNDABLE, FIXABLE, ClassPolicy, wall_rows
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import ConfigError
 from mnist_core.words import count
-from pages.common import current_user, ensure_app_shell, job_manager
+from pages.ui.resources import job_manager
+from pages.ui.shell import ensure_app_shell
+from pages.ui.signin import current_user
 
 ensure_app_shell()
 jobs = job_manager()

@@ -1,6 +1,6 @@
 """Who is acting: users, their classroom roles, and checks of the sign-in configuration.
 
-No Streamlit here. pages/common.py reads the secrets file's `[auth]` and `[classroom]` sections and
+No Streamlit here. pages/ui/signin.py reads the secrets file's `[auth]` and `[classroom]` sections and
 the signed-in user's OpenID Connect claims (st.user), and hands them to these functions as plain
 mappings; the resulting `User` is what the job API receives as the acting user. Without sign-in the
 app acts as `LOCAL` (one local user who owns and controls everything), the command line as `ADMIN`.

@@ -13,7 +13,7 @@ from support import ROOT
 from support.snapshots import records_lost, snapshot
 from support.store_faults import damage_db, workers_exited
 
-REBUILD_BUTTON = "Rebuild the run store from the run folders"  # pages.common is imported by the app only
+REBUILD_BUTTON = "Rebuild the run store from the run folders"  # pages.ui is imported by the app only
 
 
 def test_damaged_store_message_button_and_rebuild():

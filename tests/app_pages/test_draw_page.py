@@ -16,7 +16,7 @@ PAGE = str(PAGES_DIR / "draw.py")
 
 
 def canvas_state(gray: np.ndarray) -> dict:
-    """What the canvas component (pages/canvas.py) reports for a drawing: a PNG data URL of it."""
+    """What the canvas component (pages/ui/canvas.py) reports for a drawing: a PNG data URL of it."""
     buf = io.BytesIO()
     Image.fromarray((gray * 255).astype(np.uint8)).convert("RGBA").save(buf, "PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -156,7 +156,7 @@ def threads_script():
     import streamlit as st
     import torch
 
-    from pages.common import beside_a_run
+    from pages.ui.faults import beside_a_run
 
     torch.set_num_threads(2)
     with beside_a_run():

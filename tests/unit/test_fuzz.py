@@ -112,7 +112,13 @@ def test_store_paths_never_leave_the_store(tmp_path):
     store = RunStore(tmp_path / "store")
     for bad in ["../x", "/etc/passwd", "a/../../b", "..", "x/y", "", ".", "a\\..\\b", "%2e%2e"]:
         TRIED["run_ids"] += 1
-        for call in (store.get, store.layout.log_path, store.layout.run_dir, store.delete, store.batch_losses):
+        for call in (
+            store.get,
+            store.layout.log_path,
+            store.layout.run_dir,
+            store.delete,
+            store.batch_losses,
+        ):
             with pytest.raises(RunError):
                 call(bad)
         if bad:  # an empty id means "make one up"

@@ -22,7 +22,7 @@ def test_start_poll_complete(jobs):
     assert not jobs.trains_here()
     run = jobs.submit(cfg(epochs=2))
     assert run.status == "running" and run.pid
-    assert jobs.trains_here()  # the dashboard computes on one thread meanwhile (pages/common.py)
+    assert jobs.trains_here()  # the dashboard computes on one thread meanwhile (pages/ui/resources.py)
     done = jobs.wait(run.id, timeout_s=120)
     assert done.status == "completed", jobs.log_tail(run.id)
     assert not jobs.trains_here()

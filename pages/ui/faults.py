@@ -1,0 +1,125 @@
+"""Faults as messages, not tracebacks: a damaged store (and its rebuild), a machine fault, a guard."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import streamlit as st
+
+from mnist_core.jobs.repair import rebuild
+from mnist_core.jobs.store import DB_NAME, StoreDamaged, is_damage
+from mnist_core.learn.evaluate import one_thread
+from mnist_core.paths import checkpoints_dir
+
+from .resources import job_manager
+
+REBUILD_BUTTON = "Rebuild the run store from the run folders"
+
+
+_shell = threading.local()  # .active is True while app.py runs a page (shell.page_shell sets it)
+
+
+def _store_or_stop() -> None:
+    """The rebuild's result once, after its rerun; a damaged store: the message, and no page body."""
+    rebuilt = st.session_state.pop("_store_rebuilt", None)
+    if rebuilt:
+        st.success(rebuilt, icon=":material/build:")
+    failed = st.session_state.pop("_store_rebuild_failed", None)
+    if failed:
+        st.error(failed)
+    try:
+        job_manager()  # opening the store checks its database (well under a millisecond)
+    except StoreDamaged as exc:
+        damaged_store(exc)
+        st.stop()
+
+
+def damaged_store(exc: StoreDamaged) -> None:
+    """The one message for a damaged runs.db: what happened, that the run folders are intact, and a
+    button that rebuilds the store from them (mnist_core.jobs.repair); the next run uses a fresh store."""
+    st.error(
+        "**The run store's database is damaged**, so the runs cannot be listed, shown or started. "
+        f"The file `{exc.db_path}` cannot be read ({exc.detail}). The run folders beside it are "
+        "intact: each run's checkpoints hold its settings, its loss curves and its metrics, so the "
+        "store can be rebuilt from them. The damaged file is kept aside, not deleted.",
+        icon=":material/database:",
+    )
+    _shell.store_message = True  # once per script run: later store faults in this run stay quiet
+    # a callback: it runs before the next script run, whichever script Streamlit runs for the click
+    st.button(REBUILD_BUTTON, type="primary", key="rebuild_run_store", on_click=_rebuild, args=(exc.root,))
+
+
+def _rebuild(root: Path) -> None:
+    try:
+        report = rebuild(root)
+    except (OSError, sqlite3.Error) as failure:
+        st.session_state._store_rebuild_failed = (
+            f"The rebuild failed ({failure}); the run folders are unchanged. Free some disk space if "
+            "it is full, then try again."
+        )
+        return
+    lines = [report.text()]
+    lines += [f"Skipped folder {name}: {why}" for name, why in report.skipped]
+    lines += [f"Note: {note}" for note in report.notes]
+    st.session_state._store_rebuilt = "  \n".join(lines)
+    job_manager.clear()  # the next run opens a fresh RunStore on the rebuilt file
+
+
+@contextmanager
+def machine_errors(offer_rebuild: bool = True):
+    """Faults of the machine rather than the code (a full disk, a folder gone, a locked or damaged
+    database) become one message instead of a traceback; bugs still show as errors. A damaged run
+    store gets the rebuild offer on the page (fragments, redrawn on a timer, only point to it)."""
+    try:
+        yield
+    except (StoreDamaged, sqlite3.DatabaseError) as exc:
+        if isinstance(exc, sqlite3.DatabaseError) and not is_damage(exc):
+            machine_fault(exc)
+            return
+        damage = exc if isinstance(exc, StoreDamaged) else StoreDamaged(checkpoints_dir() / DB_NAME, str(exc))
+        if getattr(_shell, "store_message", False):
+            return  # this run already shows the message and the button
+        if offer_rebuild:
+            damaged_store(damage)
+        else:
+            st.warning("The run store is damaged: the page offers to rebuild it.", icon=":material/database:")
+    except (OSError, sqlite3.Error) as exc:
+        machine_fault(exc)
+
+
+def machine_fault(exc: BaseException) -> None:
+    """A full disk, a folder gone, a locked database: one message, not a traceback."""
+    st.error(
+        f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
+        "space and try again; runs and checkpoints saved before this are unchanged.",
+        icon=":material/hard_drive:",
+    )
+
+
+def guarded(fn):
+    """For fragments: their reruns on a timer do not pass through app.py's page_shell()."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with machine_errors(offer_rebuild=False), beside_a_run():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@contextmanager
+def beside_a_run():
+    """Page code runs PyTorch on one thread while a run trains on this machine. The run keeps the
+    cores busy, and a team of threads in the dashboard then waits for its members at every step:
+    measured on 2 cores beside a run, one image through fast_cnn for its layer table and a 500-digit
+    map took 5-50 s instead of a fraction of a second (see evaluate.one_thread)."""
+    try:
+        busy = job_manager().trains_here()
+    except Exception:  # no store to ask: the page reports that itself
+        busy = False
+    with one_thread() if busy else nullcontext():
+        yield
