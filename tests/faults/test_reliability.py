@@ -128,7 +128,7 @@ def check_load(result: reliability.LoadResult, sessions: int) -> dict:
     print(" ".join(f"{k}={v}" for k, v in figures.items()))  # the figures, for the log
     assert result.errors == []
     assert figures["sessions_held"] == sessions and figures["second_run_queued"]
-    # every page kept redrawing: the live chart reruns every 2 s (pages/train.py LIVE_EVERY_S), and
+    # every page kept redrawing: the live chart reruns every 2 s (pages/ui/live.py LIVE_EVERY_S), and
     # under this load at least every other of those redraws arrives
     assert figures["redraws_per_session_min"] >= result.seconds / 4
     # The ten browsers share this machine's two cores with the dashboard and the training (they take
