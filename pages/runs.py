@@ -10,6 +10,7 @@ from mnist_core.jobs.classroom import display_name
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import ConfigError, field_help
 from mnist_core.words import count
+from pages.ui.convergence import convergence_view
 from pages.ui.resources import can_control, job_manager
 from pages.ui.shell import ensure_app_shell
 from pages.ui.signin import current_user
@@ -137,6 +138,21 @@ if selected:
     else:
         st.plotly_chart(runs_epoch_figure(epochs), width="stretch", key="runs_epochs")
     st.plotly_chart(gap_figure(epochs), width="stretch", key="runs_gap")
+    finished = [rid for rid in selected if not by_id[rid].active]
+    if finished:  # one finished run's epochs overlaid: has it converged?
+        st.markdown("**Each epoch's batch losses, overlaid**")
+        run_col, smooth_col = st.columns(2)
+        shown_id = run_col.selectbox("Epochs of run", finished, key="runs_convergence_run", format_func=names.get)
+        smoothing = smooth_col.slider(
+            "Smoothing",
+            0.0,
+            0.99,
+            0.6,
+            0.01,
+            key="runs_smoothing",
+            help="exponential moving average of the batch losses",
+        )
+        convergence_view(shown_id, jobs.store.epochs(shown_id), smoothing)
     diff = config_diff({names[rid]: by_id[rid].config for rid in selected})
     if len(selected) > 1:
         st.markdown("**What differs between them**")

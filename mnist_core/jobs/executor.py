@@ -89,10 +89,9 @@ class LocalExecutor:
 
     def environment(self) -> dict[str, str]:
         """The run process's environment: this one, naming this backend, so that the process's
-        own hand-off to the next queued run (schedule at its end) uses the same backend. (Tried:
-        OMP_WAIT_POLICY=ACTIVE, OpenMP threads spinning between operations: 1.2x the images/s on
-        an idle machine, but a sixth of it with the dashboard and a browser busy on the same two
-        cores, where a spinning thread waits for one the scheduler has paused.)"""
+        own hand-off to the next queued run (schedule at its end) uses the same backend. OpenMP's
+        threads are left to sleep between operations: spinning ones stall whenever the dashboard
+        shares the cores (measured: docs/speed.md)."""
         return {k: v for k, v in os.environ.items() if k != ray_backend.ADDRESS_ENV}
 
     def capacity(self) -> int:
