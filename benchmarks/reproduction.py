@@ -1,4 +1,4 @@
-"""Train every registry model with its reference preset and print the README's table.
+"""Train every registry model with its reference preset and print the models table (docs/models.md).
 
 python benchmarks/reproduction.py                      # all models (about 20 minutes on 2 cores)
 python benchmarks/reproduction.py --models perceptron deep
@@ -54,7 +54,7 @@ def run_reproduction(args) -> int:
         results[key] = runs
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=1))
-    print(table(results), file=sys.stderr)  # the README table; the figures above are key=value
+    print(table(results), file=sys.stderr)  # the docs/models.md table; the figures above are key=value
     return 0
 
 
@@ -81,7 +81,7 @@ def table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        description="Train every model with its reference preset; print the README table "
+        description="Train every model with its reference preset; print the docs/models.md table "
         "and key=value lines per run."
     )
     p.add_argument("--models", nargs="*", default=None, help="registry keys (default: all)")
