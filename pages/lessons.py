@@ -8,6 +8,7 @@ from mnist_core.jobs.store import RunError
 from mnist_core.lessons import attempts as lessons
 from mnist_core.lessons.book import BY_KEY, LESSONS
 from pages.ui.faults import guarded
+from pages.ui.live import LESSON_EVERY_S, timed
 from pages.ui.resources import job_manager, progress_text
 from pages.ui.shell import DRAW, EVALUATE, INSIDE, RUNS, TRAIN, ensure_app_shell
 from pages.ui.signin import current_user
@@ -224,7 +225,7 @@ def experiment(lesson_key: str) -> None:
 if attempt.runs:
     st.divider()
     running = lessons.progress(jobs.store, lesson, attempt, judge=False).status == "running"
-    (st.fragment(run_every=1.0)(experiment) if running else experiment)(key)
+    (timed(experiment, LESSON_EVERY_S) if running else experiment)(key)
 
 if attempt.past:
     with st.expander(f"Earlier attempts ({len(attempt.past)})"):

@@ -142,7 +142,9 @@ if selected:
     if finished:  # one finished run's epochs overlaid: has it converged?
         st.markdown("**Each epoch's batch losses, overlaid**")
         run_col, smooth_col = st.columns(2)
-        shown_id = run_col.selectbox("Epochs of run", finished, key="runs_convergence_run", format_func=names.get)
+        shown_id = run_col.selectbox(
+            "Epochs of run", finished, key="runs_convergence_run", format_func=names.get
+        )
         smoothing = smooth_col.slider(
             "Smoothing",
             0.0,

@@ -338,10 +338,25 @@ def following(run_id: str, smoothing: float) -> None:
     live_view(run_id, smoothing, FOLLOW_MAX_S if ctx and ctx.fragment_ids_this_run else 0.0)
 
 
-follow_live = st.fragment(run_every=FOLLOW_START_S)(following)
+# Every timer of the app lives here: the run view's, the sidebar's and a lesson's experiment.
+# Each timed rerun costs the browser a re-render, and two timers on one page are two of them, so the
+# sidebar has no timer while the only active run is the one the Train page shows live (that page
+# redraws everything when it ends), and a slow one while nothing is active (a run started elsewhere
+# appears within SIDEBAR_IDLE_EVERY_S). Figures: docs/speed.md.
+SIDEBAR_LIVE_EVERY_S = 2.0
+SIDEBAR_IDLE_EVERY_S = 10.0
+LESSON_EVERY_S = 1.0  # a lesson's runs: short, and the learner waits for them
 
 
-timed_live = st.fragment(run_every=LIVE_EVERY_S)(live_view)
+def timed(view, every_s: float):
+    """`view` as a fragment that Streamlit reruns every `every_s` seconds: the app's one timer."""
+    return st.fragment(run_every=every_s)(view)
+
+
+follow_live = timed(following, FOLLOW_START_S)
+
+
+timed_live = timed(live_view, LIVE_EVERY_S)
 
 
 # Start is pressed at the foot of the settings, and the run appears under them, below the fold of a

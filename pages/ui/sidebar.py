@@ -7,18 +7,9 @@ import streamlit as st
 from mnist_core.jobs.classroom import display_name
 
 from .faults import guarded
+from .live import SIDEBAR_IDLE_EVERY_S, SIDEBAR_LIVE_EVERY_S, timed
 from .resources import job_manager, progress_text
 from .shell import TRAIN
-
-# Each timed rerun costs the browser a re-render, and two timers on one page are two of them: with a
-# Chromium page on a run's live view (2 cores), the sidebar's own 2 s timer took Chromium from 0.15
-# to 0.21 cores and the run 5-20% of its steps/s. So the sidebar has no timer while the only active
-# run is the one the Train page shows live (that page redraws everything when it ends), a slow one
-# while nothing is active (a run started elsewhere appears within SIDEBAR_IDLE_EVERY_S).
-SIDEBAR_LIVE_EVERY_S = 2.0
-
-
-SIDEBAR_IDLE_EVERY_S = 10.0
 
 
 @guarded
@@ -41,10 +32,10 @@ def _active_runs_list(watched: str | None = None, active: list | None = None) ->
         st.progress(done, text=f"**{run.model}** `{run.id[-6:]}`{who} · {text}")
 
 
-_sidebar_live = st.fragment(run_every=SIDEBAR_LIVE_EVERY_S)(_active_runs_list)
+_sidebar_live = timed(_active_runs_list, SIDEBAR_LIVE_EVERY_S)
 
 
-_sidebar_idle = st.fragment(run_every=SIDEBAR_IDLE_EVERY_S)(_active_runs_list)
+_sidebar_idle = timed(_active_runs_list, SIDEBAR_IDLE_EVERY_S)
 
 
 @guarded
