@@ -15,6 +15,7 @@ from mnist_core.data.pixels import denormalize
 from mnist_core.figures.evaluation import confusion_cells, per_class_svg, probability_bars_html
 from mnist_core.figures.pictures import digit_pictures, saliency_picture
 from mnist_core.learn.checkpoints import CheckpointError
+from pages.ui.links import show_cell, wanted_cell
 from pages.ui.resources import checkpoint_path, choose_checkpoint, job_manager, load_model, mnist_or_stop
 from pages.ui.shell import DRAW, INSIDE, ensure_app_shell
 
@@ -125,10 +126,11 @@ def inspect(i: int, key: str) -> None:
 
 
 def pick_cell(true: int, pred: int) -> None:
-    st.session_state.cm_cell = (true, pred)  # a callback, before the run: the matrix shows it picked
+    show_cell((true, pred))  # a callback, before the run: the matrix shows it picked, the address names it
 
 
 # ---------------- confusion matrix ----------------
+picked = wanted_cell()  # from the address (a shared link) or this session's last pick
 cm_col, side_col = st.columns([3, 2], gap="large")
 with cm_col:
     view = st.segmented_control("Show", ["counts", "row %", "difference"], default="counts", key="cm_view")
@@ -149,7 +151,7 @@ with cm_col:
     confusion_table(
         confusion_cells(cm, percent=view == "row %", diff=diff),
         "cm_chart",
-        st.session_state.get("cm_cell"),
+        picked,
         on_pick=lambda cell: pick_cell(*cell),
     )
 
@@ -165,7 +167,7 @@ with side_col:
             args=(true, pred),
         )
 
-cell = st.session_state.get("cm_cell")
+cell = picked
 if cell:
     true, pred = int(cell[0]), int(cell[1])
     title = (

@@ -17,6 +17,7 @@ from mnist_core.learn.checkpoints import load_checkpoint
 
 from .convergence import convergence_view
 from .faults import guarded
+from .links import link_to
 from .resources import can_control, job_manager, mnist_or_stop, progress_text
 from .shell import DRAW, EVALUATE
 from .signin import current_user
@@ -33,11 +34,9 @@ def finished_summary(run) -> None:
     go_eval, go_draw, more_col, extend_col = st.columns([2, 2, 1, 2], vertical_alignment="bottom")
     if run.epochs_done:
         if go_eval.button("Evaluate this run", icon=":material/fact_check:", width="stretch"):
-            st.session_state.selected_run = run.id
-            st.switch_page(EVALUATE)
+            link_to(EVALUATE, run=run.id)
         if go_draw.button("Draw with this run", icon=":material/draw:", width="stretch"):
-            st.session_state.selected_run = run.id
-            st.switch_page(DRAW)
+            link_to(DRAW, run=run.id)
     more = more_col.number_input("More epochs", 1, 100, 2, key="extend_n")
     mine = can_control(run, current_user())
     if extend_col.button(

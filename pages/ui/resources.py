@@ -16,6 +16,8 @@ from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import ConfigError
 from mnist_core.paths import default_model_path
 
+from .links import show_run, wanted_run
+
 POLICY_KEYS = {f.name for f in dataclass_fields(ClassPolicy)}
 
 
@@ -105,17 +107,19 @@ def checkpoint_path(run_id: str, epoch="best"):
 
 
 def choose_checkpoint(prefix: str, columns) -> tuple[str, str, object]:
-    """Model and epoch pickers (preselecting the run opened from Train): (label, run id, epoch)."""
+    """Model and epoch pickers (preselecting the run the address or a hand-off names): (label, run
+    id, epoch)."""
     sources = model_sources()
     if not sources:
         st.info("No model yet: train one on the Train page.")
         st.stop()
     labels = list(sources)
-    wanted = st.session_state.get("selected_run")
+    wanted = wanted_run()
     start = next((i for i, lab in enumerate(labels) if wanted and sources[lab] == wanted), 0)
     if wanted and wanted not in sources.values():
         st.warning(f"Run {wanted} has no checkpoint yet (or was deleted); showing {labels[0]} instead.")
     label = columns[0].selectbox("Model", labels, index=start, key=f"{prefix}_model")
+    show_run(sources[label])  # the address names the model shown: a copied link opens it
     epoch = "best"
     if sources[label]:
         epochs = ["best"] + [e for e, _ in job_manager().store.checkpoints(sources[label])]

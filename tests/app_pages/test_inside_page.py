@@ -152,4 +152,5 @@ def test_train_page_shows_the_inside_panel_of_the_latest_epoch():
     captions = " ".join(c for img in train.get("image") for c in img.captions)
     assert "first-layer filters (16 of 16" in captions and "PCA map of 500 test digits" in captions
     charts = [c.proto.id for c in train.get("plotly_chart")]
-    assert len(charts) == 3  # the schedule preview, the loss per batch and the per-epoch chart
+    # the schedule preview, the loss per batch, the per-epoch chart and the epochs overlaid
+    assert len(charts) == 4

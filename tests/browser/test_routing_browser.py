@@ -37,6 +37,23 @@ def test_deep_link_on_a_fresh_server_runs_inside_the_app(browser, tmp_path):
         srv.stop()
 
 
+def test_a_shared_link_that_is_a_fresh_servers_first_request_keeps_its_view(browser, tmp_path):
+    """A copied Evaluate address with a confusion cell in it, opened on a server nobody has visited:
+    the shell's rerun (the legacy-mode exit) keeps the address, so the same cell opens."""
+    srv = Server(tmp_path / "store")
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        page.goto(srv.url + "/evaluate?cell=4-9")
+        page.get_by_text("True 4, predicted 9").first.wait_for()
+        page.get_by_text("ACTIVE RUNS").wait_for()  # inside app.py's shell
+        assert "cell=4-9" in page.url
+        context.close()
+    finally:
+        srv.stop()
+
+
 WATCH_FIRST_LOAD_JS = """(() => {
   const seen = (window.__firstLoad = {nav: [], starting: false});
   const look = () => {

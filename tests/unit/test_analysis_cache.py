@@ -12,6 +12,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from mnist_core import warmup
 from mnist_core.analysis import cache as analysis_cache
+from mnist_core.learn import device as D
 from mnist_core.learn import engine as T
 from mnist_core.learn.checkpoints import save_checkpoint
 from mnist_core.learn.config import TrainConfig
@@ -153,12 +154,12 @@ def test_an_entry_computed_in_another_precision_is_computed_again(computed, mnis
     means fp32 (a cache folder copied between machines, a CPU flag the VM stopped passing on)."""
     torch.manual_seed(0)
     ckpt = save_checkpoint(build_model("fast_cnn"), TrainConfig.for_model("fast_cnn"), tmp_path / "a.pt")
-    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(D, "_CPU_FLAGS", frozenset({"avx512_bf16"}))
     analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
     analysis_cache.clear_cache()
     analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
     assert len(computed) == 1  # same machine, same precision: read from disk
-    monkeypatch.setattr(T, "_CPU_FLAGS", frozenset({"avx2"}))
+    monkeypatch.setattr(D, "_CPU_FLAGS", frozenset({"avx2"}))
     analysis_cache.clear_cache()
     analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
     assert len(computed) == 2
