@@ -49,4 +49,9 @@ def convergence_figure(
         )
     fig.update_xaxes(title_text="batch within the epoch", rangemode="tozero")
     fig.update_yaxes(title_text=f"cross-entropy loss (smoothed {smoothing:.2f})", rangemode="tozero")
-    return base_layout(fig, height=340, title=dict(text="Each epoch's batch losses, overlaid", x=0))
+    fig = base_layout(fig, height=380, title=dict(text="Each epoch's batch losses, overlaid", x=0))
+    # below the axes, left to right: a run of many epochs, or a phone, has no room beside the title
+    return fig.update_layout(
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top"),
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
