@@ -111,9 +111,37 @@ def check_submit(policy: ClassPolicy, actor: User, cfg: TrainConfig, active_runs
         raise LimitReached("This run is not allowed in this class: " + "; ".join(problems) + ".")
 
 
+# ---- the visibility rule: every page, link and entry point asks these, nothing else decides ----
+# Runs are the class's shared work: every signed-in member sees every run, read-only. Acting on a
+# run (stop, extend, delete, clone, prune its files) is its owner's, a teacher's or the
+# administrator's. What is personal (a learner's lesson predictions and attempts, their drawings
+# and uploads, their e-mail address) is shown to that learner and to teachers, never to classmates.
+
+
+def sees_run(run: Run, viewer: User) -> bool:
+    """Every member of the class sees every run (read-only unless `can_act`)."""
+    return True
+
+
+def can_act(run: Run, actor: User) -> bool:
+    """The run's owner, a teacher or the administrator may change or remove it."""
+    return actor.is_teacher or run.owner == actor.id
+
+
+def sees_personal(owner: str, viewer: User) -> bool:
+    """Whether `viewer` may see `owner`'s lesson predictions, drawings and e-mail address."""
+    return viewer.is_teacher or viewer.id == owner
+
+
+def reattaches_to(runs: list[Run], viewer: User) -> list[Run]:
+    """The runs a page follows on its own (the live view, the Train page): the viewer's own; the
+    local user and the administrator own every run of the machine."""
+    return runs if viewer.is_admin else [r for r in runs if r.owner == viewer.id]
+
+
 def check_control(run: Run, actor: User, action: str) -> None:
     """Only the run's owner, a teacher or the administrator may stop, extend, delete or clone it."""
-    if actor.is_teacher or run.owner == actor.id:
+    if can_act(run, actor):
         return
     raise NotAllowed(
         f"Run {run.id} belongs to {run.owner_name or 'another learner'}: only they or a teacher can "

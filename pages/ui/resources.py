@@ -8,6 +8,7 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from mnist_core.data.mnist import DataError, load_mnist
+from mnist_core.jobs import classroom
 from mnist_core.jobs.classroom import ClassPolicy
 from mnist_core.jobs.identity import (
     User,
@@ -48,13 +49,13 @@ def job_manager() -> JobManager:
 
 
 def can_control(run, user: User) -> bool:
-    """Whether this user's buttons act on this run (the job API enforces the same rule)."""
-    return user.is_teacher or run.owner == user.id
+    """Whether this user's buttons act on this run (classroom's rule; the job API enforces it)."""
+    return classroom.can_act(run, user)
 
 
 def my_runs(runs: list, user: User) -> list:
-    """The runs a user's pages reattach to: their own (the local user and admins: every run)."""
-    return runs if user.is_admin else [r for r in runs if r.owner == user.id]
+    """The runs a user's pages reattach to (classroom's rule)."""
+    return classroom.reattaches_to(runs, user)
 
 
 @st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
