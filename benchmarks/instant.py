@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from mnist_core.jobs.identity import ADMIN  # noqa: E402
 from mnist_core.jobs.manager import JobManager  # noqa: E402
 from mnist_core.jobs.store import RunStore  # noqa: E402
 from mnist_core.learn.config import TrainConfig  # noqa: E402
@@ -324,7 +325,7 @@ def is_warm(run) -> bool:
 
 def clear_runs(jobs: JobManager) -> None:
     for run in jobs.list():
-        jobs.delete(run.id)  # stops it first if it is still training
+        jobs.delete(run.id, actor=ADMIN)  # stops it first if it is still training
 
 
 def newest_run(jobs: JobManager):
@@ -478,7 +479,7 @@ def start_to_first_point(page, url: str, jobs: JobManager, limit: int) -> tuple[
         raise RuntimeError("a point was plotted but the store has no run")
     first_batch = jobs.store.batch_times(run.id)[0][1] - clicked
     warm = is_warm(jobs.get(run.id))
-    jobs.stop(run.id)
+    jobs.stop(run.id, actor=ADMIN)
     jobs.wait(run.id, timeout_s=120)
     log(
         f"  {'warm' if warm else 'cold'} worker started {(run.started or clicked) - clicked:.2f} s after "
@@ -560,7 +561,7 @@ def run_without_browser(jobs: JobManager, config: dict) -> float:
         jobs.prepare()
         warm_ready(jobs.store.root)
         t0 = time.perf_counter()
-        run = jobs.submit(config)
+        run = jobs.submit(config, actor=ADMIN)
     finally:
         os.environ[WARM_ENV] = "0"
     done = jobs.wait(run.id, timeout_s=3600)
@@ -586,12 +587,12 @@ def page_switches(page, url: str, jobs: JobManager, limit: int, rounds: int) -> 
     """While a fast_cnn run trains: sidebar link -> the page's title shown and its script run ended."""
     clear_runs(jobs)
     cfg = TrainConfig.for_model("fast_cnn", epochs=30, limit=limit)
-    run = jobs.submit(cfg)
+    run = jobs.submit(cfg, actor=ADMIN)
 
     def training() -> None:
         nonlocal run
         if not jobs.get(run.id).active:
-            run = jobs.submit(cfg)
+            run = jobs.submit(cfg, actor=ADMIN)
         deadline = time.time() + 120
         while not jobs.store.batch_times(run.id):
             if time.time() > deadline or not jobs.get(run.id).active:
@@ -609,7 +610,7 @@ def page_switches(page, url: str, jobs: JobManager, limit: int, rounds: int) -> 
             times.append(ms / 1000)
         log(f"  round {r + 1}: " + " ".join(f"{k} {t:.2f}s" for k, t in zip(PAGES, times[-len(PAGES) :])))
     for active in jobs.store.list(("running", "queued")):
-        jobs.stop(active.id)
+        jobs.stop(active.id, actor=ADMIN)
     return times
 
 
@@ -726,7 +727,7 @@ def measure(args) -> dict[str, float]:
         ok = True
     finally:
         for run in jobs.store.list(("running", "queued")):
-            jobs.stop(run.id, grace_s=2)
+            jobs.stop(run.id, grace_s=2, actor=ADMIN)
         server.stop()
         end_workers(store)
         restore_env(WARM_ENV, warm_setting)

@@ -124,9 +124,10 @@ def cmd_train(args) -> int:
     base = dict(REGISTRY[model].preset) if args.preset and model in REGISTRY else {}
     cfg = TrainConfig.from_dict({**base, **given, "model": model})
     if args.background:
+        from .jobs.identity import ADMIN
         from .jobs.manager import JobManager
 
-        run = JobManager().submit(cfg)
+        run = JobManager().submit(cfg, actor=ADMIN)  # the command line acts as the administrator
         where = f" (queued, position {run.queue_position})" if run.status == "queued" else ""
         print(f"run_id={run.id}{where}")
         return 0
@@ -236,17 +237,18 @@ def cmd_models(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    from .jobs.identity import ADMIN
     from .jobs.manager import JobManager
 
     jobs = JobManager()
     if args.command == "stop":
-        run = jobs.stop(args.run_id)
+        run = jobs.stop(args.run_id, actor=ADMIN)
         print(f"{run.id} {run.status}" + (f": {run.reason}" if run.reason else ""))
     elif args.command == "extend":
-        run = jobs.extend(args.run_id, args.epochs)
+        run = jobs.extend(args.run_id, args.epochs, actor=ADMIN)
         print(f"{run.id} {run.status} for {run.config['epochs']} epochs in all")
     elif args.command == "delete":
-        jobs.delete(args.run_id)
+        jobs.delete(args.run_id, actor=ADMIN)
         print(f"{args.run_id} deleted")
     else:
         for run in jobs.list():
@@ -339,10 +341,11 @@ def cmd_check(args) -> int:
 
 def cmd_prune(args) -> int:
     from .jobs.disk import MB, prune, usage
+    from .jobs.identity import ADMIN
     from .jobs.store import RunStore
 
     store = RunStore()
-    report = prune(store)
+    report = prune(store, actor=ADMIN)  # every run's: the command line is the administrator
     now = usage(store)
     print(
         f"runs={report.runs} files={report.files} freed_mb={report.freed_bytes / MB:.1f} "

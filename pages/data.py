@@ -52,12 +52,22 @@ st.subheader("Samples per class")
 digit = st.segmented_control("Digit", list(range(10)), default=3, key="data_digit")
 digit = 3 if digit is None else digit
 idx = torch.nonzero(mnist.train_labels == digit).flatten()[:24]
-st.image(digit_sheet(mnist.train_images[idx], cols=12), width="stretch", output_format="PNG")
+st.image(
+    digit_sheet(mnist.train_images[idx], cols=12),
+    width="stretch",
+    output_format="PNG",
+    alt=f"A grid of the first {len(idx)} training images labelled {digit}",
+)
 pick = st.select_slider(
     "Enlarge one", list(range(len(idx))), key="data_enlarge", format_func=lambda i: f"#{int(idx[i])}"
 )
 big_col, text_col = st.columns([1, 3])
-big_col.image(mnist.train_images[idx[pick]].numpy(), width=196, caption=f"training image #{int(idx[pick])}")
+big_col.image(
+    mnist.train_images[idx[pick]].numpy(),
+    width=196,
+    caption=f"training image #{int(idx[pick])}",
+    alt=f"training image {int(idx[pick]):,}: a {digit}, enlarged",
+)
 text_col.write(
     "Each digit is 28x28 grayscale pixels, white ink on black, the digit scaled to fit a 20x20 "
     "box and centred by its centre of mass. The Draw page makes your own digits the same way."
@@ -67,6 +77,7 @@ st.subheader("The average digit")
 st.image(
     average_digits(),
     caption=[str(d) for d in range(10)],
+    alt=[f"the average of every training image of the digit {d}" for d in range(10)],
     width=84,
     output_format="PNG",
 )
@@ -98,7 +109,12 @@ aug = dict(
 )
 batch = normalize(mnist.train_images[:12]).repeat(2, 1, 1, 1)
 shown = augment_batch(batch, generator=torch.Generator().manual_seed(0), **aug)
-st.image(digit_sheet(shown, cols=12), width="stretch", output_format="PNG")
+st.image(
+    digit_sheet(shown, cols=12),
+    width="stretch",
+    output_format="PNG",
+    alt="Two rows of the same 12 training digits, each randomly rotated, shifted, zoomed or erased",
+)
 st.caption(
     "Two random versions of the same 12 training digits: each image draws its own rotation, shift, "
     "zoom and erasing. Augmentation is applied to the training split only."

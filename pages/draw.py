@@ -60,7 +60,9 @@ def saliency_map(image28: np.ndarray, attr: np.ndarray, title: str) -> None:
     """One map as a picture, with its title and the value at full colour (the chart's colour bar)."""
     picture, limit = saliency_picture(image28, attr)
     st.markdown(f"**{title}**")
-    st.image(picture, width="stretch", output_format="PNG")
+    st.image(
+        picture, width="stretch", output_format="PNG", alt=f"{title}: red raises the score, blue lowers it"
+    )
     st.caption(f"full red +{limit:.2g}, full blue -{limit:.2g}")
 
 
@@ -199,7 +201,12 @@ def workbench(model, chosen: str, run_id: str, epoch, others: list) -> None:
             cols = st.columns(len(prepared.stages))
             for col, (name, img) in zip(cols, prepared.stages.items()):
                 col.image(
-                    square(img), caption=STAGE_TITLES[name], width="stretch", clamp=True, output_format="PNG"
+                    square(img),
+                    caption=STAGE_TITLES[name],
+                    alt=f"your digit after the step: {STAGE_TITLES[name]}",
+                    width="stretch",
+                    clamp=True,
+                    output_format="PNG",
                 )
     if prepared is None:
         return

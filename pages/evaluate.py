@@ -85,7 +85,14 @@ def show_gallery(indices, title: str, key: str) -> None:
             f"{int(result.y_true[i])}→{int(result.y_pred[i])} {float(result.probs[i].max()):.0%}"
             for i in chunk
         ]
-        st.image(digit_pictures(result.images[chunk]), caption=titles, width=72, output_format="PNG")
+        alts = [
+            f"test digit {int(i):,}: a {int(result.y_true[i])}, read as {int(result.y_pred[i])} "
+            f"with {float(result.probs[i].max()):.0%} confidence"
+            for i in chunk
+        ]
+        st.image(
+            digit_pictures(result.images[chunk]), caption=titles, alt=alts, width=72, output_format="PNG"
+        )
         st.caption("Each digit: true → predicted, and the model's confidence.")
         pick = st.selectbox(
             "Inspect one",
@@ -109,7 +116,13 @@ def inspect(i: int, key: str) -> None:
     picture, limit = saliency_picture(image, attribute(model, x, method, pred))
     with mid:
         st.markdown(f"**{method.replace('_', ' ')} for {pred}**")
-        st.image(picture, width=240, output_format="PNG")
+        st.image(
+            picture,
+            width=240,
+            output_format="PNG",
+            alt=f"{method.replace('_', ' ')} map of test digit {i:,} for the class {pred}: red where "
+            f"ink raises that score, blue where it lowers it",
+        )
         st.caption(f"Red raises the score of {pred} (full red +{limit:.2g}), blue lowers it.")
     if right.button("Open in Draw", icon=":material/draw:", key=f"{key}_draw"):
         st.session_state.draw_digit = image

@@ -8,8 +8,10 @@ from mnist_core.learn.system import environment_status
 from mnist_core.paths import data_dir
 from mnist_core.words import count
 from pages.ui.shell import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
+from pages.ui.signin import current_user
 
 ensure_app_shell()
+user = current_user()
 st.title("MNIST Lab")
 st.write(
     "Learn how neural networks learn by training them on handwritten digits: pick an "
@@ -50,15 +52,21 @@ with model_col:
 st.subheader("Where runs train")
 backend = st.cache_data(ttl=30, show_spinner="Asking the cluster...")(backend_status)(configured_address())
 if backend["error"]:
-    st.error(backend["error"])
-elif backend["backend"] == "ray":
-    st.success(
-        f"Ray cluster at `{backend['address']}`: {count(len(backend['nodes']), 'node')}, "
-        f"{count(float(backend['cpus']), 'CPU')}, "
-        f"{count(float(backend['gpus']), 'GPU')}; up to {count(backend['max_runs'], 'run')} at a time, "
-        "the rest queue."
+    st.error(
+        backend["error"]
+        if user.is_teacher
+        else "The Ray cluster this class trains on does not answer now, so runs cannot start; your "
+        "teacher sees the details on this page."
     )
-    st.dataframe(backend["nodes"], hide_index=True)
+elif backend["backend"] == "ray":  # the machines' addresses for teachers only: learners get counts
+    where = f" at `{backend['address']}`" if user.is_teacher else ""
+    st.success(
+        f"Ray cluster{where}: {count(len(backend['nodes']), 'node')}, "
+        f"{count(float(backend['cpus']), 'CPU')}, {count(float(backend['gpus']), 'GPU')}; "
+        f"up to {count(backend['max_runs'], 'run')} at a time, the rest queue."
+    )
+    if user.is_teacher:
+        st.dataframe(backend["nodes"], hide_index=True)
 else:
     st.info(
         f"This machine: {count(backend['cpus'], 'CPU core')}, {count(backend['gpus'], 'GPU')}; "

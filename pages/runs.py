@@ -6,7 +6,7 @@ import streamlit as st
 from mnist_core.analysis.compare import change_summary, comparison_rows, config_diff, to_csv
 from mnist_core.figures.compare import gap_figure, runs_batch_figure, runs_epoch_figure
 from mnist_core.jobs import disk
-from mnist_core.jobs.classroom import display_name
+from mnist_core.jobs.classroom import display_name, runs_to_queue
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import ConfigError, field_help
 from mnist_core.words import count
@@ -44,7 +44,8 @@ def row(run) -> dict:
         seconds=round(run.train_seconds),
         images_per_s=round(run.images_per_s) if run.images_per_s else None,
         seed=c["seed"],
-        node=run.node or "",  # where it trained: this machine, or a cluster node
+        # where it trained: this machine, or a cluster node (its address for teachers only)
+        node=(run.node or "") if user.is_teacher else ("a Ray cluster node" if run.node else ""),
         precision=(run.precision or c.get("precision", "")).split(" · ")[0],
     )
 
@@ -99,15 +100,18 @@ if unfinished:
 
 
 def disk_panel() -> None:
-    """The store's size and the free space, and a prune action that says what it freed."""
+    """The store's size and the free space, and a prune action that says what it freed: a
+    teacher's prunes every run, a learner's only their own (disk.prune keeps to the same rule)."""
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    if c3.button(
-        "Prune epoch files of finished runs",
+    whose = "finished runs" if user.is_teacher else "your finished runs"
+    if (user.is_teacher or any(can_control(r, user) for r in runs)) and c3.button(
+        f"Prune epoch files of {whose}",
         icon=":material/delete_sweep:",
         help="Keeps each run's best and last epoch (Evaluate, Draw, Inside and Extend use them); "
-        "the curves and records of every epoch stay.",
+        "the curves and records of every epoch stay."
+        + ("" if user.is_teacher else " Classmates' runs are theirs to prune."),
     ):
-        report = disk.prune(jobs.store)
+        report = disk.prune(jobs.store, actor=user)
         c3.success(
             f"Removed {count(report.files, 'epoch file')} of {count(report.runs, 'run')} and freed "
             f"{report.freed_bytes / disk.MB:,.1f} MB.",
@@ -251,14 +255,18 @@ st.dataframe(
         "run": st.column_config.TextColumn("best run"),
     },
 )
-missing = [r for r in rows if r["test_accuracy"] is None]
+# not those already queued or training, nor beyond the class's queue limit (the note says so)
+missing, waits = runs_to_queue(jobs.policy(), user, [r["config"] for r in rows if r["test_accuracy"] is None],
+                               jobs.store.list(("queued", "running")))  # fmt: skip
+if waits:
+    st.caption(waits)
 if missing and st.button(
     f"Queue the {count(len(missing), 'missing run')} with their reference settings",
     icon=":material/playlist_add:",
 ):
     try:
-        for r in missing:
-            jobs.submit(r["config"], actor=user)
+        for config in missing:
+            jobs.submit(config, actor=user)
     except (disk.DiskBudgetError, RunError) as exc:
         st.error(str(exc), icon=":material/hard_drive:")
     else:

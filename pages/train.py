@@ -256,7 +256,12 @@ with st.expander(
         shown = augment_batch(
             digits, generator=torch.Generator().manual_seed(st.session_state.cfg_seed), **aug
         )
-        st.image(digit_sheet(shown, cols=16), width="stretch", output_format="PNG")
+        st.image(
+            digit_sheet(shown, cols=16),
+            width="stretch",
+            output_format="PNG",
+            alt="16 training digits with the chosen augmentation applied",
+        )
         st.caption("The same 16 training digits as the network would see them in one batch.")
     else:
         st.caption("Switch a transform on to preview it on real training digits.")

@@ -6,7 +6,7 @@ import streamlit as st
 from mnist_core.jobs.classroom import BOUNDABLE, FIXABLE, ClassPolicy, wall_rows
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import ConfigError
-from mnist_core.words import count
+from mnist_core.words import count, plain_markdown
 from pages.ui.resources import job_manager
 from pages.ui.shell import ensure_app_shell
 from pages.ui.signin import current_user
@@ -40,8 +40,8 @@ else:
     )
     best = rows[0]
     st.success(
-        f"Best so far: **{best['name']}** with {best['model']} at {best['best_val_acc']:.2%} validation "
-        "accuracy."
+        f"Best so far: **{plain_markdown(best['name'])}** with {best['model']} at "
+        f"{best['best_val_acc']:.2%} validation accuracy."
         if best["best_val_acc"] is not None
         else "Runs without validation have no score.",
         icon=":material/emoji_events:",

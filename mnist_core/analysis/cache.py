@@ -1,13 +1,15 @@
 """Evaluations cached per (checkpoint content, split): in memory, and on disk so a restart is instant.
 
-The key is the SHA-256 of the checkpoint file's bytes, so a retrained or replaced file is evaluated
-again whatever its name or time, while best.pt and the epoch file it links to share one entry. On
-disk an entry is one small .npz (the predictions and probabilities, no pickled objects) in the
-machine's cache folder (paths.cache_dir()/evaluations: keyed by content, an entry is valid for any
-run store, so a new store or a restarted server finds the default model's evaluation ready),
-written atomically. The cache is only ever an optimisation: an entry that is missing, truncated,
-damaged, from another version or for other labels is computed again (and rewritten), and a full or
-read-only disk just means the next start computes it again.
+In memory an evaluation is an entry of the analysis wing's store (analysis/memory.py), bounded in
+bytes with everything else the pages keep ($MNIST_LAB_CACHE_MB); a test-set entry shares the one
+normalised copy of the test images. The key is the SHA-256 of the checkpoint file's bytes, so a
+retrained or replaced file is evaluated again whatever its name or time, while best.pt and the
+epoch file it links to share one entry. On disk an entry is one small .npz (the predictions and
+probabilities, no pickled objects) in the machine's cache folder (paths.cache_dir()/evaluations:
+keyed by content, an entry is valid for any run store, so a new store or a restarted server finds
+the default model's evaluation ready), written atomically. The cache is only ever an optimisation:
+an entry that is missing, truncated, damaged, from another version or for other labels is computed
+again (and rewritten), and a full or read-only disk just means the next start computes it again.
 
 A background evaluation (mnist_core.warmup does the default model's when the server starts) and a
 page asking for the same checkpoint meanwhile share one computation: the page waits for it."""
@@ -33,16 +35,16 @@ from ..learn.checkpoints import load_checkpoint, read_checkpoint
 from ..learn.config import TrainConfig
 from ..learn.device import choose_precision, run_precision
 from ..learn.evaluate import Analysis, analyse, summarise
+from . import memory
+from .memory import in_memory, memo, test_images
 
-MAX_ENTRIES = 16  # in memory (each holds its split's normalised images: 31 MB for the test set)
 MAX_DISK_ENTRIES = 64  # on disk (about 0.5 MB each); the oldest are removed
+MAX_HASHES = 4096  # file digests remembered (a few hundred bytes each)
 FORMAT = 2  # of a disk entry; another value is a miss (2: with the precision it was computed in)
 SPLITS = ("test", "val")
 
-_CACHE: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
-_LOCK = threading.Lock()  # guards _CACHE, _HASHES and _KEY_LOCKS
-_KEY_LOCKS: dict[tuple[str, str], threading.Lock] = {}  # one computation per key at a time
-_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> content digest
+_LOCK = threading.Lock()  # guards _HASHES
+_HASHES: OrderedDict[tuple[str, int, int], str] = OrderedDict()  # (path, mtime_ns, size) -> digest
 
 
 def cache_dir() -> Path:
@@ -65,6 +67,8 @@ def content_hash(path: str | Path) -> str:
             digest.update(block)
     with _LOCK:
         _HASHES[stamp] = digest.hexdigest()
+        while len(_HASHES) > MAX_HASHES:
+            _HASHES.popitem(last=False)
     return digest.hexdigest()
 
 
@@ -83,8 +87,8 @@ def _split_settings(cfg: TrainConfig, split: str) -> dict:
 
 def _split(mnist, split: str, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(normalised images, labels) of 'test' or of a run's own validation split, in full."""
-    if split == "test":  # normalise only the split we need
-        return normalize(mnist.test_images), mnist.test_labels
+    if split == "test":  # the shared normalised copy: an entry does not hold one of its own
+        return test_images(mnist), mnist.test_labels
     _, val_idx = split_indices(len(mnist.train_labels), settings["val_fraction"], settings["seed"])
     return normalize(mnist.train_images[val_idx]), mnist.train_labels[val_idx]
 
@@ -147,14 +151,6 @@ def _trim(folder: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def _remember(key: tuple[str, str], result: Analysis) -> None:
-    with _LOCK:
-        _CACHE[key] = result
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > MAX_ENTRIES:
-            _CACHE.popitem(last=False)
-
-
 def _same_precision(meta: dict) -> bool:
     """Whether an entry was computed in the precision its checkpoint would be evaluated in here
     (a copy of the cache from a machine without native bf16, say, is recomputed)."""
@@ -176,11 +172,9 @@ def on_disk(path: str | Path, split: str = "test") -> bool:
 def cached(path: str | Path, split: str = "test") -> bool:
     """Whether this checkpoint's evaluation is in memory (the page shows it without a spinner)."""
     try:
-        key = (content_hash(path), split)
+        return in_memory(("evaluation", content_hash(path), split))
     except OSError:
         return False
-    with _LOCK:
-        return key in _CACHE
 
 
 def evaluate_checkpoint(
@@ -194,50 +188,44 @@ def evaluate_checkpoint(
     path = Path(path)
     if not path.is_file():
         read_checkpoint(path)  # raises the CheckpointError that says so
-    key = (content_hash(path), split)
-    with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
-    with lock:  # a warm-up computing this very entry: wait for it rather than repeat it
-        with _LOCK:
-            if key in _CACHE:
-                return _CACHE[key]
-        mnist = mnist or load_mnist()
-        entry = _read_entry(*key)
-        if entry is not None:
-            pred, probs, meta = entry
-            try:
-                x, y = _split(mnist, split, meta.get("settings") or {})
-            except (KeyError, TypeError, ValueError):  # settings not as written: a miss
-                x, y = None, torch.empty(0)
-            if (
-                x is not None
-                and len(y) == len(pred)
-                and meta.get("labels") == _labels_hash(y)
-                and _same_precision(meta)
-            ):
-                result = summarise(y, torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(probs))
-                result.images = x
-                _remember(key, result)
-                return result
-        ckpt = load_checkpoint(path)
-        settings = _split_settings(ckpt.config, split)
-        x, y = _split(mnist, split, settings)
-        device = next(ckpt.model.parameters()).device
-        precision = run_precision(ckpt.config, device)  # as the run computed its own test accuracy
-        result = analyse(ckpt.model, x, y, precision, stop)
-        result.images = x  # normalised images, for galleries and saliency
-        meta = dict(format=FORMAT, digest=key[0], split=split, settings=settings, labels=_labels_hash(y))
-        meta.update(precision=precision, precision_setting=ckpt.config.precision, device=device.type)
-        _write_entry(*key, result, meta)
-        _remember(key, result)
-        return result
+    digest = content_hash(path)
+    return memo(("evaluation", digest, split), lambda: _evaluate(path, digest, split, mnist, stop))
+
+
+def _evaluate(path: Path, digest: str, split: str, mnist, stop: Callable[[], bool] | None) -> Analysis:
+    """The evaluation from its disk entry when that can be trusted, else computed and written there."""
+    mnist = mnist or load_mnist()
+    entry = _read_entry(digest, split)
+    if entry is not None:
+        pred, probs, meta = entry
+        try:
+            x, y = _split(mnist, split, meta.get("settings") or {})
+        except (KeyError, TypeError, ValueError):  # settings not as written: a miss
+            x, y = None, torch.empty(0)
+        if (
+            x is not None
+            and len(y) == len(pred)
+            and meta.get("labels") == _labels_hash(y)
+            and _same_precision(meta)
+        ):
+            result = summarise(y, torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(probs))
+            result.images = x
+            return result
+    ckpt = load_checkpoint(path)
+    settings = _split_settings(ckpt.config, split)
+    x, y = _split(mnist, split, settings)
+    device = next(ckpt.model.parameters()).device
+    precision = run_precision(ckpt.config, device)  # as the run computed its own test accuracy
+    result = analyse(ckpt.model, x, y, precision, stop)
+    result.images = x  # normalised images, for galleries and saliency
+    meta = dict(format=FORMAT, digest=digest, split=split, settings=settings, labels=_labels_hash(y))
+    meta.update(precision=precision, precision_setting=ckpt.config.precision, device=device.type)
+    _write_entry(digest, split, result, meta)
+    return result
 
 
 def clear_cache() -> None:
-    """Forget every evaluation held in memory (the disk cache stays; the next one reads it)."""
+    """Forget everything held in memory (the disk cache stays; the next evaluation reads it)."""
+    memory.clear()
     with _LOCK:
-        _CACHE.clear()
         _HASHES.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +13,18 @@ import torch
 from torch import nn
 
 from ..data.pixels import IMAGE_SIZE, denormalize, normalize
+from ..learn.checkpoints import load_checkpoint
 from ..learn.evaluate import one_thread
 from ..learn.models import memory_format
+from .memory import memo, test_images
 
 MAX_SAMPLE = 10_000  # the test set: the embedding map never asks for more
+# digits x maps of one set of maps (a run's epochs share them): the forward passes of one test set
+# for PCA; t-SNE fits cost seconds per thousand digits
+MAP_DIGITS = {"pca": MAX_SAMPLE, "tsne": 2_000}
+MIN_MAP_DIGITS = 100
 STARTS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear)
 FOLLOWS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Dropout)  # elementwise: drawn with the layer before
-_CACHE: OrderedDict[tuple, dict] = OrderedDict()
 _LOCK = threading.Lock()  # hooks live on a model that other sessions share: one capture at a time
 
 
@@ -56,14 +61,9 @@ def to_image(x: torch.Tensor) -> np.ndarray:
     return denormalize(x.reshape(IMAGE_SIZE, IMAGE_SIZE).float()).numpy()
 
 
-_TEST: dict[str, torch.Tensor] = {}
-
-
 def test_inputs(mnist) -> torch.Tensor:
-    """The normalised test images (10,000 x 1 x 28 x 28), made once per dataset."""
-    if mnist.source not in _TEST:
-        _TEST[mnist.source] = normalize(mnist.test_images)
-    return _TEST[mnist.source]
+    """The normalised test images (10,000 x 1 x 28 x 28), made once per dataset (memory.test_images)."""
+    return test_images(mnist)
 
 
 def _layout_of(model: nn.Module) -> torch.memory_format:
@@ -238,16 +238,17 @@ def top_examples(model: nn.Module, x: torch.Tensor, k: int = 9) -> dict[str, tup
     return out
 
 
-def dataset_examples(path: str | Path, model: nn.Module, x_test: torch.Tensor, k: int = 9) -> dict:
-    """top_examples on the test set, computed once per checkpoint (path + mtime) and kept in memory."""
+def file_key(path: str | Path) -> tuple[str, int, int]:
+    """(path, modification time, size): what names one version of a checkpoint file in a cache key."""
     path = Path(path)
-    key = (str(path.resolve()), path.stat().st_mtime, len(x_test), k)
-    if key not in _CACHE:
-        _CACHE[key] = top_examples(model, x_test, k)
-        while len(_CACHE) > 8:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return _CACHE[key]
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
+def dataset_examples(path: str | Path, model: nn.Module, x_test: torch.Tensor, k: int = 9) -> dict:
+    """top_examples on the test set, computed once per checkpoint version and kept in memory."""
+    key = ("inside-examples", file_key(path), len(x_test), k)
+    return memo(key, lambda: top_examples(model, x_test, k))
 
 
 # ---------------- filters over time ----------------
@@ -276,6 +277,21 @@ def stratified_sample(labels, n: int, seed: int = 0) -> np.ndarray:
         rank[idx[rng.permutation(len(idx))]] = np.arange(len(idx))
     order = np.lexsort((rng.random(len(labels)), rank))
     return np.sort(order[: min(n, len(labels))])
+
+
+def map_digits(asked: int, maps: int, method: str, available: int = MAX_SAMPLE) -> tuple[int, str | None]:
+    """Digits per map when `maps` maps (a run's shown epochs) share the method's budget
+    (MAP_DIGITS), and a message when fewer than asked were allowed."""
+    share = max(MIN_MAP_DIGITS, MAP_DIGITS[method] // max(1, maps))
+    limit = min(MAX_SAMPLE, available, share)
+    if asked <= limit:
+        return max(10, int(asked)), None
+    name = "t-SNE" if method == "tsne" else "PCA"
+    if maps > 1:
+        why = f"{maps} maps share {MAP_DIGITS[method]:,} digits, so {name} stays quick"
+    else:
+        why = "the test set, and what stays quick" if limit == MAX_SAMPLE else f"what {name} does quickly"
+    return limit, f"{asked:,} digits asked for; the map is capped at {limit:,} ({why})."
 
 
 def cap_sample(n: int, available: int = MAX_SAMPLE) -> tuple[int, str | None]:
@@ -351,10 +367,14 @@ def tsne(features: np.ndarray, init: np.ndarray | None = None, seed: int = 0) ->
     from sklearn.manifold import TSNE
 
     x = np.asarray(features, dtype=np.float32)
+    if len(x) == 0 or float(np.ptp(x, axis=0).max(initial=0.0)) == 0.0:
+        # every digit has the same features (a diverged run's zeros): one point, the honest map;
+        # sklearn's t-SNE divides by their zero spread and crashes the process
+        return np.zeros((len(x), 2), dtype=np.float32)
     if x.shape[1] > 50:
         x = PCA(n_components=50, svd_solver="randomized", random_state=seed).fit_transform(x)
     start = "pca"
-    if init is not None:
+    if init is not None and float(init[:, 0].std()) > 0:
         start = (init - init.mean(0)) / (init[:, 0].std() + 1e-12) * 1e-4
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
     return (
@@ -377,6 +397,15 @@ def knn_separation(xy: np.ndarray, labels, k: int = 5) -> float:
     return float((counts.argmax(1) == labels_t).float().mean())
 
 
+def finite_features(features: np.ndarray, limit: float = 1e4) -> np.ndarray:
+    """Features a projection can take: a diverged run's NaN or infinite values as 0, and values so
+    large that their squares overflow float32 scaled down as a whole (a map's shape is unchanged by
+    one scale: PCA is linear, the neighbours of t-SNE stay the neighbours)."""
+    f = np.nan_to_num(np.asarray(features, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(np.abs(f).max()) if f.size else 0.0
+    return f * (limit / peak) if peak > limit else f
+
+
 @dataclass
 class EmbeddingMap:
     """A 2-D map of a sample of test digits: features through the model, and the raw pixels."""
@@ -395,31 +424,21 @@ def sample_inputs(x_test: torch.Tensor, y_test: torch.Tensor, n: int, seed: int 
     return idx, x_test[idx], y_test[idx].numpy()
 
 
-_RAW_LAYOUTS: OrderedDict[tuple[str, bytes], np.ndarray] = OrderedDict()
-_RAW_LOCK = threading.Lock()
-RAW_LAYOUTS_KEPT = 8
-
-
 def raw_layout(raw: np.ndarray, method: str) -> np.ndarray:
     """The 2-D layout of raw pixels (N, 784) by "pca" or "tsne", remembered per set of pixels: the
     maps of every model and epoch lay out the same fixed sample of test digits, so their raw layout
     is the same each time (500 digits by PCA: 0.09 s, which the Train page's panel spent at every
     epoch's end beside the run, for a layout it does not show; t-SNE: seconds). A copy is returned."""
-    key = (method, hashlib.blake2b(np.ascontiguousarray(raw).tobytes(), digest_size=16).digest())
-    with _RAW_LOCK:
-        if key in _RAW_LAYOUTS:
-            _RAW_LAYOUTS.move_to_end(key)
-            return _RAW_LAYOUTS[key].copy()
-    xy = (fit_pca(raw).transform(raw) if method == "pca" else tsne(raw)).astype(np.float32)
-    with _RAW_LOCK:
-        _RAW_LAYOUTS[key] = xy
-        while len(_RAW_LAYOUTS) > RAW_LAYOUTS_KEPT:
-            _RAW_LAYOUTS.popitem(last=False)
-    return xy.copy()
+    digest = hashlib.blake2b(np.ascontiguousarray(raw).tobytes(), digest_size=16).digest()
+
+    def layout() -> np.ndarray:
+        return (fit_pca(raw).transform(raw) if method == "pca" else tsne(raw)).astype(np.float32)
+
+    return memo(("inside-raw-layout", method, digest), layout).copy()
 
 
 def embedding_maps(
-    models: list[nn.Module],
+    models: Sequence[nn.Module | str | Path],
     x_test: torch.Tensor,
     y_test: torch.Tensor,
     n: int = 2000,
@@ -428,22 +447,25 @@ def embedding_maps(
 ) -> list[EmbeddingMap]:
     """One map per model (the epochs of a run, in order), with axes that can be compared across them.
 
-    PCA is fitted on the last model's features and applied to every epoch; t-SNE runs from the last
-    epoch back, each one starting from the layout of the epoch after it. `progress(text, fraction)`
-    is called before each step."""
+    A model may be given as its checkpoint's path: each is then loaded in turn, and only its
+    features are kept. The maps share the method's budget of digits (map_digits). PCA is fitted on
+    the last model's features and applied to every epoch; t-SNE runs from the last epoch back, each
+    one starting from the layout of the epoch after it. `progress(text, fraction)` is called before
+    each step."""
     if method not in ("pca", "tsne"):
         raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
-    n, _ = cap_sample(n, len(y_test))
+    n, _ = map_digits(n, len(models), method, len(y_test))
     idx, x, labels = sample_inputs(x_test, y_test, n)
     say = progress or (lambda text, fraction: None)
     feats, preds = [], []
-    for i, model in enumerate(models):
+    for i, source in enumerate(models):
         say(f"Features of {n:,} digits, model {i + 1} of {len(models)}", i / (len(models) + 2))
+        model = source if isinstance(source, nn.Module) else load_checkpoint(source).model
         f = penultimate(model, x)
         last = [m for _, m in leaves(model) if isinstance(m, nn.Linear)][-1]
         with torch.inference_mode():
             preds.append(last(torch.as_tensor(f)).argmax(1).numpy())
-        feats.append(f)
+        feats.append(finite_features(f))
     raw = x.reshape(len(x), -1).numpy()
     if method == "pca":
         pca = fit_pca(feats[-1])

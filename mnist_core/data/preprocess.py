@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,22 +16,63 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .pixels import normalize
 
-MAX_PIXELS = 25_000_000  # larger uploads are refused before decoding (a 10000x10000 image is 100M)
+# What the Draw page's uploader accepts; Image.open tries these plugins only, so a file of any
+# other kind (an EPS or PostScript file named .png would reach Ghostscript) is refused unread.
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+FORMAT_NAMES = "a PNG, JPEG, WebP, BMP or GIF file"
+# Pixels an image may declare before it is decoded. PNG, WebP, BMP and GIF decode in full: 16 MP
+# is more than a 12 MP phone photo or a 5K screenshot, and at most 64 MB while it is decoded. A
+# JPEG decodes at 1/2 to 1/8 scale (Image.draft), so a 48-50 MP phone photo is allowed.
+MAX_PIXELS = 16_000_000
+MAX_JPEG_PIXELS = 50_000_000
+WORK_SIDE = 1024  # images are reduced to this longest side before any float copy: 4 MB, not 100s
+CACHE_BYTES = 32 * 1024 * 1024  # decoded, reduced uploads kept (a toggle re-reads none of them)
 BOX = 20  # MNIST digits were scaled to fit 20x20, then centred by mass in 28x28
 SIDE = 28
+
+_cache: OrderedDict[tuple[bytes, tuple[str, ...]], Image.Image] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 class InputError(ValueError):
     """The image cannot be read as a digit; the message tells the learner what to do."""
 
 
-def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
-    """Open a file path, raw bytes or a PIL image, refusing huge, corrupt and non-image input."""
+def load_image(source: str | Path | bytes | Image.Image, formats: tuple[str, ...] = FORMATS) -> Image.Image:
+    """Open a file path, raw bytes or a PIL image, refusing huge, corrupt and non-image input and
+    any format but `formats`; the image comes back reduced to WORK_SIDE at most. Raw bytes are
+    decoded once: the same bytes again (the page's next rerun) come from a small cache."""
     if isinstance(source, Image.Image):
-        return source
-    name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
+        return _reduced(source, "the image")
+    if not isinstance(source, bytes):
+        return _decode(source, Path(source).name, formats)
+    key = (hashlib.sha256(source).digest(), tuple(formats))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key].copy()
+    img = _decode(io.BytesIO(source), "The upload", formats)
+    with _cache_lock:
+        _cache[key] = img
+        while len(_cache) > 1 and sum(_image_bytes(i) for i in _cache.values()) > CACHE_BYTES:
+            _cache.popitem(last=False)
+    return img.copy()
+
+
+def _image_bytes(img: Image.Image) -> int:
+    return img.width * img.height * len(img.getbands())
+
+
+def _too_large(name: str, img: Image.Image, limit: int) -> InputError:
+    return InputError(
+        f"{name} is {img.width}x{img.height} pixels, too large; use an image under "
+        f"{limit // 1_000_000} megapixels (a digit needs only 28x28)."
+    )
+
+
+def _decode(source, name: str, formats: tuple[str, ...]) -> Image.Image:
     try:
-        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        img = Image.open(source, formats=list(formats))
     except FileNotFoundError:
         raise InputError(f"{name}: file not found.") from None
     except Image.DecompressionBombError:  # PIL refuses to open more than ~179 megapixels at all
@@ -36,17 +80,36 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
             f"{name} is too large; use an image under {MAX_PIXELS // 1_000_000} megapixels "
             "(a digit needs only 28x28)."
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise InputError(f"{name} is not an image PIL can read; use a PNG or JPEG.") from None
-    if img.width * img.height > MAX_PIXELS:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InputError(
-            f"{name} is {img.width}x{img.height} pixels, too large; use an image under "
-            f"{MAX_PIXELS // 1_000_000} megapixels (a digit needs only 28x28)."
-        )
+            f"{name} is not an image this app reads ({FORMAT_NAMES}); save it as a PNG or JPEG."
+        ) from None
+    limit = MAX_JPEG_PIXELS if img.format == "JPEG" else MAX_PIXELS
+    if img.width * img.height > limit:
+        raise _too_large(name, img, limit)
     try:
+        if img.format == "JPEG":  # decode at the smallest scale that keeps WORK_SIDE
+            img.draft(None, (WORK_SIDE, WORK_SIDE))
         img.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"{name} is corrupt or truncated ({exc}).") from None
+    return _reduced(img, name)
+
+
+def _reduced(img: Image.Image, name: str) -> Image.Image:
+    """`img` with its longest side WORK_SIDE at most (its EXIF, hence its rotation, kept)."""
+    if max(img.size) <= WORK_SIDE:
+        return img
+    try:
+        if img.mode in ("1", "P", "PA"):  # PIL resizes these by nearest pixel: thin ink would vanish
+            img = img.convert("RGBA" if img.mode != "1" else "L")
+        k = WORK_SIDE / max(img.size)
+        size = (max(1, round(img.width * k)), max(1, round(img.height * k)))
+        img = img.resize(size, Image.Resampling.BOX, reducing_gap=2.0)  # a new image, its info kept
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(
+            f"{name} ({img.mode}) cannot be reduced ({exc}); save it as a PNG or JPEG."
+        ) from None
     return img
 
 

@@ -150,14 +150,18 @@ def confusion_cells(cm, percent: bool = False, diff: bool = False) -> dict:
     else:
         off = rows * (1 - np.eye(n))
         rgb = colorize(rows, "Blues", 0.0, max(1.0, float(off.max()) if n else 1.0))
-    light = (rgb @ np.array([0.299, 0.587, 0.114])) > 0.55  # pale cells get dark text
+    # Black or white text, whichever contrasts more with the cell (WCAG 2.1 relative luminance):
+    # one of the two always reaches at least 4.58:1, so every count reads at AA.
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
+    light = (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05)
     hexes = [
         [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in row] for row in np.round(rgb * 255).astype(int).tolist()
     ]
     return dict(
         text=text,
         bg=hexes,
-        fg=[["#1e293b" if lit else "#ffffff" for lit in row] for row in light.tolist()],
+        fg=[["#000000" if lit else "#ffffff" for lit in row] for row in light.tolist()],
         hover=[
             [f"true {i}, predicted {j}: {text[i][j] or '0'} (click to see them)" for j in range(n)]
             for i in range(n)

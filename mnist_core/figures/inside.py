@@ -200,17 +200,22 @@ def filters_over_time_figure(
     return fig
 
 
-def weight_movement_figure(movement: dict[str, list[float]], epochs: list[int]) -> go.Figure:
-    """How far each layer's weights moved per epoch, relative to their size the epoch before."""
+def weight_movement_figure(
+    movement: dict[str, list[float]], epochs: list[int], sampled: bool = False
+) -> go.Figure:
+    """How far each layer's weights moved per epoch, relative to their size the epoch before; with
+    `sampled`, from one shown epoch to the next (a long run's epochs are a sample)."""
     fig = go.Figure(
         [
             go.Scatter(x=epochs[1:], y=values, mode="lines+markers", name=name, hovertemplate="%{y:.2%}")
             for name, values in movement.items()
         ]
     )
-    fig.update_xaxes(title_text="epoch", dtick=1 if len(epochs) <= 15 else None)
-    fig.update_yaxes(title_text="||W_e − W_e−1|| / ||W_e−1||", tickformat=".1%", rangemode="tozero")
-    return base_layout(fig, height=320, title=dict(text="How far each layer's weights moved", x=0))
+    before = "W_before" if sampled else "W_e−1"
+    title = "How far each layer's weights moved" + (" since the shown epoch before" if sampled else "")
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(epochs) <= 15 and not sampled else None)
+    fig.update_yaxes(title_text=f"||W_e − {before}|| / ||{before}||", tickformat=".1%", rangemode="tozero")
+    return base_layout(fig, height=320, title=dict(text=title, x=0))
 
 
 def embedding_figure(

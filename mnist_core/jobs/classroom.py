@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 
+from ..data.pixels import IMAGE_SIZE
 from ..learn.config import ConfigError, TrainConfig
+from ..learn.models import summary
 from ..words import count
 from .identity import User
 from .store import Run, RunError, RunStore
@@ -13,6 +16,13 @@ from .store import Run, RunError, RunStore
 # Settings a teacher may bound for the class (at most N) and the ones they may fix to one value.
 BOUNDABLE = ("epochs", "limit", "batch_size")
 FIXABLE = ("model", "optimizer", "schedule")
+MB = 1024 * 1024
+# Peak memory of a training step over the sum of one image's layer outputs x batch size: measured
+# 1.0-1.4 (cnn_3, better_cnn, batch 256 and 1024, fp32, Adam; docs/classroom.md "Limits"); 2 leaves
+# room for the activations' gradients and the augmented copy of the batch.
+ACTIVATION_FACTOR = 2
+RUN_LIMITS = ("max_run_images", "max_epochs", "max_batch_mb", "max_run_seconds")  # these bind everyone
+COUNTS = ("max_queued", "max_disk_mb", *RUN_LIMITS)
 
 
 class NotAllowed(RunError):
@@ -25,10 +35,19 @@ class LimitReached(RunError):
 
 @dataclass
 class ClassPolicy:
-    """The class's rules, set in configuration and changed by a teacher; 0 or empty means no rule."""
+    """The class's rules, set in configuration and changed by a teacher; 0 or empty means no rule.
 
-    max_queued: int = 0  # runs a learner may have queued or running at once
-    max_run_images: int = 0  # epochs x training images of one run
+    The run limits (RUN_LIMITS: epochs, images, batch memory, time) have safe defaults and bind
+    everyone who submits through the job API, the local user and the command line's administrator
+    included (see limits_for); a teacher raises them for the class (`[classroom]` in the secrets
+    file, or set_policy). The queue limit, the disk quota and the exercise bind learners only."""
+
+    max_queued: int = 5  # runs a learner may have queued or running at once (a lesson has up to 5)
+    max_run_images: int = 3_000_000  # epochs x training images of one run: 50 epochs of all 60,000
+    max_epochs: int = 50  # epochs of one run, Extend included (the presets train 2 to 10)
+    max_batch_mb: int = 2048  # estimated activation memory of one batch (batch_memory_bytes)
+    max_run_seconds: int = 7200  # wall-clock time of one run's start; the worker stops it cleanly
+    max_disk_mb: int = 2048  # a learner's run folders, with what their queued runs will write
     exercise: str = ""  # the current exercise's name; runs record it
     at_most: dict[str, int] = field(default_factory=dict)  # e.g. {"limit": 10000, "epochs": 3}
     fixed: dict[str, str] = field(default_factory=dict)  # e.g. {"model": "mlp_128_64"}
@@ -40,8 +59,7 @@ class ClassPolicy:
         if unknown:
             raise ConfigError(f"unknown class settings: {', '.join(sorted(unknown))}")
         policy = cls(**values)
-        problems = [f"{k} must be a whole number >= 0" for k in ("max_queued", "max_run_images")
-                    if not _count(getattr(policy, k))]  # fmt: skip
+        problems = [f"{k} must be a whole number >= 0" for k in COUNTS if not _count(getattr(policy, k))]
         for key, most in policy.at_most.items():
             if key not in BOUNDABLE:
                 problems.append(f"'at most' is only for {', '.join(BOUNDABLE)}, not {key}")
@@ -65,7 +83,7 @@ class ClassPolicy:
         return out
 
     def problems(self, cfg: TrainConfig) -> list[str]:
-        """What in `cfg` breaks the exercise's rules or the size limit (for learners)."""
+        """What in `cfg` breaks the exercise's rules or a run limit (everything a learner is held to)."""
         out = []
         for key, most in self.at_most.items():
             value = getattr(cfg, key)
@@ -76,11 +94,27 @@ class ClassPolicy:
         for key, value in self.fixed.items():
             if getattr(cfg, key) != value:
                 out.append(f"the exercise fixes {key} to {value}, not {getattr(cfg, key)}")
+        return out + self.limit_problems(cfg)
+
+    def limit_problems(self, cfg: TrainConfig) -> list[str]:
+        """What in `cfg` goes over a run limit (these bind everyone), each with its numbers."""
+        out = []
+        if self.max_epochs and cfg.epochs > self.max_epochs:
+            out.append(f"a run may train at most {self.max_epochs:,} epochs, not {cfg.epochs:,}")
         size = run_images(cfg)
         if self.max_run_images and size > self.max_run_images:
             out.append(
                 f"a run may train on at most {self.max_run_images:,} images in all (epochs x training "
                 f"images); this one is {cfg.epochs} x {size // cfg.epochs:,} = {size:,}"
+            )
+        need, batch = batch_memory_bytes(cfg), min(cfg.batch_size, cfg.train_images)
+        if self.max_batch_mb and need > self.max_batch_mb * MB:
+            per_image = need / batch
+            most = max(1, int(self.max_batch_mb * MB // per_image))
+            out.append(
+                f"a batch of {batch:,} images of {cfg.model} needs about {need / MB:,.0f} MB "
+                f"of memory for its activations ({per_image / 1024:,.0f} KB per image), and a run may "
+                f"use {self.max_batch_mb:,} MB: use a batch size of at most {most:,}"
             )
         return out
 
@@ -91,15 +125,61 @@ def _count(value) -> bool:
 
 def run_images(cfg: TrainConfig) -> int:
     """Epochs x training images: the size of a run that per-learner limits bound."""
-    from .disk import TRAIN_IMAGES
+    return cfg.epochs * cfg.train_images
 
-    images = cfg.limit or round(TRAIN_IMAGES * (1 - cfg.val_fraction))
-    return cfg.epochs * images
+
+def batch_memory_bytes(cfg: TrainConfig) -> int:
+    """About the memory one training batch takes: the fp32 input and every layer's output for one
+    image (from the registry's summary, computed once per model and arguments) x the images of a
+    batch, x ACTIVATION_FACTOR for the backward pass."""
+    layers = summary(cfg.model, cfg.model_args or None).layers
+    floats = IMAGE_SIZE * IMAGE_SIZE + sum(math.prod(r["output_shape"]) for r in layers)
+    return ACTIVATION_FACTOR * 4 * floats * min(cfg.batch_size, cfg.train_images)
+
+
+def limits_for(policy: ClassPolicy, actor: User) -> ClassPolicy:
+    """The run limits that hold for `actor`. A learner's are the class's; a teacher's or the
+    administrator's are the defaults, or the class's where a teacher raised one above its default:
+    a class's tighter rules (an exercise's small runs) bind learners only."""
+    if not actor.is_teacher:
+        return policy
+    default, held = ClassPolicy(), replace(policy)
+    for key in RUN_LIMITS:
+        value = getattr(policy, key)
+        setattr(held, key, 0 if value == 0 else max(value, getattr(default, key)))
+    return held
+
+
+def time_limit(policy: ClassPolicy, actor: User) -> int:
+    """The seconds each start of `actor`'s run may train (0: no limit); the worker stops it there."""
+    return limits_for(policy, actor).max_run_seconds
+
+
+def duration(seconds: float) -> str:
+    """A time limit in words: '2 h', '1 h 30 min', '45 min', '1 s'."""
+    s = round(seconds)
+    if s < 60:
+        return count(s, "s", "s")
+    h, m = divmod(s // 60, 60)
+    return " ".join(p for p in (f"{h} h" if h else "", f"{m} min" if m else "") if p)
+
+
+def disk_quota_bytes(policy: ClassPolicy, actor: User) -> int:
+    """The disk a learner's runs may take (0: no quota); teachers and the administrator have none."""
+    return 0 if actor.is_teacher else policy.max_disk_mb * MB
 
 
 def check_submit(policy: ClassPolicy, actor: User, cfg: TrainConfig, active_runs: int) -> None:
-    """Refuse a learner's run that breaks a limit or the exercise; teachers are not bound."""
+    """Refuse a run over a run limit (everyone), or a learner's run over the queue limit or outside
+    the exercise; teachers and the administrator are held to the run limits only."""
     if actor.is_teacher:
+        over = limits_for(policy, actor).limit_problems(cfg)
+        if over:
+            raise LimitReached(
+                "This run is over the limits set for every run here: " + "; ".join(over) + ". A "
+                "teacher can raise them on the Class wall page, or in the [classroom] section of the "
+                "secrets file (0 = no limit)."
+            )
         return
     if policy.max_queued and active_runs >= policy.max_queued:
         raise LimitReached(
@@ -109,6 +189,28 @@ def check_submit(policy: ClassPolicy, actor: User, cfg: TrainConfig, active_runs
     problems = policy.problems(cfg)
     if problems:
         raise LimitReached("This run is not allowed in this class: " + "; ".join(problems) + ".")
+
+
+def runs_to_queue(
+    policy: ClassPolicy, actor: User, wanted: list[TrainConfig], active: list[Run]
+) -> tuple[list[TrainConfig], str]:
+    """Of `wanted` (say the comparison table's missing runs), those to queue now: not the ones the
+    actor already has queued or training with the same settings, and for a learner no more than
+    the queue limit leaves room for. With a sentence on what waits ('' when nothing does)."""
+    mine = [r for r in active if r.owner == actor.id]
+    have = [r.config for r in mine]
+    todo = [c for c in wanted if c.to_dict() not in have]
+    room = len(todo)
+    if policy.max_queued and not actor.is_teacher:
+        room = max(0, policy.max_queued - len(mine))
+    note = ""
+    if room < len(todo):
+        note = (
+            f"{count(len(todo) - room, 'more run')} cannot be queued yet: your class lets each learner "
+            f"have {count(policy.max_queued, 'run')} queued or training at once. Queue the rest when "
+            "one of yours ends."
+        )
+    return todo[:room], note
 
 
 # ---- the visibility rule: every page, link and entry point asks these, nothing else decides ----

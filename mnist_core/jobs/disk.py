@@ -12,10 +12,11 @@ from pathlib import Path
 
 from ..learn.config import TrainConfig
 from ..learn.models import summary
+from . import classroom
+from .identity import User
 from .store import RunStore
 
 MB = 1024 * 1024
-TRAIN_IMAGES = 60_000  # MNIST's training set, before the validation split
 RESERVE_NAME = ".disk-reserve"  # a few MB kept aside so a run can still record why it failed
 RESERVE_BYTES = 2 * MB
 BATCH_ROW_BYTES = 64  # one batch loss in SQLite (row, index entry, WAL), measured about 50
@@ -56,8 +57,7 @@ def tree_bytes(path: str | Path) -> int:
 
 
 def batches_per_epoch(cfg: TrainConfig) -> int:
-    images = cfg.limit or round(TRAIN_IMAGES * (1 - cfg.val_fraction))  # `limit` counts training images
-    return max(1, math.ceil(images / cfg.batch_size))
+    return max(1, math.ceil(cfg.train_images / cfg.batch_size))
 
 
 def checkpoint_bytes(cfg: TrainConfig, epoch: int) -> int:
@@ -82,16 +82,49 @@ def run_need_bytes(cfg: TrainConfig, epochs_done: int = 0) -> int:
     return files + 2 * optimizer_bytes(cfg) + batches + 64 * 1024
 
 
-def check_fits(root: str | Path, cfg: TrainConfig, epochs_done: int = 0) -> None:
-    """Refuse, before it starts, a run that would fill the disk holding the store."""
+def queued_need_bytes(store: RunStore, owner: str | None = None) -> int:
+    """What the runs queued or training (of `owner`, or everyone's) will still write."""
+    total = 0
+    for run in store.list(("queued", "running")):
+        if owner is None or run.owner == owner:
+            try:
+                total += run_need_bytes(TrainConfig.from_dict(run.config), run.epochs_done)
+            except ValueError:
+                continue  # a config this version cannot read: its run fails with the reason
+    return total
+
+
+def owner_bytes(store: RunStore, owner: str) -> int:
+    """Bytes the run folders of `owner`'s runs take on disk."""
+    return sum(tree_bytes(store.layout.run_dir(r.id)) for r in store.list() if r.owner == owner)
+
+
+def check_fits(
+    store: RunStore, cfg: TrainConfig, epochs_done: int = 0, owner: str | None = None, quota: int = 0
+) -> None:
+    """Refuse, before it starts, a run that would fill the disk holding the store once the runs
+    already queued or training have written theirs, or that would take `owner` over `quota` bytes
+    of run folders (0: no quota)."""
+    root = store.root
     reserve_kept = (Path(root) / RESERVE_NAME).is_file()  # already out of the free space
     need, free = run_need_bytes(cfg, epochs_done), free_bytes(root) - (0 if reserve_kept else RESERVE_BYTES)
-    if need > free:
+    queued = queued_need_bytes(store)
+    if need + queued > free:
+        waiting = f", of which the runs queued or training will write {queued / MB:,.1f} MB" if queued else ""
         raise DiskBudgetError(
             f"This run would not fit: it needs about {need / MB:,.1f} MB on the disk holding the "
-            f"checkpoints ({root}), and {max(0, free) / MB:,.1f} MB are free. Prune the epoch files of "
-            "finished runs (Runs page, or `mnist-lab prune`), delete runs, or train fewer epochs."
+            f"checkpoints ({root}), and {max(0, free) / MB:,.1f} MB are free{waiting}. Prune the epoch "
+            "files of finished runs (Runs page, or `mnist-lab prune`), delete runs, or train fewer epochs."
         )
+    if quota and owner is not None:
+        used, pending = owner_bytes(store, owner), queued_need_bytes(store, owner)
+        if used + pending + need > quota:
+            raise DiskBudgetError(
+                f"This run would take you over your class's disk quota of {quota / MB:,.0f} MB: your "
+                f"runs take {used / MB:,.1f} MB, your runs queued or training will write about "
+                f"{pending / MB:,.1f} MB more, and this one needs about {need / MB:,.1f} MB. Delete "
+                "runs you no longer need or prune their epoch files (Runs page), or train fewer epochs."
+            )
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
@@ -147,12 +180,13 @@ class PruneReport:
     freed_bytes: int = 0
 
 
-def prune(store: RunStore) -> PruneReport:
-    """Remove the epoch files of finished runs, keeping each run's best and last epoch (what
-    Evaluate, Draw and Extend need); the epoch records stay, marked as pruned."""
+def prune(store: RunStore, *, actor: User) -> PruneReport:
+    """Remove the epoch files of the finished runs `actor` may control (classroom.can_act: their
+    own; a teacher's or the administrator's, every run), keeping each run's best and last epoch
+    (what Evaluate, Draw and Extend need); the epoch records stay, marked as pruned."""
     report = PruneReport()
     for run in store.list():
-        if run.active:
+        if run.active or not classroom.can_act(run, actor):
             continue
         saved = store.checkpoints(run.id)
         if len(saved) <= 1:
@@ -173,6 +207,14 @@ def prune(store: RunStore) -> PruneReport:
     return report
 
 
-def usage(store: RunStore) -> dict[str, int]:
-    """What the store takes on disk and what is left: {'store_bytes', 'free_bytes'}."""
-    return dict(store_bytes=tree_bytes(store.root), free_bytes=free_bytes(store.root))
+def usage(store: RunStore, owner: str | None = None) -> dict[str, int]:
+    """What the store takes on disk and what is left: {'store_bytes', 'free_bytes', 'queued_bytes'
+    (what the runs queued or training will still write)}, with 'owner_bytes' for an `owner`."""
+    out = dict(
+        store_bytes=tree_bytes(store.root),
+        free_bytes=free_bytes(store.root),
+        queued_bytes=queued_need_bytes(store),
+    )
+    if owner is not None:
+        out["owner_bytes"] = owner_bytes(store, owner)
+    return out

@@ -273,9 +273,11 @@ def reap(store: RunStore, executor: Executor) -> list[str]:
                 )
             else:
                 status, reason = "interrupted", executor.lost_reason(fresh, fresh.epochs_done)
-            store.update(run.id, status=status, finished=time.time(), pid=None, reason=reason)
-            store.remove_temp_files(run.id)  # a save cut short by the kill
-            lost.append(run.id)
+            # only while it is still running under the process seen dead: a run that completed
+            # (or was started again) since the reads above keeps its status
+            if store.end_running(run.id, run.pid, status, reason):
+                store.remove_temp_files(run.id)  # a save cut short by the kill
+                lost.append(run.id)
     return lost
 
 

@@ -5,12 +5,17 @@ the signed-in user's OpenID Connect claims (st.user), and hands them to these fu
 mappings; the resulting `User` is what the job API receives as the acting user. Without sign-in the
 app acts as `LOCAL` (one local user who owns and controls everything), the command line as `ADMIN`.
 
-A user's `id` is the provider's e-mail claim, lower-cased (an e-mail the provider marks unverified is
-not trusted), else its `sub`. Roles come only from configuration:
+A user's `id` is the provider's e-mail claim, lower-cased, when the provider vouches for it
+(`email_verified: true`; `[auth] require_email_verified = false` also trusts an e-mail sent without
+that claim, for a provider that verifies every address but does not say so), else its `sub`
+("sub:..." where the subject looks like an e-mail, so it can never pose as someone's address).
+Roles come only from configuration, and only a verified e-mail earns one:
 
     [classroom]
     teachers = ["t@school.example"]          # may see and control every learner's runs
     admins = ["head@school.example"]         # optional; everything teachers may, and more
+    allowed_domains = ["school.example"]     # optional: who may sign in at all (with allowed_emails)
+    allowed_emails = ["guest@other.example"]
     [classroom.names]                        # optional display names
     "a@school.example" = "Ada"
 """
@@ -63,9 +68,13 @@ class IdentityError(ValueError):
     says what is wrong and what to set; it holds no secret values."""
 
 
+class NotInClass(IdentityError):
+    """A signed-in account the class's allow-list does not admit: it gets no page and no compute."""
+
+
 # --- the classroom: roles and display names ---------------------------------------------------------
 
-CLASSROOM_KEYS = ("teachers", "admins", "names")
+CLASSROOM_KEYS = ("teachers", "admins", "names", "allowed_domains", "allowed_emails")
 _EXAMPLE = 'teachers = ["t@school.example"]'
 
 
@@ -74,6 +83,8 @@ class Classroom:
     teachers: frozenset[str] = frozenset()
     admins: frozenset[str] = frozenset()
     names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    allowed_domains: frozenset[str] = frozenset()  # empty, with allowed_emails: whoever signs in
+    allowed_emails: frozenset[str] = frozenset()
 
     def role_of(self, email: str | None) -> str:
         email = (email or "").lower()
@@ -82,6 +93,22 @@ class Classroom:
         if email in self.teachers:
             return "teacher"
         return "learner"
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.allowed_domains or self.allowed_emails)
+
+    def admits(self, email: str | None) -> bool:
+        """Whether a verified e-mail (None: none) may use the app: everyone without an allow-list;
+        with one, the listed addresses, the listed domains' (exactly, no subdomains), teachers and
+        admins."""
+        if not self.restricted:
+            return True
+        email = (email or "").lower()
+        if not email:
+            return False
+        listed = self.allowed_emails | self.teachers | self.admins
+        return email in listed or email.rpartition("@")[2] in self.allowed_domains
 
 
 def _emails(section: Mapping, key: str) -> frozenset[str]:
@@ -99,6 +126,25 @@ def _emails(section: Mapping, key: str) -> frozenset[str]:
                 f"{item!r} is not one."
             )
         out.add(item.strip().lower())
+    return frozenset(out)
+
+
+def _domains(section: Mapping) -> frozenset[str]:
+    value = section.get("allowed_domains", [])
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise IdentityError(
+            "[classroom] allowed_domains must be a list of e-mail domains, e.g. allowed_domains = "
+            f'["school.example"]; it is {type(value).__name__} {value!r}.'
+        )
+    out = set()
+    for item in value:
+        domain = item.strip().lower().removeprefix("@") if isinstance(item, str) else ""
+        if "." not in domain or "@" in domain or any(ch.isspace() for ch in domain):
+            raise IdentityError(
+                f"[classroom] allowed_domains must hold e-mail domains such as school.example; {item!r} "
+                "is not one."
+            )
+        out.add(domain)
     return frozenset(out)
 
 
@@ -130,18 +176,45 @@ def classroom_from_secrets(section: object) -> Classroom:
         teachers=_emails(section, "teachers"),
         admins=_emails(section, "admins"),
         names=MappingProxyType(clean_names),
+        allowed_domains=_domains(section),
+        allowed_emails=_emails(section, "allowed_emails"),
     )
 
 
-def user_from_claims(claims: Mapping, classroom: Mapping | Classroom | None) -> User:
+def _verified(claim: object, require_verified: bool) -> bool:
+    """The provider vouches for the e-mail: `email_verified` true (some providers send the string
+    "true"); without the claim, only where the configuration does not require it."""
+    if claim is True or (isinstance(claim, str) and claim.strip().lower() == "true"):
+        return True
+    return claim is None and not require_verified
+
+
+def user_from_claims(
+    claims: Mapping, classroom: Mapping | Classroom | None, require_verified: bool = True
+) -> User:
     """The User behind a signed-in session's OpenID Connect claims (st.user), with the role the
-    classroom configuration gives their e-mail. Raises IdentityError if the claims name nobody."""
+    classroom configuration gives their e-mail. An e-mail counts only if the provider marks it
+    verified (`require_verified=False`: also if it sends no `email_verified` claim at all). Raises
+    NotInClass for an account the class's allow-list does not admit, IdentityError if the claims
+    name nobody."""
     room = classroom_from_secrets(classroom)
     email = claims.get("email")
-    trusted = isinstance(email, str) and "@" in email and claims.get("email_verified") is not False
+    trusted = (
+        isinstance(email, str) and "@" in email and _verified(claims.get("email_verified"), require_verified)
+    )
     email = email.strip().lower() if trusted and isinstance(email, str) else None
+    if not room.admits(email):
+        sent = claims.get("email")
+        unconfirmed = f"the address {sent}" if isinstance(sent, str) else "an e-mail address"
+        why = f"{email} is not on the class list" if email else f"the provider did not confirm {unconfirmed}"
+        raise NotInClass(
+            f"This account is not in this class: {why}. Sign out and sign in with your school account, "
+            "or ask your teacher to add you."
+        )
     sub = claims.get("sub")
     sub = str(sub).strip() if sub is not None else ""
+    if "@" in sub:
+        sub = "sub:" + sub  # a subject never takes over the id of someone's verified e-mail
     user_id = email or sub
     if not user_id:
         raise IdentityError("The identity provider sent neither an e-mail nor a subject (sub) claim.")
@@ -153,7 +226,7 @@ def user_from_claims(claims: Mapping, classroom: Mapping | Classroom | None) -> 
     elif isinstance(claimed_name, str) and claimed_name.strip():
         name = claimed_name.strip()
     else:
-        name = email.split("@", 1)[0] if email else sub
+        name = email.split("@", 1)[0] if email else sub.removeprefix("sub:")
     return User(user_id, name, room.role_of(email))
 
 
@@ -173,9 +246,33 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+REQUIRE_VERIFIED_KEY = "require_email_verified"  # [auth]: false trusts e-mails sent without the claim
+
+
+def require_verified(section: Mapping) -> bool:
+    """Whether an e-mail needs the provider's `email_verified: true` (the default) to count."""
+    return section.get(REQUIRE_VERIFIED_KEY, True) is not False
+
+
+def _plain_http_off_loopback(section: Mapping, prefix: str = "") -> tuple[str, str] | None:
+    """The first (key, address) of `section` (nested tables too) that is plain http to another
+    machine: sign-in secrets and tokens would cross the network readable."""
+    for key, value in section.items():
+        if isinstance(value, Mapping):
+            found = _plain_http_off_loopback(value, f"{prefix}{key}.")
+            if found:
+                return found
+        elif isinstance(value, str):
+            url = urlsplit(value.strip().replace("{port}", "8501"))
+            if url.scheme.lower() == "http" and url.netloc and not _is_loopback(url.hostname):
+                return prefix + str(key), value
+    return None
+
+
 def auth_problem(section: object) -> str | None:
     """What is wrong with an `[auth]` section, in one sentence that says what to set; None if it has
-    everything st.login() needs. Checks the shape only; `provider_problem` asks the provider."""
+    everything st.login() needs. Checks the shape only; `provider_problem` asks the provider. Every
+    address must be https, except one on this machine (loopback)."""
     if not isinstance(section, Mapping):
         return "[auth] must be a table (an [auth] section) with " + ", ".join(AUTH_KEYS) + "."
     missing = [k for k in AUTH_KEYS if not (isinstance(section.get(k), str) and section[k].strip())]
@@ -211,10 +308,17 @@ def auth_problem(section: object) -> str | None:
             "https://accounts.google.com/.well-known/openid-configuration, not "
             f"{section['server_metadata_url']!r}."
         )
-    if meta.scheme == "http" and not _is_loopback(meta.hostname):
+    plain = _plain_http_off_loopback(section)
+    if plain:
         return (
-            "[auth] server_metadata_url must use https (plain http is allowed only for a provider on this "
-            f"machine), not {section['server_metadata_url']!r}."
+            f"[auth] {plain[0]} must use https (plain http is allowed only for an address on this "
+            f"machine, 127.0.0.1 or localhost), not {plain[1]!r}: serve the app behind https "
+            "(docs/classroom.md)."
+        )
+    if not isinstance(section.get(REQUIRE_VERIFIED_KEY, True), bool):
+        return (
+            f"[auth] {REQUIRE_VERIFIED_KEY} must be true or false (false: also trust an e-mail the "
+            f"provider sends without email_verified), not {section[REQUIRE_VERIFIED_KEY]!r}."
         )
     return None
 
@@ -248,5 +352,12 @@ def provider_problem(url: str, timeout_s: float = 5.0) -> str | None:
         return (
             f"{where} answered without {', '.join(missing)}: it is not an OpenID Connect discovery "
             "document. Use the provider's address ending in /.well-known/openid-configuration."
+        )
+    endpoints = {k: v for k, v in document.items() if k.endswith("_endpoint") or k == "jwks_uri"}
+    plain = _plain_http_off_loopback({k: v for k, v in endpoints.items() if isinstance(v, str)})
+    if plain:
+        return (
+            f"{where} names a plain-http {plain[0]} ({plain[1]}): the provider must use https off "
+            "this machine, or sign-in tokens cross the network readable."
         )
     return None

@@ -10,7 +10,7 @@ from ..words import count
 from . import classroom, disk
 from . import executor as ex
 from .classroom import ClassPolicy
-from .identity import ADMIN, User
+from .identity import User
 from .store import Run, RunError, RunStore
 
 POLICY_KEY = "class_policy"
@@ -19,8 +19,9 @@ POLICY_KEY = "class_policy"
 class JobManager:
     """Start, stop, extend, clone and queue runs. The UI, the CLI and the tests all use this.
 
-    Every action takes the acting user (`actor`): learners act on their own runs only, within the
-    class's limits; teachers and the administrator (the CLI, the default) on every run."""
+    Every action takes the acting user (`actor`, keyword-only and required, so a caller that
+    forgets it fails loudly instead of acting as the administrator): learners act on their own runs
+    only, within the class's limits; teachers and the administrator (the CLI) on every run."""
 
     def __init__(
         self,
@@ -46,7 +47,7 @@ class JobManager:
         saved = self.store.setting(POLICY_KEY)
         return ClassPolicy.from_dict(saved) if saved is not None else self.configured_policy
 
-    def set_policy(self, policy: ClassPolicy | dict, actor: User = ADMIN) -> ClassPolicy:
+    def set_policy(self, policy: ClassPolicy | dict, *, actor: User) -> ClassPolicy:
         if not actor.is_teacher:
             raise classroom.NotAllowed("Only a teacher can change the class's limits and exercise.")
         policy = policy if isinstance(policy, ClassPolicy) else ClassPolicy.from_dict(policy)
@@ -54,8 +55,17 @@ class JobManager:
         return policy
 
     # ---- starting ----
-    def submit(self, config: TrainConfig | dict, parent: str | None = None, actor: User = ADMIN) -> Run:
-        """Validate, queue, and start at once if a slot is free. Returns the run (maybe queued)."""
+    def submit(
+        self,
+        config: TrainConfig | dict,
+        parent: str | None = None,
+        *,
+        actor: User,
+        request_key: str | None = None,
+    ) -> Run:
+        """Validate, queue, and start at once if a slot is free. Returns the run (maybe queued).
+        A `request_key` the store already holds (a lesson arm submitted from a second tab) returns
+        that run instead of a second one."""
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         cfg.validate()
         problem = self.executor.unavailable()
@@ -63,9 +73,19 @@ class JobManager:
             raise ex.BackendUnavailable(problem)  # refused with the reason, nothing queued
         policy = self.policy()
         classroom.check_submit(policy, actor, cfg, self.store.active_count(actor.id))
-        disk.check_fits(self.store.root, cfg)  # refused before it starts, with the numbers
+        # refused before it starts, with the numbers: the free disk less what the queue will write,
+        # and a learner's quota
+        disk.check_fits(self.store, cfg, owner=actor.id, quota=classroom.disk_quota_bytes(policy, actor))
         run = self.store.create(
-            cfg.to_dict(), parent=parent, owner=actor.id, owner_name=actor.name, exercise=policy.exercise
+            cfg.to_dict(),
+            parent=parent,
+            owner=actor.id,
+            owner_name=actor.name,
+            exercise=policy.exercise,
+            # the class's queue limit again, inside the insert's transaction: two tabs at once
+            max_active_for_owner=None if actor.is_teacher else policy.max_queued or None,
+            request_key=request_key,
+            time_limit=classroom.time_limit(policy, actor),  # the worker stops it there
         )
         self.schedule()
         return self.store.get(run.id)
@@ -117,7 +137,7 @@ class JobManager:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     # ---- controlling ----
-    def stop(self, run_id: str, grace_s: float = 5.0, actor: User = ADMIN) -> Run:
+    def stop(self, run_id: str, grace_s: float = 5.0, *, actor: User) -> Run:
         """Queued: cancelled. Running: asked to stop at the next batch, killed after `grace_s`."""
         run = self.store.get(run_id)
         classroom.check_control(run, actor, "stop")
@@ -126,7 +146,8 @@ class JobManager:
             return self.store.get(run_id)
         if run.status != "running":
             return run
-        self.store.update(run_id, stop_requested=1)
+        if not self.store.ask_to_stop(run_id):  # it ended since the read above
+            return self.store.get(run_id)
         self.executor.request_stop(run)
         deadline = time.time() + grace_s
         while time.time() < deadline:
@@ -136,19 +157,17 @@ class JobManager:
             time.sleep(0.05)
         if run.status == "running":
             self.executor.kill(run)
-            self.store.update(
-                run_id,
-                status="stopped",
-                finished=time.time(),
-                pid=None,
-                reason=f"Did not stop within {grace_s:.0f} s and was killed; "
-                f"{count(run.epochs_done, 'finished epoch')} kept.",
+            reason = (
+                f"Did not stop within {grace_s:.0f} s and was killed; "
+                f"{count(run.epochs_done, 'finished epoch')} kept."
             )
-            self.store.remove_temp_files(run_id)
+            # only while it still runs under the process killed: one that completed keeps `completed`
+            if self.store.end_running(run_id, run.pid, "stopped", reason):
+                self.store.remove_temp_files(run_id)
         self.schedule()
         return self.store.get(run_id)
 
-    def extend(self, run_id: str, more_epochs: int, actor: User = ADMIN) -> Run:
+    def extend(self, run_id: str, more_epochs: int, *, actor: User) -> Run:
         """Continue a finished run for more epochs from its last checkpoint; curves continue."""
         run = self.get(run_id)
         classroom.check_control(run, actor, "extend")
@@ -157,19 +176,22 @@ class JobManager:
         if not isinstance(more_epochs, int) or not 1 <= more_epochs <= 1000:
             raise RunError(f"Extend by 1 to 1000 epochs, not {more_epochs!r}.")
         cfg = TrainConfig.from_dict({**run.config, "epochs": run.epochs_done + more_epochs})
-        classroom.check_submit(self.policy(), actor, cfg, self.store.active_count(run.owner))
-        disk.check_fits(self.store.root, cfg, run.epochs_done)
+        policy = self.policy()
+        classroom.check_submit(policy, actor, cfg, self.store.active_count(run.owner))
+        quota = classroom.disk_quota_bytes(policy, actor)
+        disk.check_fits(self.store, cfg, run.epochs_done, owner=run.owner, quota=quota)
+        self.store.update(run_id, time_limit=classroom.time_limit(policy, actor))  # before the requeue
         self.store.requeue(run_id, cfg.to_dict())
         self.schedule()
         return self.store.get(run_id)
 
-    def clone(self, run_id: str, actor: User = ADMIN, **changes) -> Run:
+    def clone(self, run_id: str, *, actor: User, **changes) -> Run:
         """A new run with this run's config and `changes` (seed kept unless changed)."""
         run = self.store.get(run_id)
         classroom.check_control(run, actor, "clone")
         return self.submit({**run.config, **changes}, parent=run_id, actor=actor)
 
-    def delete(self, run_id: str, actor: User = ADMIN) -> None:
+    def delete(self, run_id: str, *, actor: User) -> None:
         run = self.store.get(run_id)
         classroom.check_control(run, actor, "delete")
         if run.active:

@@ -12,8 +12,14 @@ KEY is a digest of everything a fresh worker would get: its environment, working
 interpreter and the library's code. A standby is only used for a run that would have started a
 cold worker with the same KEY, so a warm start never differs from a cold one.
 
-An idle standby exits after $MNIST_LAB_WARM_IDLE_S seconds (default 900), when its store folder
-disappears, or on SIGTERM. $MNIST_LAB_WARM_WORKERS is how many are kept ready (default 1; 0: off).
+A standby belongs to the dashboards of its store: each dashboard process that keeps standbys
+(`ensure`) leaves a record, `DIR/standby/KEY.PID.dashboard`, holding its start time (so a reused pid
+does not count). A new dashboard with the same KEY counts the standbys already ready or warming and
+adopts them instead of starting others; a standby that has seen no live dashboard record of its KEY
+for $MNIST_LAB_WARM_ORPHAN_S seconds (default 60) exits, so a stopped dashboard leaves no idle
+PyTorch process behind. An idle standby also exits after $MNIST_LAB_WARM_IDLE_S seconds (default
+900), when its store folder disappears, or on SIGTERM. $MNIST_LAB_WARM_WORKERS is how many are kept
+ready (default 1; 0: off).
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from pathlib import Path
 WARM_ENV = "MNIST_LAB_WARM_WORKERS"
 IDLE_ENV = "MNIST_LAB_WARM_IDLE_S"
 DEFAULT_IDLE_S = 900.0
+ORPHAN_ENV = "MNIST_LAB_WARM_ORPHAN_S"
+DEFAULT_ORPHAN_S = 60.0  # a dashboard restarting within this long finds its standby still there
+DASHBOARD_CHECK_S = 1.0  # how often an idle standby looks for a live dashboard
 STANDBY_NICENESS = 19  # a standby warming up while a run trains takes little of its CPU
 CLAIMED_WAIT_S = 10.0  # a claimed standby whose run id never arrives gives up after this long
 # Environment variables that differ between processes without changing what a run does: the
@@ -55,6 +64,14 @@ def idle_seconds() -> float:
         return max(1.0, float(os.environ[IDLE_ENV]))
     except (KeyError, ValueError):
         return DEFAULT_IDLE_S
+
+
+def orphan_seconds() -> float:
+    """How long a standby waits without a live dashboard of its store ($MNIST_LAB_WARM_ORPHAN_S)."""
+    try:
+        return max(0.5, float(os.environ[ORPHAN_ENV]))
+    except (KeyError, ValueError):
+        return DEFAULT_ORPHAN_S
 
 
 def code_stamp() -> list:
@@ -109,6 +126,46 @@ def _entries(root: Path, key: str, suffix: str) -> list[tuple[int, Path]]:
         except (IndexError, ValueError):
             continue
     return sorted(found)
+
+
+def _started(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, from /proc; "" where there is no /proc):
+    a pid the system reused for another process has another start time."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def register_dashboard(root: Path, key: str) -> None:
+    """Record this process as a dashboard of this store keeping standbys with this key."""
+    pid = os.getpid()
+    path = folder(root) / f"{key}.{pid}.dashboard"
+    stamp = _started(pid)
+    try:
+        if path.is_file() and path.read_text() == stamp:
+            return
+        folder(root).mkdir(parents=True, exist_ok=True)
+        tmp = folder(root) / f"new.{pid}.dashboard"
+        tmp.write_text(stamp)
+        os.replace(tmp, path)  # whole or absent: a standby never reads half a record
+    except OSError:
+        pass  # without a record the standby retires after a minute: runs then start cold
+
+
+def dashboards(root: Path, key: str) -> list[int]:
+    """Pids of the live dashboards that keep standbys with this key (stale records are removed)."""
+    pids = []
+    for pid, record in _entries(root, key, "dashboard"):
+        try:
+            stamp = record.read_text()
+        except OSError:
+            continue
+        if _alive(pid) and stamp == _started(pid):
+            pids.append(pid)
+        else:  # ended, or its pid now names another process
+            record.unlink(missing_ok=True)
+    return pids
 
 
 def ready(root: Path, key: str) -> list[tuple[int, Path]]:
@@ -196,7 +253,11 @@ def spawn(root: Path, command: list[str], env: dict[str, str], key: str) -> int 
 
 
 def ensure(root: Path, command: list[str], env: dict[str, str], key: str) -> None:
-    """Keep `wanted()` standbys with this key ready or warming."""
+    """Keep `wanted()` standbys with this key ready or warming, for this process as a dashboard of
+    the store: those already there (another dashboard's, one that ended) are adopted, not doubled."""
+    if wanted() == 0:
+        return  # none kept: a standby left from before finds no record and retires
+    register_dashboard(root, key)
     missing = wanted() - len(ready(root, key)) - len(warming(root, key))
     for _ in range(max(0, missing)):
         spawn(root, command, env, key)
@@ -235,8 +296,8 @@ def warm_up() -> None:
 
 
 def wait_for_run(root: Path, key: str, stop: threading.Event) -> str | None:
-    """Announce this process as ready and wait for a run id; None: retire (idle too long, the store
-    folder gone, or SIGTERM while idle)."""
+    """Announce this process as ready and wait for a run id; None: retire (idle too long, no live
+    dashboard of the store for orphan_seconds(), the store folder gone, or SIGTERM while idle)."""
     here, pid = folder(root), os.getpid()
     here.mkdir(parents=True, exist_ok=True)
     tmp, path = here / f"new.{pid}.fifo", here / f"{key}.{pid}.fifo"
@@ -246,6 +307,7 @@ def wait_for_run(root: Path, key: str, stop: threading.Event) -> str | None:
     os.rename(tmp, path)
     (here / f"{key}.{pid}.starting").unlink(missing_ok=True)
     deadline, claimed_at, data = time.time() + idle_seconds(), None, b""
+    orphan_s, seen, checked = orphan_seconds(), time.time(), 0.0
     try:
         while True:
             readable, _, _ = select.select([fd], [], [], 0.5)
@@ -262,7 +324,12 @@ def wait_for_run(root: Path, key: str, stop: threading.Event) -> str | None:
                 if time.time() - claimed_at > CLAIMED_WAIT_S:
                     return None
                 continue
-            if stop.is_set() or time.time() > deadline or not Path(root).is_dir():
+            now = time.time()
+            if now - checked >= DASHBOARD_CHECK_S:
+                checked = now
+                if dashboards(root, key):
+                    seen = now
+            if stop.is_set() or now > deadline or now - seen > orphan_s or not Path(root).is_dir():
                 try:
                     os.rename(path, here / f"retired.{pid}.fifo")  # claim ourselves, atomically
                 except OSError:

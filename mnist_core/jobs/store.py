@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     train_seconds REAL NOT NULL DEFAULT 0, stop_requested INTEGER NOT NULL DEFAULT 0,
     owner TEXT NOT NULL DEFAULT 'local', owner_name TEXT, exercise TEXT, node TEXT, precision TEXT);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, queue_seq);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS batch_metrics (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, loss REAL NOT NULL,
     t REAL NOT NULL, PRIMARY KEY (run_id, step)) WITHOUT ROWID;
@@ -54,7 +55,14 @@ ADDED_COLUMNS = (
     ("exercise", "TEXT"),
     ("node", "TEXT"),
     ("precision", "TEXT"),
+    ("request_key", "TEXT"),
+    ("time_limit", "REAL"),
 )
+# one run per request key (a lesson's arm): a second submit of the same arm finds the first run
+REQUEST_KEY_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_request_key ON runs(request_key) WHERE request_key IS NOT NULL"
+)
+SETTINGS_MIRROR_FORMAT = 2  # settings.json: {"format": 2, "settings": {key: {"value", "version"}}}
 
 
 def fair_order(queued: builtins.list[Run], last_start: dict[str, float]) -> builtins.list[Run]:
@@ -94,6 +102,31 @@ class StoreDamaged(RuntimeError):
             f"The run store database {self.db_path} is damaged ({detail}). The run folders in "
             f"{self.root / 'runs'} hold each run's checkpoints and are not affected. {REPAIR_HINT}"
         )
+
+
+class StoreLost(StoreDamaged):
+    """runs.db was deleted or replaced while this store had it open: every later read or write of
+    this store object raises this, so no process reads an empty store or writes into a file that
+    is gone (a worker's next write fails with it)."""
+
+    def __init__(self, db_path: str | Path, how: str):
+        what = {
+            "deleted": "was deleted",
+            "replaced": "was replaced by another file (a rebuild, or a copy put in its place)",
+        }[how]
+        super().__init__(db_path, f"it {what} while the store was open, so the store's records went missing")
+        self.how = how
+        RuntimeError.__init__(
+            self,
+            f"The run store's records went missing: {self.db_path} {what} while this process had the "
+            f"store open. The run folders in {self.root / 'runs'} hold each run's record (run.json) "
+            f"and checkpoints and are not affected. {REPAIR_HINT}",
+        )
+
+
+class ActiveLimitReached(RunError):
+    """The owner already has as many runs queued or training as `create` was allowed (checked in
+    the same transaction as the insert, so two tabs submitting at once cannot both pass)."""
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -144,6 +177,8 @@ class Run:
     exercise: str | None = None  # the class exercise in force when it was started
     node: str | None = None  # where it trained: this machine, or the cluster node (the last one)
     precision: str | None = None  # what it trained in and why, e.g. "bf16 · auto: this CPU runs ..."
+    time_limit: float | None = None  # seconds each start may train (the class's limit when queued)
+    request_key: str | None = None  # unique: what asked for it (a lesson's arm), so it runs once
     queue_position: int | None = None  # 1 = next to start (fair turns: see fair_order)
 
     @classmethod
@@ -192,6 +227,8 @@ class RunStore:
         self.layout = RunLayout(self.root, check_run_id)
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / db_name
+        self._uri = self.db_path.absolute().as_uri()
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened first
         self._local = threading.local()
         if not new:
             self._refuse_lost_database()
@@ -220,11 +257,17 @@ class RunStore:
         have = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
         for column, decl in ADDED_COLUMNS:
             if column not in have:
-                try:
-                    self.conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
-                except sqlite3.OperationalError as exc:
-                    if "duplicate column" not in str(exc):  # another process added it first
-                        raise
+                self._add_column("runs", column, decl)
+        if "version" not in {row[1] for row in self.conn.execute("PRAGMA table_info(settings)")}:
+            self._add_column("settings", "version", "INTEGER NOT NULL DEFAULT 0")
+        self.conn.execute(REQUEST_KEY_INDEX)
+
+    def _add_column(self, table: str, column: str, decl: str) -> None:
+        try:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it first
+                raise
 
     def _refuse_lost_database(self) -> None:
         """A missing or empty runs.db while run folders exist: SQLite would quietly start an empty
@@ -240,12 +283,38 @@ class RunStore:
             state = "missing" if size is None else "empty (0 bytes)"
             raise StoreDamaged(self.db_path, f"the file is {state} but {count(folders, 'run folder')} exist")
 
+    # ---- the database file: the one opened first, checked on every access ----
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.db_path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check_file(self) -> None:
+        """StoreLost when runs.db is no longer the file this store opened: deleted (an open
+        connection would go on reading and writing the unlinked file, a new one would create an
+        empty store) or replaced. One stat (docs/reliability.md has its cost); a server backend
+        would compare a store id it keeps instead."""
+        if self._identity is None:
+            return
+        now = self._file_identity()
+        if now != self._identity:
+            raise StoreLost(self.db_path, "deleted" if now is None else "replaced")
+
     # ---- connection: one per process and thread, WAL so readers never wait for the writer ----
     @property
     def conn(self) -> sqlite3.Connection:
         local = self._local
+        self.check_file()
         if getattr(local, "conn", None) is None or local.pid != os.getpid():
-            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            # only the store's first connection may create the file: a later one must find it
+            mode = "rw" if self._identity else "rwc"
+            try:
+                conn = sqlite3.connect(f"{self._uri}?mode={mode}", uri=True, timeout=30, isolation_level=None)
+            except sqlite3.OperationalError:
+                self.check_file()  # gone between the check and the open: say so
+                raise
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -256,15 +325,19 @@ class RunStore:
             conn.execute("PRAGMA wal_autocheckpoint=256")
             conn.execute("PRAGMA journal_size_limit=0")
             local.conn, local.pid = conn, os.getpid()
+            if self._identity is None:
+                self._identity = self._file_identity()
         return local.conn
 
     @contextmanager
     def tx(self):
-        """An IMMEDIATE transaction: one writer at a time, readers unaffected."""
+        """An IMMEDIATE transaction: one writer at a time, readers unaffected. The file is checked
+        again inside it, just before COMMIT: a write into a deleted runs.db is rolled back."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
+            self.check_file()
         except BaseException:
             c.execute("ROLLBACK")
             raise
@@ -322,14 +395,35 @@ class RunStore:
         owner: str = "local",
         owner_name: str | None = None,
         exercise: str | None = None,
+        max_active_for_owner: int | None = None,
+        request_key: str | None = None,
+        time_limit: float | None = None,
     ) -> Run:
+        """Queue a new run. In the same transaction as the insert: a `request_key` the store
+        already holds returns that run instead (a second tab's submit of the same lesson arm), and
+        an owner with `max_active_for_owner` runs queued or training is refused (ActiveLimitReached)."""
         run_id = check_run_id(run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
         now = time.time()
         with self.tx() as c:
+            if request_key is not None:
+                row = c.execute("SELECT id FROM runs WHERE request_key = ?", (request_key,)).fetchone()
+                if row is not None:
+                    return self.get(row[0])
+            if max_active_for_owner:
+                active = c.execute(
+                    "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
+                    (owner,),
+                ).fetchone()[0]
+                if active >= max_active_for_owner:
+                    raise ActiveLimitReached(
+                        f"You already have {count(active, 'run')} queued or training; the class "
+                        f"limit is {max_active_for_owner}. Wait for one to finish, or stop one."
+                    )
             seq = c.execute("SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs").fetchone()[0]
             c.execute(
                 "INSERT INTO runs (id, model, config, status, created, queue_seq, parent, owner, "
-                "owner_name, exercise) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                "owner_name, exercise, request_key, time_limit) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     config["model"],
@@ -340,6 +434,8 @@ class RunStore:
                     owner,
                     owner_name,
                     exercise or None,
+                    request_key,
+                    time_limit,
                 ),
             )
         self.layout.run_dir(run_id).mkdir(parents=True, exist_ok=True)
@@ -390,27 +486,61 @@ class RunStore:
         return json.loads(row[0]) if row else None
 
     def set_setting(self, key: str, value) -> None:
-        with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-            every = dict(c.execute("SELECT key, value FROM settings"))
-        try:  # mirrored beside the database, like run.json, so that a rebuild keeps them
-            text = json.dumps({k: json.loads(v) for k, v in every.items()}, indent=1)
+        """Save a setting with the next version number, and mirror every setting (with its
+        version) to settings.json inside the same transaction: writers hold the write lock in turn,
+        so the mirror is written in commit order and a slower writer's older value cannot land
+        over a newer one."""
+        try:
+            with self.tx() as c:
+                version = c.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM settings").fetchone()[0]
+                c.execute(
+                    "INSERT INTO settings (key, value, version) VALUES (?, ?, ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value = excluded.value, version = excluded.version",
+                    (key, json.dumps(value), version),
+                )
+                self._mirror_settings(c)
+        except sqlite3.Error:
+            self._mirror_settings(self.conn)  # not committed: the mirror goes back to what is
+            raise
+
+    def _mirror_settings(self, c: sqlite3.Connection) -> None:
+        """settings.json: every setting and its version. Best effort, like run.json."""
+        try:
+            every = {
+                k: {"value": json.loads(v), "version": n}
+                for k, v, n in c.execute("SELECT key, value, version FROM settings")
+            }
+            text = json.dumps({"format": SETTINGS_MIRROR_FORMAT, "settings": every}, indent=1)
             write_atomically(self.layout.settings_mirror, text)
-        except OSError:
+        except (OSError, ValueError, sqlite3.Error):
             pass
 
     def restore_settings(self) -> int:
-        """Settings back from their mirror (a rebuild); returns how many."""
+        """Settings back from their mirror (a rebuild); returns how many it holds. A setting the
+        store already holds at the same or a newer version keeps its value: the newest wins."""
         try:
             saved = json.loads(self.layout.settings_mirror.read_text())
         except (OSError, ValueError):
             return 0
+        if not isinstance(saved, dict):
+            return 0
+        if saved.get("format") == SETTINGS_MIRROR_FORMAT and isinstance(saved.get("settings"), dict):
+            rows = [
+                (k, json.dumps(v["value"]), int(v["version"]))
+                for k, v in saved["settings"].items()
+                if isinstance(v, dict) and "value" in v and isinstance(v.get("version"), int)
+            ]
+        else:  # a mirror written before settings had versions: {key: value}
+            rows = [(k, json.dumps(v), 0) for k, v in saved.items()]
         with self.tx() as c:
             c.executemany(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in saved.items()],
+                "INSERT INTO settings (key, value, version) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
+                "SET value = excluded.value, version = excluded.version "
+                "WHERE excluded.version > settings.version",
+                rows,
             )
-        return len(saved)
+            self._mirror_settings(c)
+        return len(rows)
 
     def best_by_model(self) -> dict[str, tuple[float, str]]:
         """Best test accuracy any completed run of each model reached: {model: (accuracy, run id)}."""
@@ -555,6 +685,32 @@ class RunStore:
             )
             self._mirror(run_id)
 
+    def ask_to_stop(self, run_id: str) -> bool:
+        """Set the stop flag of a run that is still running (False: it had ended meanwhile)."""
+        with self.tx() as c:
+            cur = c.execute(
+                "UPDATE runs SET stop_requested = 1 WHERE id = ? AND status = 'running'",
+                (check_run_id(run_id),),
+            )
+        return cur.rowcount == 1
+
+    def end_running(self, run_id: str, pid: int | None, status: str, reason: str) -> bool:
+        """A run whose process is gone (or was killed) becomes `status`, only while it is still
+        `running` under `pid`: a run that completed, or was restarted under another process, in the
+        meantime keeps what it has. False when nothing was changed."""
+        if status not in STATUSES or status in ACTIVE:
+            raise RunError(f"{status!r} is not an end state.")
+        same_pid = "pid IS NULL" if pid is None else "pid = ?"
+        with self.tx() as c:
+            cur = c.execute(
+                "UPDATE runs SET status = ?, finished = ?, pid = NULL, reason = ? "
+                f"WHERE id = ? AND status = 'running' AND {same_pid}",
+                (status, time.time(), reason, check_run_id(run_id), *([] if pid is None else [pid])),
+            )
+            if cur.rowcount == 1:
+                self._mirror(run_id)
+        return cur.rowcount == 1
+
     def stop_requested(self, run_id: str) -> bool:
         row = self.conn.execute(
             "SELECT stop_requested FROM runs WHERE id = ?", (check_run_id(run_id),)
@@ -579,6 +735,9 @@ class RunStore:
         with self.tx() as c:
             if c.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 return False
+            key = values.get("request_key")
+            if key and c.execute("SELECT 1 FROM runs WHERE request_key = ?", (key,)).fetchone():
+                values["request_key"] = None  # another run answers that request now
             if values.get("queue_seq") is None:
                 values["queue_seq"] = c.execute(
                     "SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM runs"

@@ -26,8 +26,8 @@ from ..learn.checkpoints import (
 from ..learn.config import ConfigError, TrainConfig
 from ..learn.device import DeviceError, precision_note
 from ..learn.engine import Diverged, TrainingError, train_model
-from ..words import count
-from . import disk, executor, standby
+from ..words import count, kept_epochs
+from . import classroom, disk, executor, standby
 from .store import RunStore
 
 FLUSH_EVERY_S = 0.25  # batch metrics reach readers well within a second
@@ -156,6 +156,7 @@ def run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> in
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     record = store.get(run_id)
+    begun = time.time()  # the class's time limit counts from here: loading the data is part of it
     cfg = TrainConfig.from_dict(record.config)
     precision = precision_note(cfg)
     log(f"run {run_id}: {cfg.model}, {cfg.epochs} epochs, {precision}")  # the first write, as before
@@ -167,17 +168,24 @@ def run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> in
         store.truncate_after(run_id, record.epochs_done, first_step)
         log(f"resuming after epoch {record.epochs_done}")
     writer = StoreWriter(store, run_id, stop, first_step)
+    limit = TimeLimit(begun, record.time_limit, stop)
     t0 = time.time()
-    result = train_model(cfg, [writer], stop.is_set, resume=resume, model=model)
+    result = train_model(cfg, [writer], limit.should_stop, resume=resume, model=model)
     m = result.metrics
     if result.state.stopped:
+        reason = f"Stopped by request after {count(m.epochs_run, 'finished epoch')}."
+        if limit.reached:
+            reason = (
+                f"Stopped: reached the class's time limit of {classroom.duration(limit.seconds)} per "
+                f"run; {kept_epochs(m.epochs_run).lower()}. Extend it to train on."
+            )
         store.update(
             run_id,
             status="stopped",
             finished=time.time(),
             pid=None,
             train_seconds=record.train_seconds + time.time() - t0,
-            reason=f"Stopped by request after {count(m.epochs_run, 'finished epoch')}.",
+            reason=reason,
         )
     else:
         store.update(
@@ -191,6 +199,23 @@ def run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> in
         )
     log(f"run {run_id} ended ({'stopped' if result.state.stopped else 'completed'})")
     return 0
+
+
+class TimeLimit:
+    """The stop test training asks after every batch: a stop request, or the run's time limit
+    reached (`seconds` as the run records it; 0 is none, and a run that records none, queued by an
+    older version, gets the default limit)."""
+
+    def __init__(self, begun: float, seconds: float | None, stop: threading.Event):
+        self.seconds = classroom.ClassPolicy().max_run_seconds if seconds is None else seconds
+        self.deadline = begun + self.seconds if self.seconds else float("inf")
+        self.stop, self.reached = stop, False
+
+    def should_stop(self) -> bool:
+        if not self.stop.is_set() and time.time() >= self.deadline:
+            self.reached = True
+            self.stop.set()
+        return self.stop.is_set()
 
 
 MEMORY_ENV = "MNIST_LAB_RUN_MEMORY_MB"

@@ -18,7 +18,7 @@ from ..data.pixels import MNIST_MEAN, MNIST_STD
 from ..paths import checkpoints_dir
 from ..versions import versions
 from .config import TrainConfig
-from .models import REGISTRY, build_model, identity
+from .models import REGISTRY, build_model, check_model_args, identity
 
 FORMAT = "mnist-lab-checkpoint"
 FORMAT_VERSION = 1
@@ -206,8 +206,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     """Rebuild the model from the file alone, in eval mode."""
     obj = read_checkpoint(path)
     key = obj["model_key"]
-    if key not in REGISTRY:
+    if not isinstance(key, str) or key not in REGISTRY:
         raise CheckpointError(f"Checkpoint {path} is for model {key!r}, which this version does not know.")
+    # the file's arguments get the bound a config's get, checked on the meta device, before a
+    # single weight is allocated: a crafted file cannot ask for a billion-unit layer
+    args = obj["model_args"]
+    problems = (
+        check_model_args(key, args)
+        if isinstance(args, dict)
+        else [f"its model arguments are a {type(args).__name__}, not a mapping"]
+    )
+    if problems:
+        raise CheckpointError(f"Checkpoint {path} was refused: {problems[0]}.")
     try:
         model = build_model(key, obj["model_args"])
         model.load_state_dict(obj["state_dict"])

@@ -16,6 +16,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "range")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+MNIST_TRAIN = 60_000  # MNIST's training set, before the validation split
 
 
 def _f(default, help: str, **kw):
@@ -191,6 +192,11 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def train_images(self) -> int:
+        """Images one epoch trains on: `limit`, else the training set less the validation share."""
+        return self.limit or round(MNIST_TRAIN * (1 - self.val_fraction))
 
     @property
     def augments(self) -> bool:

@@ -120,6 +120,12 @@ class Attempt:
     runs: dict[str, str] = field(default_factory=dict)  # arm name -> run id
     verdict: dict | None = None  # the last verdict computed (history only; the runs are the truth)
     past: list[dict] = field(default_factory=list)  # earlier attempts' predictions and verdicts
+    retried: dict[str, int] = field(default_factory=dict)  # arm name -> times its run was redone
+
+    def request_key(self, arm: str) -> str:
+        """What names this arm's run in the store (unique there): two tabs submitting the same arm
+        of the same attempt get one run; a retry, or a redo, asks for a new one."""
+        return f"lesson:{self.owner}:{self.lesson}:{self.number}:{arm}:{self.retried.get(arm, 0)}"
 
 
 def _key(owner: str, lesson: str) -> str:
@@ -241,7 +247,7 @@ def advance(jobs: JobManager, lesson: Lesson, attempt: Attempt, actor: User) -> 
                 f"{count(allowed, 'run')} queued or training at once. It starts when one of yours ends."
             )
             break  # any other class rule refuses the run with its reason (LimitReached)
-        run = jobs.submit(config, actor=actor)
+        run = jobs.submit(config, actor=actor, request_key=attempt.request_key(arm.name))
         attempt.runs[arm.name], runs[arm.name] = run.id, run
         submitted = True
         save_attempt(jobs.store, attempt)  # each run id is kept as soon as it exists
@@ -264,10 +270,12 @@ def retry(jobs: JobManager, lesson: Lesson, attempt: Attempt, actor: User) -> st
             continue
         if run.status in FINISHED and run.status != "completed" and not (arm.may_diverge and diverged(run)):
             attempt.runs.pop(arm.name)
+            attempt.retried[arm.name] = attempt.retried.get(arm.name, 0) + 1
         # arms built from this one must run again too
     for arm in lesson.arms:
-        if any(a not in attempt.runs for a in arm.after):
-            attempt.runs.pop(arm.name, None)
+        if arm.name in attempt.runs and any(a not in attempt.runs for a in arm.after):
+            attempt.runs.pop(arm.name)
+            attempt.retried[arm.name] = attempt.retried.get(arm.name, 0) + 1
     save_attempt(jobs.store, attempt)
     return advance(jobs, lesson, attempt, actor)
 

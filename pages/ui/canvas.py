@@ -9,8 +9,25 @@ events make mouse, pen and touch draw alike. Stable hook: the drawing surface is
 from __future__ import annotations
 
 import base64
+import struct
 
 import streamlit as st
+
+from mnist_core.data.preprocess import InputError
+
+SIZE = 280  # the canvas's side in pixels: what it sends is exactly this size (canvas.width)
+PNG_URL = "data:image/png;base64,"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REFUSED = "The drawing was ignored: "
+NOT_PNG = "it is not an image the canvas makes (a PNG of the drawing)."
+
+
+def max_png_bytes(size: int) -> int:
+    """The most a size x size RGBA PNG can take: its raw rows (a filter byte each), as the stored
+    deflate blocks of incompressible pixels, plus the chunks' headers."""
+    raw = size * (4 * size + 1)
+    return raw + raw // 1000 + 64 * 1024
+
 
 HTML = """
 <div class="draw-root">
@@ -143,8 +160,9 @@ _component = st.components.v2.component(
 )
 
 
-def drawing_canvas(key: str, brush: int, size: int = 280, color: str = "#000000") -> bytes | None:
-    """The canvas; the drawing as PNG bytes (size x size), or None while nothing is drawn."""
+def drawing_canvas(key: str, brush: int, size: int = SIZE, color: str = "#000000") -> bytes | None:
+    """The canvas; the drawing as PNG bytes (size x size), or None while nothing (or nothing
+    readable) is drawn."""
     _component(
         key=key,
         data=dict(brush=brush, size=size, color=color),
@@ -153,18 +171,34 @@ def drawing_canvas(key: str, brush: int, size: int = 280, color: str = "#000000"
         width="content",
         height="content",
     )
-    return drawing_of(key)
+    try:
+        return drawing_of(key, size)
+    except InputError:
+        return None  # the page reads it first (drawing_of) and shows why
 
 
-def drawing_of(key: str) -> bytes | None:
-    """The drawing the canvas with this key last sent (PNG bytes), or None; readable before the
-    canvas is drawn in a run, so a page can act on it first."""
+def drawing_of(key: str, size: int = SIZE) -> bytes | None:
+    """The drawing the canvas with this key last sent (PNG bytes), or None while nothing is drawn;
+    readable before the canvas is drawn in a run, so a page can act on it first.
+
+    The browser reports the drawing, so anything may arrive here: only a PNG data URL of this
+    canvas's own size is taken, checked before a byte of it is decoded (InputError otherwise)."""
     state = st.session_state.get(key)
     drawing = state.get("drawing") if hasattr(state, "get") else None
     url = drawing.get("png") if hasattr(drawing, "get") else None
-    if not isinstance(url, str) or ";base64," not in url:
+    if url is None:
         return None
+    if not isinstance(url, str) or not url.startswith(PNG_URL):
+        raise InputError(REFUSED + NOT_PNG)
+    if len(url) > len(PNG_URL) + 4 * (max_png_bytes(size) + 2) // 3:
+        raise InputError(REFUSED + f"it is larger than a {size}x{size} drawing can be.")
     try:
-        return base64.b64decode(url.split(";base64,", 1)[1], validate=True)
+        raw = base64.b64decode(url[len(PNG_URL) :], validate=True)
     except ValueError:
-        return None
+        raise InputError(REFUSED + NOT_PNG) from None
+    if raw[:8] != PNG_SIGNATURE or raw[12:16] != b"IHDR" or len(raw) < 24:
+        raise InputError(REFUSED + NOT_PNG)
+    width, height = struct.unpack(">II", raw[16:24])
+    if (width, height) != (size, size):
+        raise InputError(REFUSED + f"it is {width}x{height} pixels, not the canvas's {size}x{size}.")
+    return raw

@@ -17,9 +17,9 @@ HTML = '<div class="cm-root"></div>'
 
 CSS = """
 .cm-root { font: 13px/1.2 "Inter", "Segoe UI", sans-serif; color: var(--st-text-color, #31333f); }
-.cm-axis { color: #64748b; font-size: 12px; }
+.cm-axis { color: inherit; opacity: 0.82; font-size: 12px; }
 table.cm { border-collapse: separate; border-spacing: 2px; }
-table.cm th { font-weight: 400; color: #475569; padding: 0 4px; }
+table.cm th { font-weight: 400; color: inherit; opacity: 0.82; padding: 0 4px; }
 table.cm td {
   width: 40px; height: 36px; text-align: center; cursor: pointer; border-radius: 3px;
   font-variant-numeric: tabular-nums; outline-offset: -2px;

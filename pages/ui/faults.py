@@ -1,14 +1,18 @@
-"""Faults as messages, not tracebacks: a damaged store (and its rebuild), a machine fault, a guard."""
+"""Faults as messages, not tracebacks: a damaged store (and its rebuild), a machine fault, a bug; a
+guard. A fault's details (paths, the exception, its traceback) are shown to teachers and the
+administrator only; learners get the plain message; the server's log keeps the details always."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import FragmentHandledException
 
 from mnist_core.jobs.repair import rebuild
 from mnist_core.jobs.store import DB_NAME, StoreDamaged, is_damage
@@ -22,6 +26,20 @@ REBUILD_BUTTON = "Rebuild the run store from the run folders"
 
 _shell = threading.local()  # .active is True while app.py runs a page (shell.page_shell sets it)
 
+log = logging.getLogger("mnist_lab.faults")
+
+_DETAILS_KEY = "_fault_details"  # this session's user may see faults' details (signin sets it)
+
+
+def show_fault_details(allowed: bool) -> None:
+    """signin.current_user records whether this session's user is a teacher or the administrator,
+    for the guard's later runs (fragments on a timer included). Until then: the learner's view."""
+    st.session_state[_DETAILS_KEY] = allowed
+
+
+def _details() -> bool:
+    return st.session_state.get(_DETAILS_KEY) is True
+
 
 def _store_or_stop() -> None:
     """The rebuild's result once, after its rerun; a damaged store: the message, and no page body."""
@@ -32,7 +50,9 @@ def _store_or_stop() -> None:
     if failed:
         st.error(failed)
     try:
-        job_manager()  # opening the store checks its database (well under a millisecond)
+        # opening the store checks its database (well under a millisecond); an open one, that
+        # runs.db is still the file it opened (deleted or replaced: StoreLost)
+        job_manager().store.check_file()
     except StoreDamaged as exc:
         damaged_store(exc)
         st.stop()
@@ -41,9 +61,11 @@ def _store_or_stop() -> None:
 def damaged_store(exc: StoreDamaged) -> None:
     """The one message for a damaged runs.db: what happened, that the run folders are intact, and a
     button that rebuilds the store from them (mnist_core.jobs.repair); the next run uses a fresh store."""
+    log.error("The run store %s is damaged: %s", exc.db_path, exc.detail)
+    which = f"`{exc.db_path}` cannot be read ({exc.detail})" if _details() else "cannot be read"
     st.error(
         "**The run store's database is damaged**, so the runs cannot be listed, shown or started. "
-        f"The file `{exc.db_path}` cannot be read ({exc.detail}). The run folders beside it are "
+        f"The file {which}. The run folders beside it are "
         "intact: each run's checkpoints hold its settings, its loss curves and its metrics, so the "
         "store can be rebuilt from them. The damaged file is kept aside, not deleted.",
         icon=":material/database:",
@@ -72,7 +94,7 @@ def _rebuild(root: Path) -> None:
 @contextmanager
 def machine_errors(offer_rebuild: bool = True):
     """Faults of the machine rather than the code (a full disk, a folder gone, a locked or damaged
-    database) become one message instead of a traceback; bugs still show as errors. A damaged run
+    database) become one message instead of a traceback, and so does a bug (page_fault). A damaged run
     store gets the rebuild offer on the page (fragments, redrawn on a timer, only point to it)."""
     try:
         yield
@@ -89,15 +111,34 @@ def machine_errors(offer_rebuild: bool = True):
             st.warning("The run store is damaged: the page offers to rebuild it.", icon=":material/database:")
     except (OSError, sqlite3.Error) as exc:
         machine_fault(exc)
+    except FragmentHandledException:
+        raise  # a fragment's fault that Streamlit has already shown
+    except Exception as exc:
+        page_fault(exc)
 
 
 def machine_fault(exc: BaseException) -> None:
     """A full disk, a folder gone, a locked database: one message, not a traceback."""
+    log.error("A machine fault: %s", exc, exc_info=exc)
     st.error(
-        f"The machine refused to read or write a file ({exc}). If the disk is full, free some "
-        "space and try again; runs and checkpoints saved before this are unchanged.",
+        f"The machine refused to read or write a file{f' ({exc})' if _details() else ''}. If the disk "
+        "is full, free some space and try again; runs and checkpoints saved before this are unchanged.",
         icon=":material/hard_drive:",
     )
+
+
+def page_fault(exc: BaseException) -> None:
+    """A bug: one plain sentence; a teacher or the administrator also sees the exception and its
+    traceback (st.exception shows them whatever client.showErrorDetails says); the log has them."""
+    log.error("A page failed: %s", exc, exc_info=exc)
+    st.error(
+        "**Something went wrong on this page**: a fault in MNIST Lab, not in what you did. Reload "
+        "the page to try again; if it happens again, tell your teacher what you were doing."
+        + ("" if _details() else " The details are in the server's log."),
+        icon=":material/bug_report:",
+    )
+    if _details():
+        st.exception(exc)
 
 
 def guarded(fn):

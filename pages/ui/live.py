@@ -14,6 +14,7 @@ from mnist_core.jobs.classroom import display_name
 from mnist_core.jobs.disk import DiskBudgetError
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.checkpoints import load_checkpoint
+from mnist_core.words import plain_markdown
 
 from .convergence import convergence_view
 from .faults import guarded
@@ -133,7 +134,7 @@ def run_head(run) -> float:
     st.subheader(heading(run))
     user = current_user()
     if not can_control(run, user):
-        st.caption(f"{display_name(run)}'s run: you can watch it, not change it.")
+        st.caption(f"{plain_markdown(display_name(run))}'s run: you can watch it, not change it.")
     if run.active:
         st.html(HIDE_RUNNING_CSS)
         stop_col, smooth_col = st.columns([1, 5], vertical_alignment="bottom")
@@ -298,8 +299,10 @@ def epoch_panel(run_id: str, epochs: list[dict]) -> None:
         filters, filters_caption, emap, emap_caption = inside_panel(str(saved[-1][1]))
         st.caption(f"**Inside the network at epoch {saved[-1][0]}** (more on the Inside page)")
         f_col, m_col = st.columns(2)
-        f_col.image(filters, caption=filters_caption, width="stretch")
-        m_col.image(emap, caption=emap_caption, width="stretch")
+        f_col.image(
+            filters, caption=filters_caption, alt=f"first-layer filters: {filters_caption}", width="stretch"
+        )
+        m_col.image(emap, caption=emap_caption, alt=f"feature maps: {emap_caption}", width="stretch")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

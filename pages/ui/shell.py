@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from .faults import _shell, _store_or_stop, beside_a_run, machine_errors
+from .style import page_styles
 
 _HERE = (
     Path(__file__).resolve().parent.parent
@@ -69,6 +70,7 @@ def page_shell():
     """app.py runs the chosen page inside this: it marks the run as going through app.py, and
     turns machine faults into a message (see machine_errors)."""
     _shell.active, _shell.store_message = True, False
+    page_styles()
     try:
         with machine_errors(), beside_a_run():
             yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core.jobs.classroom import display_name
+from mnist_core.words import plain_markdown
 
 from .faults import guarded
 from .live import SIDEBAR_IDLE_EVERY_S, SIDEBAR_LIVE_EVERY_S, timed
@@ -24,7 +25,7 @@ def _active_runs_list(watched: str | None = None, active: list | None = None) ->
     if not active:
         st.caption("None. Start one on the Train page.")
     for run in sorted(active, key=lambda r: (r.status != "running", r.queue_seq)):
-        who = f" · {display_name(run)}" if run.owner_name else ""  # whose run, in a signed-in class
+        who = f" · {plain_markdown(display_name(run))}" if run.owner_name else ""  # in a signed-in class
         if run.id == watched:
             st.caption(f"**{run.model}** `{run.id[-6:]}`{who} · {run.status}, shown live on this page")
             continue

@@ -12,13 +12,17 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from mnist_core.jobs.identity import (
     LOCAL,
     IdentityError,
+    NotInClass,
     User,
     auth_problem,
     classroom_from_secrets,
     provider_problem,
+    require_verified,
     user_from_claims,
 )
+from mnist_core.words import plain_markdown
 
+from .faults import show_fault_details
 from .shell import app_pages
 
 SIGN_IN_BUTTON = "Sign in"
@@ -34,10 +38,19 @@ def current_user() -> User:
     """Who acts in this session; app.py calls it before the page runs, pages and fragments may call
     it again (nothing is cached across sessions, and no network is used once signed in).
 
-    Without an [auth] section in the secrets file: LOCAL, the one local user who owns everything.
-    With a valid one: the signed-in user (role from [classroom]), or else a sign-in screen and the end
-    of the run. With a broken one (a missing key, a bad address, an unreachable provider, a bad
-    [classroom]): one message saying what to set, and the end of the run."""
+    Without an [auth] section in the secrets file: LOCAL, the one local user who owns everything,
+    unless there is a [classroom] section (a class without sign-in would make every visitor its
+    administrator): then one message saying what to set, and the end of the run. With a valid [auth]:
+    the signed-in user (role from [classroom]), a "not in this class" screen for an account the
+    allow-list does not admit, or else a sign-in screen and the end of the run. With a broken one (a
+    missing key, a bad address, an unreachable provider, a bad [classroom]): one message saying
+    what to set, and the end of the run. The fault guard shows error details to teachers only."""
+    user = _current_user()
+    show_fault_details(user.is_teacher)
+    return user
+
+
+def _current_user() -> User:
     try:
         auth = st.secrets.get("auth")
         classroom_section = st.secrets.get("classroom")
@@ -46,6 +59,8 @@ def current_user() -> User:
             return LOCAL
         _sign_in_broken(f"The secrets file cannot be read: {exc}")  # fail closed: it may hold [auth]
     if auth is None:
+        if classroom_section is not None:
+            _class_without_sign_in()
         return LOCAL
     problem = auth_problem(auth) or _auth_packages_problem()
     if problem:
@@ -62,7 +77,9 @@ def current_user() -> User:
             _sign_in_broken(str(exc))
         _sign_in_screen()
     try:
-        return user_from_claims(claims, classroom)
+        return user_from_claims(claims, classroom, require_verified(auth))
+    except NotInClass as exc:
+        _not_in_class(str(exc))
     except IdentityError as exc:
         _sign_in_broken(str(exc), signed_in=True)
 
@@ -116,9 +133,28 @@ def _sign_in_broken(problem: str, signed_in: bool = False) -> NoReturn:
     st.stop()
 
 
-def _markdown_text(text: str) -> str:
-    """Plain text for st.markdown: a provider's display name is not markup."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]<>()#+-.!|~$" else ch for ch in text)
+def _class_without_sign_in() -> NoReturn:
+    _hide_navigation()
+    st.title("MNIST Lab")
+    st.error(
+        "**This server is set up for a class but has no sign-in.** The secrets file has a [classroom] "
+        "section and no [auth] section: without sign-in every visitor would be the administrator, "
+        "who may stop and delete every run. Add an [auth] section for your identity provider (see "
+        "docs/classroom.md), or remove [classroom] to use MNIST Lab alone on this machine. The "
+        f"settings are in {_SECRETS_HINT}; restart the app after changing them.",
+        icon=":material/key_off:",
+    )
+    st.stop()
+
+
+def _not_in_class(problem: str) -> NoReturn:
+    """A signed-in account the class's allow-list does not admit: why, and Sign out; no app."""
+    _hide_navigation()
+    st.title("MNIST Lab")
+    st.warning(plain_markdown(problem), icon=":material/block:")
+    if st.button(SIGN_OUT_BUTTON, key="sign_out", icon=":material/logout:"):
+        st.logout()
+    st.stop()
 
 
 def signed_in_sidebar(user: User) -> None:
@@ -127,6 +163,6 @@ def signed_in_sidebar(user: User) -> None:
         return
     with st.container(key="signed_in"):
         st.caption("SIGNED IN")
-        st.markdown(f"**{_markdown_text(user.name)}** · {user.role}")
+        st.markdown(f"**{plain_markdown(user.name)}** · {user.role}")
         if st.button(SIGN_OUT_BUTTON, key="sign_out", icon=":material/logout:"):
             st.logout()

@@ -3,6 +3,7 @@
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from support import ROOT
@@ -37,7 +38,9 @@ def test_the_sidebar_tracks_active_runs_and_names_the_one_the_train_page_shows_l
     jobs = JobManager()
     idle = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert "None. Start one on the Train page." in [c.value for c in idle.sidebar.caption]
-    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=3, limit=20000, batch_size=32)))
+    run = jobs.submit(
+        TrainConfig.from_dict(dict(model="cnn_basic", epochs=3, limit=20000, batch_size=32)), actor=ADMIN
+    )
     try:
         wait_until(lambda: jobs.get(run.id).status == "running", timeout_s=60)
         home = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -54,7 +57,7 @@ def test_the_sidebar_tracks_active_runs_and_names_the_one_the_train_page_shows_l
         [live] = [c.value for c in train.sidebar.caption if run.id[-6:] in c.value]
         assert live.startswith("**cnn_basic**") and live.endswith("· running, shown live on this page")
     finally:
-        jobs.stop(run.id, grace_s=2)
+        jobs.stop(run.id, grace_s=2, actor=ADMIN)
 
 
 def test_start_on_the_train_page_names_the_new_run_in_the_sidebar_at_once():
@@ -76,4 +79,4 @@ def test_start_on_the_train_page_names_the_new_run_in_the_sidebar_at_once():
         assert live.startswith("**fast_cnn**") and "shown live on this page" in live
         assert "None. Start one on the Train page." not in [c.value for c in at.sidebar.caption]
     finally:
-        JobManager().stop(run_id, grace_s=2)
+        JobManager().stop(run_id, grace_s=2, actor=ADMIN)

@@ -8,6 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from support import PAGES_DIR
@@ -22,8 +23,8 @@ ONE_EPOCH = "Only one epoch has finished"
 def runs():
     """A finished two-epoch run and a finished one-epoch run (400 images each)."""
     jobs = JobManager(max_concurrent=1)
-    two = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=400)))
-    one = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=400)))
+    two = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=400)), actor=ADMIN)
+    one = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=400)), actor=ADMIN)
     two, one = jobs.wait(two.id, timeout_s=120), jobs.wait(one.id, timeout_s=120)
     assert two.status == one.status == "completed", (two.reason, one.reason)
     st.cache_resource.clear()  # the pages' JobManager on this test's store

@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.store import RunStore
 from mnist_core.learn.config import TrainConfig
@@ -20,7 +21,7 @@ def test_damaged_store_message_button_and_rebuild():
     root = Path(os.environ["MNIST_LAB_CHECKPOINTS"])  # this test's own folder (conftest)
     jobs = JobManager(RunStore(root), max_concurrent=1)
     cfg = TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500, batch_size=50))
-    run = jobs.wait(jobs.submit(cfg).id, timeout_s=180)
+    run = jobs.wait(jobs.submit(cfg, actor=ADMIN).id, timeout_s=180)
     assert run.status == "completed", jobs.log_tail(run.id)
     workers_exited()
     before = snapshot(jobs.store)

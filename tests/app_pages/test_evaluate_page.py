@@ -9,6 +9,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.analysis import cache as analysis_cache
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.learn.checkpoints import save_checkpoint
 from mnist_core.learn.config import TrainConfig
 from mnist_core.learn.evaluate import Analysis, confusion_matrix
@@ -127,7 +128,9 @@ def test_time_travel_and_the_difference_between_two_epochs(tmp_path):
     from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
-    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500))).id)
+    run = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500)), actor=ADMIN).id
+    )
     assert run.status == "completed", jobs.log_tail(run.id)
     st.cache_resource.clear()
     at = AppTest.from_file(PAGE, default_timeout=120)

@@ -8,6 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from support import PAGES_DIR
 
 PAGE = str(PAGES_DIR / "inside.py")
@@ -15,7 +16,10 @@ PAGE = str(PAGES_DIR / "inside.py")
 
 @pytest.fixture()
 def at():
+    from mnist_core.analysis import memory
+
     st.cache_resource.clear()
+    memory.clear()  # what the analysis wing keeps in memory (maps, figures, evaluations)
     return AppTest.from_file(PAGE, default_timeout=180)
 
 
@@ -75,7 +79,9 @@ def test_a_run_with_two_epochs_has_filters_over_time_and_maps_per_epoch(at):
     from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
-    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="cnn_1", epochs=2, limit=2000))).id)
+    run = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="cnn_1", epochs=2, limit=2000)), actor=ADMIN).id
+    )
     assert run.status == "completed", jobs.log_tail(run.id)
     at.session_state["selected_run"] = run.id
     at.run()
@@ -93,12 +99,39 @@ def test_a_run_with_two_epochs_has_filters_over_time_and_maps_per_epoch(at):
     assert not at.exception and any(m.label == "Prediction" for m in at.metric)
 
 
+def test_a_run_of_a_thousand_epochs_shows_sixteen_and_says_so(at):
+    """The longest run a learner can make (1,000 epochs, by Extend or "Change one thing"), with the
+    most digits the map accepts: the page reads 16 epochs, says so, and the maps share the digits."""
+    from mnist_core.jobs.store import RunStore
+    from support.long_run import long_run
+
+    run_id = long_run(RunStore(), 1000)
+    at.session_state["selected_run"] = run_id
+    at.run()
+    assert not at.exception, at.exception
+    shown = at.select_slider(key="inside_filter_epoch").options
+    assert len(shown) == 16 and shown[0] == "1" and shown[-1] == "1000"
+    assert "Showing 16 of 1,000 epochs" in texts(at.caption)
+    assert "since the shown epoch before" in texts(at.caption)
+    assert at.select_slider(key="inside_map_epoch").options == shown
+    at.number_input(key="inside_sample").set_value(60_000).run()
+    assert not at.exception
+    assert "16 maps share 10,000 digits" in texts(at.warning) and "625 test digits" in texts(at.caption)
+    at.segmented_control(key="inside_method").set_value("tsne").run()
+    assert not at.exception
+    maps = at.select_slider(key="inside_map_epoch").options
+    assert len(maps) == 4 and maps[0] == "1" and maps[-1] == "1000"
+    assert "Showing 4 of 1,000 epochs" in texts(at.caption) and "500 test digits" in texts(at.caption)
+
+
 def test_an_mlp_shows_its_weight_images(at):
     from mnist_core.jobs.manager import JobManager
     from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
-    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="perceptron", epochs=1, limit=1000))).id)
+    run = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="perceptron", epochs=1, limit=1000)), actor=ADMIN).id
+    )
     assert run.status == "completed", jobs.log_tail(run.id)
     at.session_state["selected_run"] = run.id
     at.run()
@@ -140,7 +173,9 @@ def test_train_page_shows_the_inside_panel_of_the_latest_epoch():
     from mnist_core.learn.config import TrainConfig
 
     jobs = JobManager()
-    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="fast_cnn", epochs=2, limit=1000))).id)
+    run = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="fast_cnn", epochs=2, limit=1000)), actor=ADMIN).id
+    )
     assert run.status == "completed", jobs.log_tail(run.id)
     st.cache_resource.clear()
     train = AppTest.from_file(str(Path(PAGE).parent / "train.py"), default_timeout=120)

@@ -5,6 +5,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from mnist_core.lessons import attempts as lessons
@@ -21,7 +22,7 @@ def small_lessons(monkeypatch):
     yield
     jobs = JobManager()
     for run in jobs.store.list(("running", "queued")):
-        jobs.stop(run.id, grace_s=2)
+        jobs.stop(run.id, grace_s=2, actor=ADMIN)
 
 
 def open_page(lesson: str | None = None) -> AppTest:
@@ -84,7 +85,7 @@ def test_a_stopped_run_is_reported_and_retried():
     jobs = JobManager()
     attempt = lessons.load_attempt(jobs.store, "local", "preprocess")
     first = attempt.runs["model"]
-    jobs.stop(first)
+    jobs.stop(first, actor=ADMIN)
     at = open_page("preprocess")
     assert any("stopped" in e.value for e in at.error)
     button(at, "Retry the runs that did not finish").click().run()
@@ -100,6 +101,7 @@ def test_a_learner_in_a_class_with_a_fixed_model_gets_the_reason_not_a_traceback
         "is_logged_in": True,
         "sub": "ada@school.example",
         "email": "ada@school.example",
+        "email_verified": True,
         "name": "Ada",
     }
     at.switch_page("pages/lessons.py")

@@ -5,6 +5,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from pages.ui.links import parse_cell
@@ -23,7 +24,9 @@ def page(**params) -> AppTest:
 @pytest.fixture()
 def run_id():
     jobs = JobManager()
-    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=1500))).id)
+    run = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=1500)), actor=ADMIN).id
+    )
     assert run.status == "completed", jobs.log_tail(run.id)
     return run.id
 

@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.analysis.compare import change_summary, comparison_rows, config_diff, to_csv
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from support import PAGES_DIR
@@ -47,8 +48,10 @@ def test_change_summary_and_comparison_rows():
 @pytest.fixture()
 def two_runs():
     jobs = JobManager()
-    base = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500))).id)
-    other = jobs.wait(jobs.clone(base.id, weight_decay=1e-3).id)
+    base = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500)), actor=ADMIN).id
+    )
+    other = jobs.wait(jobs.clone(base.id, weight_decay=1e-3, actor=ADMIN).id)
     assert base.status == other.status == "completed"
     st.cache_resource.clear()
     return jobs, base, other
@@ -84,7 +87,7 @@ def test_delete_needs_confirmation(two_runs):
 def test_runs_page_shows_the_disk_and_prunes_epoch_files():
     jobs = JobManager(max_concurrent=1)
     cfg = TrainConfig.from_dict(dict(model="mlp_128_64", epochs=3, limit=1000, batch_size=50))
-    run = jobs.wait(jobs.submit(cfg).id, timeout_s=120)
+    run = jobs.wait(jobs.submit(cfg, actor=ADMIN).id, timeout_s=120)
     assert run.status == "completed"
     st.cache_resource.clear()
     at = AppTest.from_file(PAGE, default_timeout=60).run()

@@ -6,6 +6,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from support import PAGES_DIR
@@ -18,7 +19,7 @@ def at():
     st.cache_resource.clear()  # the page's JobManager must use this test's run store
     yield AppTest.from_file(PAGE, default_timeout=60).run()
     for run in JobManager().store.list(("running", "queued")):
-        JobManager().stop(run.id, grace_s=2)
+        JobManager().stop(run.id, grace_s=2, actor=ADMIN)
 
 
 def errors(at):
@@ -113,7 +114,9 @@ def test_widgets_map_to_the_started_runs_config(at):
 
 
 def test_a_new_session_reattaches_to_the_running_run(at, tmp_path):
-    run = JobManager().submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=2, limit=20000)))
+    run = JobManager().submit(
+        TrainConfig.from_dict(dict(model="cnn_basic", epochs=2, limit=20000)), actor=ADMIN
+    )
     second = AppTest.from_file(PAGE, default_timeout=60).run()  # a reload or another tab
     assert second.session_state["train_run_id"] == run.id
     assert any(f"{run.id}" in s.value and "running" in s.value for s in second.subheader)
@@ -133,7 +136,7 @@ def test_one_epoch_is_shown_as_figures_and_curves_start_with_the_second():
     second epoch on it is the per-epoch chart."""
     st.cache_resource.clear()
     jobs = JobManager()
-    run = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=2000)))
+    run = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=2000)), actor=ADMIN)
     done = jobs.wait(run.id, timeout_s=120)
     assert done.status == "completed", done.reason
     [record] = jobs.store.epochs(run.id)
@@ -145,7 +148,7 @@ def test_one_epoch_is_shown_as_figures_and_curves_start_with_the_second():
     assert shown["Epoch 1 · validation accuracy"] == f"{record['val_acc']:.2%}"
     assert shown["Epoch 1 · train loss"] == f"{record['train_loss']:.4f}"
     assert not epoch_curves(view) and any("from the second epoch" in c.value for c in view.caption)
-    jobs.extend(run.id, 1)
+    jobs.extend(run.id, 1, actor=ADMIN)
     assert jobs.wait(run.id, timeout_s=120).status == "completed"
     view.run()
     assert not view.exception and len(epoch_curves(view)) == 1
@@ -171,13 +174,15 @@ def test_pages_compute_on_one_thread_while_a_run_trains_here():
     idle = AppTest.from_function(threads_script, default_timeout=30).run()
     assert [m.value for m in idle.markdown] == ["inside 2", "after 2"]
     jobs = JobManager()
-    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=3, limit=20000, batch_size=32)))
+    run = jobs.submit(
+        TrainConfig.from_dict(dict(model="cnn_basic", epochs=3, limit=20000, batch_size=32)), actor=ADMIN
+    )
     try:
         busy = AppTest.from_function(threads_script, default_timeout=30).run()
         assert jobs.get(run.id).status == "running"
         assert [m.value for m in busy.markdown] == ["inside 1", "after 2"]
     finally:
-        jobs.stop(run.id, grace_s=2)
+        jobs.stop(run.id, grace_s=2, actor=ADMIN)
 
 
 def test_start_shows_the_first_point_in_the_same_script_run(at):
@@ -209,7 +214,9 @@ def test_the_last_seconds_of_a_run_are_waited_for_in_place():
 
     st.cache_resource.clear()  # the page's job manager on this test's store
     jobs = JobManager()
-    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_basic", epochs=2, limit=20000, batch_size=64)))
+    run = jobs.submit(
+        TrainConfig.from_dict(dict(model="cnn_basic", epochs=2, limit=20000, batch_size=64)), actor=ADMIN
+    )
     try:
         view = AppTest.from_file(PAGE, default_timeout=60)
         view.session_state["train_run_id"] = run.id
@@ -229,7 +236,7 @@ def test_the_last_seconds_of_a_run_are_waited_for_in_place():
         assert f"Run `{run.id}` · cnn_basic · completed" in [h.value for h in view.subheader]
         assert any(m.label == "Test accuracy" for m in view.metric)  # the summary, in that same run
     finally:
-        jobs.stop(run.id, grace_s=2)
+        jobs.stop(run.id, grace_s=2, actor=ADMIN)
 
 
 def schedule_chart(at) -> list[float] | None:

@@ -5,7 +5,7 @@ the job API refuses B too."""
 import pytest
 
 from mnist_core.jobs.classroom import NotAllowed
-from mnist_core.jobs.identity import User
+from mnist_core.jobs.identity import ADMIN, User
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.store import RunStore
 from support.helpers import wait_until
@@ -92,4 +92,4 @@ def test_learner_b_has_no_control_over_learner_as_run(browser, signin_server):  
         for pg in (a, b, teacher):
             pg.context.close()
         for r in jobs.store.list(("running", "queued")):
-            jobs.stop(r.id, grace_s=2)
+            jobs.stop(r.id, grace_s=2, actor=ADMIN)

@@ -2,6 +2,7 @@
 
 import re
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.store import RunStore
 from mnist_core.learn.config import TrainConfig
@@ -43,7 +44,7 @@ def test_clicking_a_map_point_shows_that_digits_activations(page, server):
 
 def test_moving_the_epoch_slider_changes_the_filter_images(page, server):
     jobs = JobManager(RunStore(server.store), max_concurrent=1)
-    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_1", epochs=2, limit=2000)))
+    run = jobs.submit(TrainConfig.from_dict(dict(model="cnn_1", epochs=2, limit=2000)), actor=ADMIN)
     assert jobs.wait(run.id, timeout_s=240).status == "completed", jobs.log_tail(run.id)
     open_inside(page, server)
     page.get_by_role("combobox", name="Model").click()

@@ -1,5 +1,6 @@
 """Real Chromium: select two runs on the Runs page and see both runs' curves."""
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.store import RunStore
 from mnist_core.learn.config import TrainConfig
@@ -8,8 +9,8 @@ from support.browser import wait_until
 
 def test_two_selected_runs_are_overlaid(page, server):
     jobs = JobManager(RunStore(server.store), max_concurrent=1)
-    a = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500)))
-    b = jobs.clone(a.id, weight_decay=1e-3)
+    a = jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=2, limit=1500)), actor=ADMIN)
+    b = jobs.clone(a.id, weight_decay=1e-3, actor=ADMIN)
     for run in (a, b):
         assert jobs.wait(run.id, timeout_s=180).status == "completed"
     page.goto(server.url + "/runs")

@@ -1,12 +1,15 @@
-"""The [server] settings of .streamlit/config.toml on a served app: the upload cap, through the real
-upload widget and on the upload endpoint, and XSRF protection of that endpoint."""
+"""The [server] settings of .streamlit/config.toml on a served app: it listens on this machine only,
+the upload cap, through the real upload widget and on the upload endpoint, and XSRF protection of
+that endpoint; and [client] keeps error details from the browser."""
 
 import io
+import ipaddress
 import os
 import re
 import tomllib
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +19,8 @@ from support import ROOT
 from support.browser import wait_until
 from support.drawings import render_like_canvas
 
-SERVER = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+SERVER = CONFIG["server"]
 CAP_MB = SERVER["maxUploadSize"]
 MB = 1024 * 1024  # Streamlit's megabyte, in the widget and on the server
 UPLOAD = "/_stcore/upload_file/"  # + <session id>/<file id>: PUT stores a file, DELETE drops it
@@ -25,6 +29,36 @@ UPLOAD = "/_stcore/upload_file/"  # + <session id>/<file id>: PUT stores a file,
 def test_the_config_caps_uploads_to_a_digit_photo_and_turns_xsrf_protection_on():
     assert SERVER["enableXsrfProtection"] is True  # explicit, not left to Streamlit's default
     assert isinstance(CAP_MB, int) and 1 <= CAP_MB <= 10  # a phone photo of a digit is 1-4 MB
+
+
+def test_the_config_keeps_error_details_and_the_app_off_the_network():
+    assert CONFIG["client"]["showErrorDetails"] == "none"  # "false" would mean "stacktrace"
+    assert SERVER["address"] == "127.0.0.1"
+
+
+def listening(port: int) -> list[str]:
+    """The local addresses of the sockets listening on `port` (Linux /proc/net/tcp and tcp6)."""
+    found = []
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if width == 8:  # one little-endian 32-bit word
+                    found.append(str(ipaddress.IPv4Address(raw[::-1])))
+                else:  # four of them
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.append(str(ipaddress.IPv6Address(words)))
+    return found
+
+
+def test_the_served_app_listens_on_this_machine_only(server):
+    """Served with the repository's config and no --server.address: another machine cannot reach
+    it (without sign-in its visitor is the administrator); this one can."""
+    with urllib.request.urlopen(server.url + "/_stcore/health", timeout=10) as resp:
+        assert resp.read() == b"ok"
+    assert listening(server.port) == ["127.0.0.1"]  # not 0.0.0.0, not ::
 
 
 def digit_png(mnist, index: int = 0) -> bytes:

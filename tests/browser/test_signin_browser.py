@@ -1,12 +1,19 @@
 """Real Chromium against a real OpenID Connect provider (oidc-provider-mock, its own process):
 sign-in through the provider's form, three people in three browser contexts with their roles,
-sign-out; no sign-in without [auth]; a broken [auth] is one clear message, not a traceback."""
+sign-out; no sign-in without [auth], and a [classroom] without [auth] is a configuration error; a
+broken [auth] is one clear message, not a traceback; a role needs a verified e-mail; the class's
+allow-list keeps an outsider out; a crafted display name is text on every page, no image, no link."""
 
+import http.server
+import threading
 import tomllib
 
 import pytest
 
-from support.browser import Server
+from mnist_core.jobs.ray.settings import ADDRESS_ENV
+from mnist_core.jobs.store import RunStore
+from mnist_core.learn.config import TrainConfig
+from support.browser import Server, free_port
 from support.oidc import (
     TEACHER,
     TEACHER_NAME,
@@ -77,21 +84,46 @@ def test_sign_out_returns_to_the_sign_in_screen(browser, signin_server):  # noqa
         page.context.close()
 
 
-def test_without_auth_there_is_no_sign_in(browser, server, tmp_path):
-    """No secrets file at all (the shared server), and a secrets file without [auth]."""
+def test_without_auth_there_is_no_sign_in(browser, server):
+    """No secrets file at all (the shared server): the one local user, no sign-in."""
+    page = new_page(browser)
+    page.goto(server.url)
+    page.get_by_text("ACTIVE RUNS").wait_for()
+    page.get_by_text("The quick path").wait_for()
+    assert page.get_by_role("button", name="Sign in").count() == 0
+    assert sidebar_identity(page) == ""
+    page.context.close()
+
+
+def test_a_class_without_sign_in_is_one_configuration_error(browser, tmp_path):
+    """A secrets file with [classroom] and no [auth] would make every visitor the administrator:
+    the home page and a deep link as a fresh server's first request get one message, no app."""
     classroom_only = write_secrets(tmp_path / "secrets.toml", {"classroom": {"teachers": [TEACHER]}})
     srv = Server(tmp_path / "store", args=["--secrets.files", str(classroom_only)])
     try:
-        for url in (server.url, srv.url):
+        for path in ("/runs", "/"):  # the deep link first: legacy page mode on a fresh server
             page = new_page(browser)
-            page.goto(url)
-            page.get_by_text("ACTIVE RUNS").wait_for()
-            page.get_by_text("The quick path").wait_for()
-            assert page.get_by_role("button", name="Sign in").count() == 0
-            assert sidebar_identity(page) == ""
+            page.goto(srv.url + path)
+            error = page.get_by_test_id("stAlertContentError")
+            error.wait_for()
+            assert error.count() == 1
+            assert "set up for a class but has no sign-in" in error.inner_text()
+            assert page.get_by_text("ACTIVE RUNS").count() == 0
+            assert page.get_by_test_id("stSidebarNav").count() == 0
+            assert page.get_by_test_id("stButton").count() == 0
+            assert_no_traceback(page)
             page.context.close()
     finally:
         srv.stop()
+
+
+def test_a_role_needs_an_email_the_provider_verified(browser, signin_server):  # noqa: F811
+    """The teacher's address sent without email_verified earns no role (and no id of theirs)."""
+    page = signed_in_page(browser, signin_server, TEACHER, TEACHER_NAME, verified=None)
+    try:
+        assert f"{TEACHER_NAME} · learner" in sidebar_identity(page)
+    finally:
+        page.context.close()
 
 
 @pytest.mark.parametrize(
@@ -123,3 +155,93 @@ def test_broken_auth_is_one_clear_message(browser, provider, tmp_path, broken, s
         page.context.close()
     finally:
         srv.stop()
+
+
+class Tracker:
+    """A web server on 127.0.0.1 that records every request: an image of it in a name would call it."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        seen = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def assert_no_markup_from(page, tracker: Tracker, name: str, where: str = "body") -> None:
+    """No image or link of the crafted name anywhere on the page, the tracker never called, and
+    the name in `where`'s text as typed (plain_markdown's invisible word joiners aside)."""
+    assert page.locator(f"img[src^='{tracker.url}']").count() == 0
+    links = page.locator(f"a[href^='{tracker.url}'], a[href*='evil'], a[href^='mailto:']")
+    assert links.count() == 0, [
+        links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())
+    ]
+    assert name in page.locator(where).first.inner_text().replace("\u2060", "")
+    assert tracker.requests == [], tracker.requests
+    assert_no_traceback(page)
+
+
+def test_the_allow_list_and_a_crafted_display_name(browser, provider, tmp_path):  # noqa: F811
+    """A class for school.example only, on a cluster that does not answer (nothing starts, so a
+    queued run stays in every sidebar). An outsider gets "not in this class" and no app. Mallory's
+    provider name is an image pointing at a tracker, a link and a bare address: her runs show it
+    as typed in Ben's sidebar, on the Class wall and in the Runs picker; the tracker is never asked."""
+    tracker = Tracker()
+    name = f"![]({tracker.url}/x.png) [click]({tracker.url}/click) www.evil.example"
+    srv = SignInServer(
+        tmp_path / "store",
+        provider,
+        classroom={"allowed_domains": ["school.example"]},
+        env={ADDRESS_ENV: f"127.0.0.1:{free_port()}"},
+    )
+    pages = []
+    try:
+        outsider = signed_in_page(browser, srv, "mallory@gmail.example", "M", admitted=False)
+        pages.append(outsider)
+        assert outsider.get_by_role("button", name="Sign out").count() == 1
+        assert outsider.get_by_text("ACTIVE RUNS").count() == 0
+        assert outsider.get_by_test_id("stSidebarNav").count() == 0
+
+        mallory = signed_in_page(browser, srv, "mallory@school.example", name)
+        pages.append(mallory)
+        assert_no_markup_from(mallory, tracker, name, ".st-key-signed_in")  # her own signed-in box
+        # her runs, as the job API records them (owner_name is the signed-in name)
+        store = RunStore(srv.store)
+        cfg = TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=300, batch_size=50)).to_dict()
+        store.create(cfg, owner="mallory@school.example", owner_name=name)
+        done = store.create(cfg, owner="mallory@school.example", owner_name=name)
+        store.update(done.id, status="completed", best_val_acc=0.9)
+
+        ben = signed_in_page(browser, srv, "ben@school.example", "Ben")
+        pages.append(ben)
+        ben.reload()
+        ben.locator("[data-testid=stSidebar] [data-testid=stProgress]").first.wait_for()
+        assert_no_markup_from(ben, tracker, name, "[data-testid=stSidebar]")
+        ben.goto(srv.url + "/wall")
+        ben.get_by_text("Best so far").wait_for()
+        assert_no_markup_from(ben, tracker, name, "[data-testid=stAlertContentSuccess]")
+        ben.goto(srv.url + "/runs")
+        picker = ben.get_by_test_id("stMultiSelect").filter(has_text="Select runs to compare")
+        picker.wait_for()
+        picker.click()
+        ben.get_by_role("option").first.wait_for()  # the options, open: each names its owner
+        assert_no_markup_from(ben, tracker, name, "[role=listbox]")
+    finally:
+        for pg in pages:
+            pg.context.close()
+        srv.stop()
+        tracker.stop()

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.store import RunStore
 from support.ray_cluster import RayCluster, isolated_network, ray_installed
@@ -61,6 +62,6 @@ def ray_jobs(ray_cluster, monkeypatch):
     jobs = JobManager(RunStore())
     yield jobs
     for run in jobs.store.list(("running", "queued")):
-        jobs.stop(run.id, grace_s=5)
+        jobs.stop(run.id, grace_s=5, actor=ADMIN)
     if not ray_cluster.broken:
         ray_cluster.make_whole()  # a test that killed a node leaves the next one a whole cluster

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.jobs.executor import backend_status
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.integrity import verify
 from mnist_core.jobs.store import RunError
 from support import ROOT
@@ -38,13 +39,13 @@ def test_runs_on_the_cluster_keep_the_job_semantics(ray_jobs, ray_cluster):
     assert len(status["nodes"]) == 2 and status["cpus"] == 2 and status["gpus"] == 0
     assert jobs.max_concurrent == 2  # one run per node at 1 CPU each
 
-    a, b, c = (jobs.submit(cfg()) for _ in range(3))
+    a, b, c = (jobs.submit(cfg(), actor=ADMIN) for _ in range(3))
     assert (a.status, b.status, c.status) == ("running", "running", "queued")
     assert c.queue_position == 1
 
     wait_until(lambda: jobs.store.get(b.id).progress.get("batch", 0) > 0, timeout_s=90)
     t0 = time.time()
-    stopped = jobs.stop(b.id)
+    stopped = jobs.stop(b.id, actor=ADMIN)
     assert time.time() - t0 < 5, "Stop must answer within seconds"
     assert stopped.status == "stopped" and stopped.reason.startswith("Stopped by request"), stopped.reason
     wait_until(lambda: jobs.get(c.id).status == "running", timeout_s=15)  # the freed slot is taken
@@ -61,18 +62,18 @@ def test_runs_on_the_cluster_keep_the_job_semantics(ray_jobs, ray_cluster):
     assert "training on 127.0.0.1" in jobs.log_tail(a.id)
 
     before = snapshot(jobs.store)
-    extended = jobs.wait(jobs.extend(a.id, 1).id, timeout_s=120)
+    extended = jobs.wait(jobs.extend(a.id, 1, actor=ADMIN).id, timeout_s=120)
     assert extended.status == "completed" and extended.epochs_done == 3, jobs.log_tail(a.id)
     assert records_lost(before, snapshot(jobs.store)) == []  # epochs 1-2 and their curves unchanged
     steps = [s for s, _, _ in jobs.store.batch_losses(a.id)]
     assert steps == list(range(1, len(steps) + 1))  # the curve continues where it stopped
 
-    clone = jobs.clone(a.id, lr=0.002, epochs=1)
+    clone = jobs.clone(a.id, lr=0.002, epochs=1, actor=ADMIN)
     assert clone.parent == a.id and clone.config["lr"] == 0.002
     assert jobs.wait(clone.id, timeout_s=120).status == "completed", jobs.log_tail(clone.id)
     assert jobs.wait(c.id, timeout_s=120).status == "completed", jobs.log_tail(c.id)
 
-    jobs.delete(b.id)
+    jobs.delete(b.id, actor=ADMIN)
     with pytest.raises(RunError, match="No run"):
         jobs.get(b.id)
     assert not jobs.store.layout.run_dir(b.id).exists()

@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.jobs.executor import BackendUnavailable
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.integrity import verify
 from mnist_core.jobs.manager import JobManager
 from mnist_core.words import kept_epochs
@@ -35,7 +36,7 @@ def mid_epoch(jobs: JobManager, run_id: str) -> bool:
 
 def test_a_killed_worker_node_is_retried_from_its_last_epoch(ray_jobs, ray_cluster):
     jobs = ray_jobs
-    runs = [jobs.submit(cfg()) for _ in range(2)]  # one per node
+    runs = [jobs.submit(cfg(), actor=ADMIN) for _ in range(2)]  # one per node
     worker = next(n for n in ray_cluster.alive_nodes() if not n["head"])
     victim = wait_until(
         lambda: next((r for r in runs if worker["id"] in (jobs.store.get(r.id).node or "")), None), 90
@@ -60,7 +61,8 @@ def test_a_killed_worker_node_is_retried_from_its_last_epoch(ray_jobs, ray_clust
 
 def test_a_run_whose_retry_node_is_lost_too_is_interrupted_with_the_reason(ray_jobs, ray_cluster):
     jobs = ray_jobs
-    runs = [jobs.submit(cfg(epochs=8)) for _ in range(2)]  # one on the head, one on the other node
+    # one on the head, one on the other node
+    runs = [jobs.submit(cfg(epochs=8), actor=ADMIN) for _ in range(2)]
     first = next(n for n in ray_cluster.alive_nodes() if not n["head"])
     victim = wait_until(
         lambda: next((r for r in runs if first["id"] in (jobs.store.get(r.id).node or "")), None), 90
@@ -78,7 +80,7 @@ def test_a_run_whose_retry_node_is_lost_too_is_interrupted_with_the_reason(ray_j
     both = f"node {first['id']}: NodeDiedError; node {second['id']}: NodeDiedError"
     assert f"lost 2 times ({both})" in lost.reason, lost.reason
     assert kept_epochs(lost.epochs_done) in lost.reason, lost.reason
-    jobs.stop(next(r.id for r in runs if r.id != victim.id))
+    jobs.stop(next(r.id for r in runs if r.id != victim.id), actor=ADMIN)
     assert records_lost(before, snapshot(jobs.store)) == []
     assert verify(jobs.store) == []
 
@@ -86,9 +88,11 @@ def test_a_run_whose_retry_node_is_lost_too_is_interrupted_with_the_reason(ray_j
 def test_the_dashboard_restarting_leaves_cluster_runs_training(ray_jobs, ray_cluster, monkeypatch):
     jobs = ray_jobs
     code = (
-        "from mnist_core.jobs.manager import JobManager; import sys, time; "
+        "from mnist_core.jobs.manager import JobManager; from mnist_core.jobs.identity import ADMIN; "
+        "import sys, time; "
         # five epochs: on a fast machine three could end before the fresh page's first view
-        f"run = JobManager().submit({cfg(epochs=5)!r}); print(run.id, flush=True); time.sleep(600)"
+        f"run = JobManager().submit({cfg(epochs=5)!r}, actor=ADMIN); print(run.id, flush=True); "
+        "time.sleep(600)"
     )
     dashboard = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -120,7 +124,7 @@ def test_the_dashboard_restarting_leaves_cluster_runs_training(ray_jobs, ray_clu
 def test_the_head_node_lost_interrupts_runs_with_the_reason(ray_jobs, ray_cluster):
     """Last: it ends the session's cluster (the fixture's finalizer stops what is left)."""
     jobs = ray_jobs
-    run = jobs.submit(cfg(epochs=6))
+    run = jobs.submit(cfg(epochs=6), actor=ADMIN)
     wait_until(lambda: mid_epoch(jobs, run.id), timeout_s=90, poll_s=0.02)
     before = snapshot(jobs.store)
     ray_cluster.broken = True
@@ -133,5 +137,5 @@ def test_the_head_node_lost_interrupts_runs_with_the_reason(ray_jobs, ray_cluste
     assert verify(jobs.store) == []
     # and while the cluster is gone, a new run is refused with the reason instead of queued
     with pytest.raises(BackendUnavailable, match="does not answer") as refused:
-        jobs.submit(cfg())
+        jobs.submit(cfg(), actor=ADMIN)
     assert "MNIST_LAB_RAY_ADDRESS" in str(refused.value)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mnist_core.jobs.identity import ADMIN
 from support import ROOT
 from support.helpers import wait_until  # noqa: F401  (re-exported for the browser tests)
 
@@ -134,8 +135,8 @@ class Server:
         self.log.close()
         for left in (self.store / "standby").glob("*.*.*"):  # the store's idle warm workers
             kind, _, rest = left.name.partition(".")
-            if kind in ("claimed", "retired", "new"):
-                continue  # a run's own worker, or one already leaving
+            if kind in ("claimed", "retired", "new") or left.suffix == ".dashboard":
+                continue  # a run's own worker, one already leaving, or the server's own record
             try:
                 os.kill(int(rest.split(".")[0]), signal.SIGTERM)
             except (ValueError, ProcessLookupError):
@@ -154,7 +155,7 @@ def server(tmp_path_factory):
 
     jobs = JobManager(RunStore(srv.store))
     for run in jobs.store.list(("running", "queued")):
-        jobs.stop(run.id, grace_s=2)
+        jobs.stop(run.id, grace_s=2, actor=ADMIN)
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +214,17 @@ def decoded_images(page, selector: str) -> int:
         "(s) => Array.from(document.querySelectorAll(s)).filter((i) => i.complete && i.naturalWidth).length",
         selector,
     )
+
+
+def draw_strokes(page, strokes) -> None:
+    """Draw on the Draw page's canvas with the mouse: each stroke a list of (x, y) in canvas pixels."""
+    canvas = page.locator("canvas.draw-canvas")
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+        page.mouse.up()

@@ -4,7 +4,8 @@
 127.0.0.1:PORT, requiring client registration like a real provider: `register` asks its registration
 endpoint for a client id and secret bound to one redirect URI. Its authorization page is a form: the
 browser types a subject (we use the e-mail) into the `sub` field and presses Authorize; the claims the
-ID token carries for that subject (email, name) are set beforehand with `set_user` (PUT /users/SUB).
+ID token carries for that subject (email, email_verified, name) are set beforehand with `set_user`
+(PUT /users/SUB): a verified address unless a test says otherwise, as a school's provider sends.
 
 `SignInServer` writes a temporary secrets.toml ([auth] with a random cookie_secret per run, never in
 the repository, and [classroom] with one teacher) and serves the app with `--secrets.files PATH`.
@@ -87,9 +88,17 @@ class Provider:
         answer = json.loads(self._request("POST", "/oauth2/clients", {"redirect_uris": [redirect_uri]}))
         return answer["client_id"], answer["client_secret"]
 
-    def set_user(self, email: str, name: str | None = None, **claims: object) -> None:
-        """The claims the provider puts in the ID token of subject `email` (signing in as it)."""
-        body = {"email": email, **({"name": name} if name else {}), **claims}
+    def set_user(
+        self, email: str, name: str | None = None, verified: bool | None = True, **claims: object
+    ) -> None:
+        """The claims the provider puts in the ID token of subject `email` (signing in as it);
+        `verified`: its email_verified claim (None: none sent)."""
+        body = {
+            "email": email,
+            **({"name": name} if name else {}),
+            **({} if verified is None else {"email_verified": verified}),
+            **claims,
+        }
         self._request("PUT", f"/users/{email}", body)
 
     def stop(self) -> None:
@@ -127,9 +136,10 @@ def write_secrets(path: Path, sections: Mapping[str, Mapping[str, object]]) -> P
 
 class SignInServer(Server):
     """The app with sign-in on: a temporary secrets.toml with [auth] for `provider` (a client
-    registered for this server's callback, a fresh random cookie_secret) and [classroom] with TEACHER.
-    `auth` replaces or, with None values, removes [auth] keys (a broken configuration); with
-    provider=None the provider keys are placeholders pointing at a closed port."""
+    registered for this server's callback, a fresh random cookie_secret) and [classroom] with TEACHER
+    and the keys of `classroom`. `auth` replaces or, with None values, removes [auth] keys (a broken
+    configuration); with provider=None the provider keys are placeholders pointing at a closed port.
+    `env`: more environment variables for the server."""
 
     def __init__(
         self,
@@ -137,6 +147,8 @@ class SignInServer(Server):
         provider: Provider | None,
         auth: Mapping[str, object | None] | None = None,
         names: Mapping[str, str] | None = None,
+        classroom: Mapping[str, object] | None = None,
+        env: Mapping[str, str] | None = None,
     ):
         port = free_port()
         redirect_uri = f"http://127.0.0.1:{port}/oauth2callback"
@@ -156,7 +168,7 @@ class SignInServer(Server):
         }
         sections: dict[str, Mapping[str, object]] = {
             "auth": {k: v for k, v in section.items() if v is not None},
-            "classroom": {"teachers": [TEACHER]},
+            "classroom": {"teachers": [TEACHER], **(classroom or {})},
         }
         if names:
             sections["classroom.names"] = dict(names)
@@ -166,7 +178,9 @@ class SignInServer(Server):
         # warm workers as the test's environment says (off, unless a test turns them on); a
         # module-scoped server starts before conftest's per-test environment is set
         warm = {"MNIST_LAB_WARM_WORKERS": os.environ.get("MNIST_LAB_WARM_WORKERS", "0")}
-        super().__init__(store, port=port, args=["--secrets.files", str(self.secrets)], env=warm)
+        super().__init__(
+            store, port=port, args=["--secrets.files", str(self.secrets)], env={**warm, **(env or {})}
+        )
 
 
 def new_page(browser):
@@ -178,11 +192,19 @@ def new_page(browser):
     return page
 
 
-def signed_in_page(browser, server: SignInServer, email: str, name: str | None = None):
+def signed_in_page(
+    browser,
+    server: SignInServer,
+    email: str,
+    name: str | None = None,
+    verified: bool | None = True,
+    admitted: bool = True,
+):
     """A new browser context signed in to `server` as `email` (display name `name`, if given, as the
-    provider's `name` claim), through the real flow. Returns the page, on the app, signed in."""
+    provider's `name` claim; `verified`: its email_verified claim), through the real flow. Returns
+    the page, on the app, signed in; `admitted=False`: on the app's "not in this class" screen."""
     assert server.provider is not None, "signed_in_page needs a SignInServer with a provider"
-    server.provider.set_user(email, name)
+    server.provider.set_user(email, name, verified)
     page = new_page(browser)
     page.goto(server.url)
     page.get_by_role("button", name="Sign in").click()
@@ -190,7 +212,11 @@ def signed_in_page(browser, server: SignInServer, email: str, name: str | None =
     page.locator("input[name=sub]").fill(email)
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(server.url + "/*")
-    page.locator(".st-key-signed_in").get_by_role("button", name="Sign out").wait_for()
+    if admitted:
+        page.locator(".st-key-signed_in").get_by_role("button", name="Sign out").wait_for()
+    else:
+        page.get_by_text("not in this class").wait_for()
+        page.get_by_role("button", name="Sign out").wait_for()
     return page
 
 

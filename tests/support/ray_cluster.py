@@ -1,5 +1,8 @@
 """A real Ray cluster on this machine for tests and benchmarks: a head node and more nodes, each a
 `ray start` with its own raylet (1 CPU, 100 MB object store), inside this network namespace.
+Token authentication is on (RAY_AUTH_MODE=token, a fresh token in a 0600 file), as docs/ray.md
+asks of a real cluster; `start()` points this process's $MNIST_LAB_RAY_TOKEN_FILE at the token, so
+the job API, the status reads and the drivers it starts present it.
 
 Run it inside its own network namespace (`unshare -n`, then `ip link set lo up`): Ray otherwise
 binds its nodes to the machine's external address, and the test traffic must stay on loopback.
@@ -8,6 +11,7 @@ The nodes get no MNIST and no run store: $MNIST_DATA_DIR points at an empty fold
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mnist_core.jobs.ray.settings import TOKEN_FILE_ENV
 from support.helpers import wait_until
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -62,14 +67,20 @@ class RayCluster:
         self.port, self.node_count, self.cpus = port, nodes, cpus
         self.broken = False  # set by a test that ended the cluster on purpose (its head node lost)
         self.empty = Path(tempfile.mkdtemp(prefix="mnist-lab-ray-node-"))  # what nodes see as data
+        self.token_file = self.empty / "auth_token"
+        self.token_file.touch(mode=0o600)
+        self.token_file.write_text(secrets.token_hex(32))
         self.env = {
             **os.environ,
             "MNIST_DATA_DIR": str(self.empty / "no-mnist-here"),
             "MNIST_LAB_CHECKPOINTS": str(self.empty / "no-store-here"),
             "MNIST_LAB_NODE_DATA": str(self.empty / "node-data"),
             "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token",  # the head and every node take only clients with the token
+            "RAY_AUTH_TOKEN_PATH": str(self.token_file),
         }
         self.env.pop("MNIST_LAB_RAY_ADDRESS", None)
+        self.env.pop("RAY_AUTH_TOKEN", None)
 
     @property
     def address(self) -> str:
@@ -89,6 +100,7 @@ class RayCluster:
         ]
 
     def start(self) -> RayCluster:
+        os.environ[TOKEN_FILE_ENV] = str(self.token_file)  # this process talks to it with its token
         self._ray("start", "--head", f"--port={self.port}", "--include-dashboard=false", *self._common())
         for _ in range(self.node_count - 1):
             self.add_node()

@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make the `support` package importable
     sys.path.insert(0, str(HERE.parent))
 
+from mnist_core.jobs.identity import ADMIN  # noqa: E402
 from mnist_core.jobs.integrity import verify  # noqa: E402
 from mnist_core.jobs.manager import JobManager  # noqa: E402
 from mnist_core.jobs.store import RunStore  # noqa: E402
@@ -71,14 +72,14 @@ def _result(fault: str, store: RunStore, before, ok: bool, detail: str) -> Fault
 def fault_kill_9(root: Path) -> FaultResult:
     """SIGKILL the training process in the middle of an epoch; then Extend it to the end."""
     jobs = JobManager(RunStore(root), max_concurrent=1)
-    run = jobs.submit(_cfg())
+    run = jobs.submit(_cfg(), actor=ADMIN)
     wait_until(lambda: _mid_epoch(jobs, run.id), timeout_s=120)
     before = snapshot(jobs.store)
     os.kill(jobs.store.get(run.id).pid, signal.SIGKILL)
     dead = wait_until(lambda: (r := jobs.get(run.id)).status == "interrupted" and r, timeout_s=15)
     first = _result("kill -9 mid-epoch", jobs.store, before, True, dead.reason)
     # recovery: Extend redoes the unfinished epoch; every finished epoch must stay as it was
-    jobs.extend(run.id, 1)
+    jobs.extend(run.id, 1, actor=ADMIN)
     done = jobs.wait(run.id, timeout_s=180)
     finished = snapshot(jobs.store)
     before.batches = {k: v for k, v in before.batches.items() if v[0] <= dead.epochs_done}
@@ -109,8 +110,8 @@ def _full_disk(
     with tmpfs(40) as mnt:
         root = mnt / "store"
         jobs = JobManager(RunStore(root), max_concurrent=1)
-        run = jobs.submit(cfg)
-        second = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50))
+        run = jobs.submit(cfg, actor=ADMIN)
+        second = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50), actor=ADMIN)
         wait_until(lambda: when(jobs, run.id), timeout_s=120, poll_s=0.02)
         before = snapshot(jobs.store)
         filler = fill(mnt, leave_bytes)
@@ -171,11 +172,11 @@ def fault_out_of_memory(root: Path) -> FaultResult:
     os.environ["MNIST_LAB_RUN_MEMORY_MB"] = "700"
     try:
         jobs = JobManager(RunStore(root), max_concurrent=1)
-        jobs.wait(jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50)).id)
+        jobs.wait(jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50), actor=ADMIN).id)
         before = snapshot(jobs.store)
         huge = dict(model="mlp_500_125", model_args={"hidden": [16000, 2000]}, epochs=1, limit=2000)
-        big = jobs.submit(_cfg(**huge, batch_size=50))
-        small = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50))
+        big = jobs.submit(_cfg(**huge, batch_size=50), actor=ADMIN)
+        small = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000, batch_size=50), actor=ADMIN)
         big, small = jobs.wait(big.id), jobs.wait(small.id)
     finally:
         os.environ.pop("MNIST_LAB_RUN_MEMORY_MB") if saved is None else os.environ.__setitem__(
@@ -194,9 +195,11 @@ def fault_out_of_memory(root: Path) -> FaultResult:
 def fault_nan(root: Path) -> FaultResult:
     """A run whose loss becomes NaN fails with advice; the runs beside it are untouched."""
     jobs = JobManager(RunStore(root), max_concurrent=1)
-    jobs.wait(jobs.submit(_cfg(model="mlp_128_64", epochs=2, limit=1500, batch_size=50)).id)
+    jobs.wait(jobs.submit(_cfg(model="mlp_128_64", epochs=2, limit=1500, batch_size=50), actor=ADMIN).id)
     before = snapshot(jobs.store)
-    bad = jobs.wait(jobs.submit(_cfg(model="mlp_500_125", optimizer="sgd", lr=10.0, epochs=2, limit=3000)).id)
+    bad = jobs.wait(
+        jobs.submit(_cfg(model="mlp_500_125", optimizer="sgd", lr=10.0, epochs=2, limit=3000), actor=ADMIN).id
+    )
     ok = bad.status == "failed" and "training diverged" in (bad.reason or "")
     return _result("NaN loss", jobs.store, before, ok, bad.reason or "")
 
@@ -255,7 +258,7 @@ def fault_server_restart(root: Path) -> FaultResult:
             browser.close()
             server.stop()
             for run in jobs.store.list(("running", "queued")):
-                jobs.stop(run.id, grace_s=2)
+                jobs.stop(run.id, grace_s=2, actor=ADMIN)
 
 
 FAULTS = [
@@ -391,8 +394,8 @@ def load(root: Path, sessions: int = 10, seconds: float = 60.0, screenshot: Path
     out = LoadResult(sessions, seconds)
     server = Server(root)
     jobs = JobManager(RunStore(root), max_concurrent=1)
-    live = jobs.submit(_cfg(epochs=40, limit=20000, batch_size=64))
-    queued = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000))
+    live = jobs.submit(_cfg(epochs=40, limit=20000, batch_size=64), actor=ADMIN)
+    queued = jobs.submit(_cfg(model="mlp_128_64", epochs=1, limit=1000), actor=ADMIN)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -458,7 +461,7 @@ def load(root: Path, sessions: int = 10, seconds: float = 60.0, screenshot: Path
             browser.close()
             server.stop()
             for run in jobs.store.list(("running", "queued")):
-                jobs.stop(run.id, grace_s=2)
+                jobs.stop(run.id, grace_s=2, actor=ADMIN)
     return out
 
 

@@ -11,9 +11,10 @@ import random
 from pathlib import Path
 
 from mnist_core.jobs import executor
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.repair import rebuild
-from mnist_core.jobs.store import DB_NAME, RunStore, StoreDamaged
+from mnist_core.jobs.store import DB_NAME, RunStore, StoreDamaged, StoreLost
 from support.helpers import wait_until
 from support.reliability import FaultResult, _cfg, _result
 from support.snapshots import records_lost, snapshot
@@ -52,7 +53,8 @@ def fault_damaged_db(root: Path) -> FaultResult:
     file and the repair, each rebuilt from the run folders with nothing saved lost."""
     jobs = JobManager(RunStore(root), max_concurrent=1)
     runs = [
-        jobs.submit(_cfg(model="mlp_128_64", epochs=2, limit=1500, batch_size=50, seed=s)) for s in (1, 2)
+        jobs.submit(_cfg(model="mlp_128_64", epochs=2, limit=1500, batch_size=50, seed=s), actor=ADMIN)
+        for s in (1, 2)
     ]
     completed = all(jobs.wait(run.id, timeout_s=180).status == "completed" for run in runs)
     workers_exited()
@@ -90,3 +92,51 @@ def fault_damaged_db(root: Path) -> FaultResult:
     result.lost = lost + result.lost
     result.survived = result.survived and not lost
     return result
+
+
+def fault_deleted_db(root: Path) -> FaultResult:
+    """runs.db deleted while a run trains and the dashboard has the store open: the dashboard's
+    next read and the worker's next write both fail with the store's message (the worker exits
+    instead of training on into the unlinked file), nothing recreates an empty runs.db, and the
+    rebuild brings the run back from its folder with every finished epoch."""
+    jobs = JobManager(RunStore(root), max_concurrent=1)
+    run = jobs.submit(_cfg(model="mlp_128_64", epochs=40, limit=1000, batch_size=50), actor=ADMIN)
+    wait_until(lambda: jobs.store.get(run.id).epochs_done >= 2, timeout_s=120)
+    before = snapshot(jobs.store)
+    training = jobs.store.get(run.id)
+    db = root / DB_NAME
+    db.unlink()
+    try:
+        jobs.list()
+        page = ""
+    except StoreLost as exc:
+        page = str(exc)
+    clear = "records went missing" in page and "mnist-lab check --repair" in page
+    exited = True
+    try:
+        wait_until(lambda: not jobs.executor.alive(training), timeout_s=30)
+    except AssertionError:
+        exited = False
+    log = jobs.log_tail(run.id, lines=400)
+    worker_told = "records went missing" in log
+    recreated = db.exists()
+    report = rebuild(root)
+    store = RunStore(root)
+    back = store.get(run.id)
+    before.batches = {k: v for k, v in before.batches.items() if v[0] <= back.epochs_done}
+    ok = (
+        clear
+        and exited
+        and worker_told
+        and not recreated
+        and report.runs == 1
+        and back.status == "interrupted"
+        and back.epochs_done >= training.epochs_done
+    )
+    detail = (
+        f"dashboard {'told' if clear else 'NOT told'}, worker {'exited' if exited else 'still training'}"
+        f" and {'logged' if worker_told else 'did NOT log'} the store's message, runs.db "
+        f"{'RECREATED' if recreated else 'not recreated'}; rebuilt {report.runs} run, "
+        f"{back.epochs_done} epochs ({training.epochs_done} when deleted), {back.status}"
+    )
+    return _result("runs.db deleted while a run trains", store, before, ok, detail)

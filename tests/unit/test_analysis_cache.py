@@ -217,3 +217,58 @@ def test_a_process_that_ends_during_its_warm_up_exits_cleanly(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
     assert not list((tmp_path / "cache").rglob("*-test.npz"))  # the evaluation ended unfinished
+
+
+def test_memory_is_bounded_in_bytes_and_the_least_recently_used_goes(computed, mnist, tmp_path, monkeypatch):
+    """A class opening checkpoint after checkpoint: what the server keeps stays within
+    $MNIST_LAB_CACHE_MB, whatever the number of entries, and the one used longest ago goes first."""
+    from mnist_core.analysis import memory
+
+    monkeypatch.setenv(memory.BUDGET_ENV, "2")  # MB: about three test-set evaluations
+    budget = memory.budget_bytes()
+    assert budget == 2 * 2**20
+    ckpts = [tiny_checkpoint(tmp_path / f"m{i}.pt", i) for i in range(6)]
+    first = analysis_cache.evaluate_checkpoint(ckpts[0], "test", mnist)
+    size = memory.nbytes(first)
+    # an entry weighs its predictions and probabilities (10,000 x 10), not the shared 31 MB of images
+    assert first.probs.numel() * 4 < size < 2 * first.probs.numel() * 4 + 2**18
+    for ckpt in ckpts[1:]:
+        analysis_cache.evaluate_checkpoint(ckpt, "test", mnist)
+        analysis_cache.evaluate_checkpoint(ckpts[1], "test", mnist)  # m1 is used again and again
+        assert memory.memory_bytes() <= budget
+    assert memory.memory_bytes() > budget - 2 * size  # full, not emptied
+    assert not analysis_cache.cached(ckpts[0])  # used longest ago: gone
+    assert analysis_cache.cached(ckpts[1]) and analysis_cache.cached(ckpts[5])
+    # an entry larger than the whole budget (a validation split holds its own 6,000 images) is
+    # handed back, not kept
+    val = analysis_cache.evaluate_checkpoint(ckpts[2], "val", mnist)
+    assert memory.nbytes(val) > budget and not analysis_cache.cached(ckpts[2], "val")
+    assert memory.memory_bytes() <= budget and analysis_cache.cached(ckpts[5])
+
+
+def test_sizes_are_estimated_for_arrays_tensors_figures_and_models():
+    import plotly.graph_objects as go
+
+    from mnist_core.analysis import memory
+
+    a = np.zeros((1000, 1000), np.float32)
+    t = torch.zeros(500, 1000)
+    assert 4e6 <= memory.nbytes(a) < 4e6 + 1000 and memory.nbytes([a, a[:10], a]) < 4e6 + 1000  # views once
+    assert 2e6 <= memory.nbytes({"t": t, "view": t[:5]}) < 2e6 + 1000
+    fig = go.Figure(go.Scatter(x=np.arange(50_000.0), y=np.arange(50_000.0)))
+    assert memory.nbytes(fig) >= 2 * 50_000 * 8
+    model = build_model("better_cnn")
+    params = sum(p.numel() * 4 for p in model.parameters())
+    assert params <= memory.nbytes(model) < params * 1.05
+    assert memory.nbytes(None) < 100
+
+
+def test_a_bad_budget_setting_falls_back_to_the_default(monkeypatch):
+    from mnist_core.analysis import memory
+
+    for value in ("lots", "nan", ""):
+        monkeypatch.setenv(memory.BUDGET_ENV, value)
+        assert memory.budget_bytes() == memory.DEFAULT_BUDGET_MB * 2**20
+    monkeypatch.setenv(memory.BUDGET_ENV, "0")
+    assert memory.budget_bytes() == 0
+    assert memory.remember(("k",), np.zeros(10)) is not None and not memory.in_memory(("k",))

@@ -14,6 +14,7 @@ from mnist_core.jobs.executor import (
     from_environment,
     schedule,
 )
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.ray import settings as ray_backend
 from mnist_core.jobs.store import RunStore
@@ -48,7 +49,7 @@ def test_an_unreachable_cluster_refuses_submits_with_one_message(nowhere, tmp_pa
     jobs = JobManager(RunStore(tmp_path / "store"))
     assert jobs.executor.name == "ray"
     with pytest.raises(BackendUnavailable, match="does not answer") as refused:
-        jobs.submit(dict(model="perceptron", epochs=1, limit=500))
+        jobs.submit(dict(model="perceptron", epochs=1, limit=500), actor=ADMIN)
     assert nowhere in str(refused.value) and "MNIST_LAB_RAY_ADDRESS" in str(refused.value)
     assert jobs.store.list() == []  # nothing queued
     # a run queued before the cluster went away keeps its place instead of failing
@@ -95,5 +96,5 @@ def test_each_run_asks_for_cpus_and_a_gpu_fraction_where_the_cluster_has_gpus(mo
 
 
 def test_a_local_run_records_this_machine_as_its_node(jobs):
-    run = jobs.wait(jobs.submit(dict(model="perceptron", epochs=1, limit=500)).id, timeout_s=120)
+    run = jobs.wait(jobs.submit(dict(model="perceptron", epochs=1, limit=500), actor=ADMIN).id, timeout_s=120)
     assert run.status == "completed" and run.node == f"this machine ({socket.gethostname()})"

@@ -90,6 +90,31 @@ def test_weights_for_another_architecture(saved):
         C.load_checkpoint(path)
 
 
+@pytest.mark.parametrize(
+    "model_args,needle",
+    [
+        # 55.7 million parameters: over the bound configs get; refused before a weight exists
+        ({"hidden": [70000]}, "give 55,650,010 parameters; the limit is 50,000,000"),
+        ({"hidden": [-5]}, "model arguments for 'perceptron' are invalid"),
+        ([70000], "its model arguments are a list, not a mapping"),
+    ],
+)
+def test_crafted_model_arguments_are_refused_before_the_model_is_built(tmp_path, model_args, needle):
+    """A file's metadata gets the parameter bound of a config: a crafted checkpoint cannot make
+    the dashboard allocate a huge model (here it would be 220 MB, then fail to fit the weights)."""
+    path = tmp_path / "crafted.pt"
+    obj = C.describe(build_model("perceptron"), TrainConfig.from_dict(dict(model="perceptron", epochs=1)))
+    obj["model_args"] = model_args
+    torch.save(obj, path)
+    with pytest.raises(C.CheckpointError, match="refused") as refused:
+        C.load_checkpoint(path)
+    assert needle in str(refused.value) and str(path) in str(refused.value)
+    obj["model_key"] = "perceptron_xl"  # a key the registry does not know
+    torch.save(obj, path)
+    with pytest.raises(C.CheckpointError, match="'perceptron_xl', which this version does not know"):
+        C.load_checkpoint(path)
+
+
 def test_shipped_default_model_is_small_and_accurate():
     path = default_model_path()
     assert path.stat().st_size < 2_000_000

@@ -4,11 +4,14 @@ import sqlite3
 
 import pytest
 
-from mnist_core.jobs.classroom import ClassPolicy, LimitReached, NotAllowed, wall_rows
-from mnist_core.jobs.identity import ADMIN, User
+from mnist_core.analysis.compare import comparison_rows
+from mnist_core.jobs.classroom import ClassPolicy, LimitReached, NotAllowed, runs_to_queue, wall_rows
+from mnist_core.jobs.identity import ADMIN, LOCAL, User
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.store import Run, RunStore, fair_order
 from mnist_core.learn.config import ConfigError, TrainConfig
+from mnist_core.learn.models import REGISTRY
+from mnist_core.lessons.book import LESSONS
 
 A, B, C = (User(f"{n}@school.example", n.upper(), "learner") for n in "abc")
 TEACHER = User("t@school.example", "Ms T", "teacher")
@@ -142,3 +145,99 @@ def test_the_class_rules_survive_a_rebuild_of_a_damaged_store(jobs):
     assert fresh.policy() == policy
     back = fresh.store.get(run.id)
     assert back.owner == A.id and back.owner_name == "A" and back.exercise == "after the flood"
+
+
+# ---- the run limits: safe defaults for everyone, raised by a teacher ----
+
+
+def cancel_queued_then_stop(jobs, blocker):
+    """Cancel the queued runs first, so that none of them starts when the blocker's slot frees."""
+    for run in jobs.store.list(("queued",)):
+        jobs.stop(run.id, actor=ADMIN)
+    jobs.stop(blocker.id, actor=ADMIN)
+
+
+def test_the_default_run_limits_refuse_a_too_long_run_for_everyone_and_fit_every_preset(jobs):
+    assert jobs.policy() == ClassPolicy()  # nothing configured: the defaults hold
+    for key in REGISTRY:  # every reference preset and every lesson's fixed runs fit the defaults
+        assert ClassPolicy().limit_problems(TrainConfig.for_model(key)) == [], key
+    arms = [a.config for lesson in LESSONS for a in lesson.arms if not callable(a.config)]
+    assert len(arms) >= 10 and all(ClassPolicy().limit_problems(TrainConfig.from_dict(c)) == [] for c in arms)
+    for who in (A, LOCAL, ADMIN, TEACHER):
+        with pytest.raises(LimitReached, match="a run may train at most 50 epochs, not 51"):
+            jobs.submit(tiny(epochs=51), actor=who)
+    with pytest.raises(LimitReached, match="over the limits set for every run here.*can raise them"):
+        jobs.submit(tiny(epochs=51), actor=LOCAL)
+    assert jobs.store.list() == []  # nothing queued
+    run = jobs.wait(jobs.submit(tiny(), actor=A).id, timeout_s=120)  # the healthy default run
+    assert run.status == "completed" and run.time_limit == 7200
+    with pytest.raises(LimitReached, match="at most 50 epochs, not 51"):
+        jobs.extend(run.id, 50, actor=A)  # 1 + 50 epochs: Extend is held to it too
+
+
+def test_images_x_epochs_are_bounded_and_a_teacher_raises_the_limits(jobs):
+    # the default images limit is 50 epochs of the full set, so a teacher who allows more epochs
+    # for small runs still bounds a run's size
+    jobs.set_policy(ClassPolicy(max_epochs=200), actor=TEACHER)
+    with pytest.raises(LimitReached, match=r"at most 3,000,000 images in all .* 100 x 54,000 = 5,400,000"):
+        jobs.submit(tiny(epochs=100, limit=0), actor=A)
+    with pytest.raises(LimitReached, match="at most 3,000,000 images"):
+        jobs.submit(tiny(epochs=100, limit=0), actor=ADMIN)  # the administrator too
+    long = jobs.submit(tiny(epochs=100, limit=300), actor=A)  # raised: 100 small epochs are allowed
+    assert long.config["epochs"] == 100
+    jobs.stop(long.id, actor=A)
+    # a class's tighter rule binds learners only: teachers and the administrator keep the defaults
+    jobs.set_policy(ClassPolicy(max_epochs=3), actor=TEACHER)
+    with pytest.raises(LimitReached, match="at most 3 epochs, not 4"):
+        jobs.submit(tiny(epochs=4), actor=A)
+    jobs.stop(jobs.submit(tiny(epochs=4), actor=ADMIN).id, actor=ADMIN)
+
+
+def test_change_one_thing_with_a_huge_batch_is_refused_by_its_memory_estimate(jobs):
+    blocker = jobs.submit(tiny(epochs=30, limit=3000), actor=TEACHER)  # holds the only slot
+    base = jobs.submit(TrainConfig.for_model("cnn_3"), actor=A)  # the preset, on all the images
+    assert base.status == "queued"
+    for who in (A, LOCAL):  # what Runs -> "Change one thing" calls
+        with pytest.raises(LimitReached, match=(
+            r"a batch of 54,000 images of cnn_3 needs about [\d,]+ MB of memory for its activations "
+            r"\([\d,]+ KB per image\), and a run may use 2,048 MB: use a batch size of at most [\d,]+"
+        )):  # fmt: skip
+            jobs.clone(base.id, actor=who, batch_size=60_000)
+    assert {r.id for r in jobs.store.list()} == {blocker.id, base.id}  # nothing queued
+    assert jobs.clone(base.id, actor=A, batch_size=1024).status == "queued"  # a large batch that fits
+    jobs.set_policy(ClassPolicy(max_batch_mb=100_000), actor=TEACHER)  # a teacher raises the bound
+    assert jobs.clone(base.id, actor=A, batch_size=60_000).config["batch_size"] == 60_000
+    cancel_queued_then_stop(jobs, blocker)  # accepted, and never trained here
+
+
+def test_the_time_limit_stops_a_run_cleanly_and_keeps_its_finished_epochs(jobs):
+    jobs.set_policy(ClassPolicy(max_run_seconds=2), actor=TEACHER)
+    run = jobs.wait(jobs.submit(tiny(epochs=50, limit=5000), actor=A).id, timeout_s=120)
+    assert run.time_limit == 2
+    assert run.status == "stopped", (run.status, run.reason, jobs.log_tail(run.id))
+    assert run.reason.startswith("Stopped: reached the class's time limit of 2 s per run; ")
+    assert 1 <= run.epochs_done < 50, run.reason
+    assert f"{run.epochs_done} finished epoch" in run.reason and "are kept" in run.reason
+    assert [e for e, _ in jobs.store.checkpoints(run.id)][-1] == run.epochs_done
+    jobs.set_policy(ClassPolicy(max_run_seconds=600), actor=TEACHER)  # raised: Extend trains on
+    more = jobs.wait(jobs.extend(run.id, 1, actor=A).id, timeout_s=120)
+    assert more.status == "completed" and more.epochs_done == run.epochs_done + 1
+    assert more.time_limit == 600
+
+
+def test_queue_the_missing_runs_twice_queues_each_once_within_the_queue_limit(jobs):
+    blocker = jobs.submit(tiny(epochs=30, limit=3000), actor=TEACHER)  # holds the only slot
+    missing = [r["config"] for r in comparison_rows([])]
+    assert len(missing) == 5
+
+    def click(who):  # what the Runs page's button does
+        todo, note = runs_to_queue(jobs.policy(), who, missing, jobs.store.list(("queued", "running")))
+        return [jobs.submit(c, actor=who).id for c in todo], note
+
+    jobs.set_policy(ClassPolicy(max_queued=3), actor=TEACHER)
+    first, note = click(A)
+    assert len(first) == 3 and "2 more runs cannot be queued yet" in note and "3 runs queued" in note
+    assert click(A) == ([], note)  # a second click queues nothing more
+    assert len(click(LOCAL)[0]) == 5 and click(LOCAL) == ([], "")  # no queue limit: still once each
+    assert jobs.store.active_count(A.id) == 3 and jobs.store.active_count(LOCAL.id) == 5
+    cancel_queued_then_stop(jobs, blocker)

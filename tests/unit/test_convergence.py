@@ -8,6 +8,7 @@ import pytest
 from mnist_core.analysis.convergence import VERDICTS, batch_noise, per_epoch, read_convergence
 from mnist_core.figures.convergence import convergence_figure
 from mnist_core.figures.style import ema
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.learn import engine as T
 from mnist_core.learn.config import TrainConfig
 
@@ -148,7 +149,9 @@ def test_each_verdict_from_a_recorded_run(mnist, settings, verdict):
 
 def test_a_stored_run_is_read_across_an_extend(jobs):
     """Through the job API and the store, as the pages read it: steps go on across Extend."""
-    run = jobs.wait(jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=400))).id)
+    run = jobs.wait(
+        jobs.submit(TrainConfig.from_dict(dict(model="mlp_128_64", epochs=1, limit=400)), actor=ADMIN).id
+    )
     assert run.status == "completed", run.reason
 
     def read(run):
@@ -158,7 +161,7 @@ def test_a_stored_run_is_read_across_an_extend(jobs):
         return read_convergence([r[0] for r in rows], [r[2] for r in rows], bpe, vals), bpe
 
     assert read(run)[0].verdict == "one_epoch"
-    jobs.extend(run.id, 1)
+    jobs.extend(run.id, 1, actor=ADMIN)
     run = jobs.wait(run.id)
     assert run.status == "completed" and run.epochs_done == 2, run.reason
     reading, bpe = read(run)

@@ -1,5 +1,7 @@
-"""Identity: users from OpenID Connect claims, classroom roles, checks of the [auth] section and of the
-provider's discovery document; and app.py's current_user() on each branch (AppTest, no browser)."""
+"""Identity: users from OpenID Connect claims (a verified e-mail only), classroom roles, the class's
+allow-list, checks of the [auth] section (https off this machine) and of the provider's discovery
+document; and app.py's current_user() on each branch (AppTest, no browser): a [classroom] without
+[auth] is one configuration error on every page, an account off the allow-list gets no app."""
 
 import http.server
 import json
@@ -14,6 +16,7 @@ from mnist_core.jobs.identity import (
     ADMIN,
     LOCAL,
     IdentityError,
+    NotInClass,
     User,
     auth_problem,
     classroom_from_secrets,
@@ -56,29 +59,75 @@ def test_local_and_admin_users():
         User("a@x.org", "A", "student")
 
 
+def verified(email: str, sub: str = "1", **claims) -> dict:
+    return {"sub": sub, "email": email, "email_verified": True, **claims}
+
+
 def test_id_is_the_lower_cased_email_and_roles_come_from_configuration():
-    assert user_from_claims({"sub": "1", "email": "Ada@School.example", "name": "Ada L"}, ROOM) == User(
+    assert user_from_claims(verified("Ada@School.example", name="Ada L"), ROOM) == User(
         "ada@school.example", "Ada L", "learner"
     )
-    assert user_from_claims({"sub": "2", "email": "t@school.EXAMPLE"}, ROOM).role == "teacher"
-    assert user_from_claims({"sub": "3", "email": "head@school.example"}, ROOM).role == "admin"
-    assert user_from_claims({"sub": "2", "email": "t@school.example"}, None).role == "learner"
+    assert user_from_claims(verified("t@school.EXAMPLE", "2"), ROOM).role == "teacher"
+    assert user_from_claims(verified("head@school.example", "3"), ROOM).role == "admin"
+    assert user_from_claims(verified("t@school.example", "2"), None).role == "learner"
 
 
 def test_display_name_configuration_then_claim_then_local_part():
     room = {**ROOM, "names": {"Ada@school.example": "Ada (class 3b)"}}
-    claims = {"sub": "1", "email": "ada@school.example", "name": "Ada Lovelace"}
+    claims = verified("ada@school.example", name="Ada Lovelace")
     assert user_from_claims(claims, room).name == "Ada (class 3b)"
     assert user_from_claims(claims, ROOM).name == "Ada Lovelace"
-    assert user_from_claims({"sub": "1", "email": "ada@school.example", "name": " "}, ROOM).name == "ada"
+    assert user_from_claims(verified("ada@school.example", name=" "), ROOM).name == "ada"
 
 
-def test_without_a_trusted_email_the_subject_identifies():
+def test_without_a_verified_email_the_subject_identifies():
     assert user_from_claims({"sub": "abc-123", "name": "N"}, ROOM) == User("abc-123", "N", "learner")
-    # an e-mail the provider marks unverified neither identifies nor earns a role
-    unverified = {"sub": "abc-123", "email": "t@school.example", "email_verified": False}
-    assert user_from_claims(unverified, ROOM) == User("abc-123", "abc-123", "learner")
-    assert user_from_claims({**unverified, "email_verified": True}, ROOM).role == "teacher"
+    # an e-mail the provider does not vouch for neither identifies nor earns a role: marked false,
+    # or sent without email_verified at all (a provider that never checked the address)
+    for claim in ({"email_verified": False}, {}, {"email_verified": "false"}, {"email_verified": 1}):
+        claims = {"sub": "abc-123", "email": "t@school.example", **claim}
+        assert user_from_claims(claims, ROOM) == User("abc-123", "abc-123", "learner"), claim
+    teacher = {"sub": "abc-123", "email": "t@school.example"}
+    assert user_from_claims({**teacher, "email_verified": True}, ROOM).role == "teacher"
+    assert user_from_claims({**teacher, "email_verified": "true"}, ROOM).role == "teacher"  # Cognito
+
+
+def test_the_teacher_may_trust_a_provider_that_sends_no_email_verified():
+    teacher = {"sub": "abc-123", "email": "t@school.example"}
+    assert user_from_claims(teacher, ROOM, require_verified=False).role == "teacher"
+    # the opt-out covers a missing claim only: an address marked unverified still counts for nothing
+    unverified = {**teacher, "email_verified": False}
+    assert user_from_claims(unverified, ROOM, require_verified=False).role == "learner"
+
+
+def test_a_subject_never_takes_over_someones_email():
+    """A provider that lets a user choose the subject: sub "t@school.example" with an unverified
+    e-mail must not become the teacher's id (which owns the teacher's runs)."""
+    user = user_from_claims({"sub": "t@school.example", "email": "t@school.example"}, ROOM)
+    assert user.id == "sub:t@school.example" and user.role == "learner"
+    assert user.id != user_from_claims(verified("t@school.example"), ROOM).id
+
+
+def test_the_allow_list_admits_listed_domains_emails_and_teachers_only():
+    room = {
+        **ROOM,
+        "allowed_domains": ["School.example", "@pupils.example"],
+        "allowed_emails": ["Guest@Other.example"],
+    }
+    assert user_from_claims(verified("ada@school.example"), room).role == "learner"
+    assert user_from_claims(verified("bo@pupils.example"), room).id == "bo@pupils.example"
+    assert user_from_claims(verified("guest@other.example"), room).id == "guest@other.example"
+    extra = {**room, "teachers": ["t@elsewhere.example"]}
+    assert user_from_claims(verified("t@elsewhere.example"), extra).role == "teacher"  # listed
+    for outsider in ("mallory@gmail.example", "a@evil.school.example", "a@school.example.evil"):
+        with pytest.raises(NotInClass, match="not in this class.*not on the class list"):
+            user_from_claims(verified(outsider), room)
+    # an address the provider does not vouch for is no way in, and neither is the subject alone
+    with pytest.raises(NotInClass, match="did not confirm the address ada@school.example"):
+        user_from_claims({"sub": "9", "email": "ada@school.example"}, room)
+    with pytest.raises(NotInClass, match="did not confirm an e-mail address"):
+        user_from_claims({"sub": "ada@school.example"}, room)
+    assert issubclass(NotInClass, IdentityError)
 
 
 def test_claims_that_name_nobody_or_a_reserved_id_are_refused():
@@ -100,6 +149,11 @@ def test_claims_that_name_nobody_or_a_reserved_id_are_refused():
         ({"names": ["Ada"]}, "must map e-mail addresses to display names"),
         ({"names": {"a@school.example": ""}}, "must be a display name"),
         ("teachers", "must be a table"),
+        ({"allowed_domains": "school.example"}, "allowed_domains must be a list of e-mail domains"),
+        ({"allowed_domains": ["a@school.example"]}, "'a@school.example' is not one"),
+        ({"allowed_domains": ["school"]}, "'school' is not one"),
+        ({"allowed_emails": ["school.example"]}, "allowed_emails must hold e-mail addresses"),
+        ({"allowed_domain": ["school.example"]}, "did you mean allowed_domains?"),
     ],
 )
 def test_bad_classroom_values_say_what_to_set(section, message):
@@ -123,7 +177,10 @@ def test_classroom_defaults():
 def test_a_complete_auth_section_passes():
     assert auth_problem(auth_section()) is None
     assert auth_problem(auth_section(redirect_uri="http://localhost:{port}/oauth2callback")) is None
+    assert auth_problem(auth_section(redirect_uri="https://lab.school.example/oauth2callback")) is None
     assert auth_problem(auth_section(server_metadata_url="http://localhost:9400/x")) is None
+    assert auth_problem(auth_section(server_metadata_url="http://[::1]:9400/x")) is None
+    assert auth_problem(auth_section(require_email_verified=False)) is None
 
 
 @pytest.mark.parametrize(
@@ -135,7 +192,12 @@ def test_a_complete_auth_section_passes():
         ({"redirect_uri": "http://127.0.0.1:8501/"}, "must end in /oauth2callback"),
         ({"cookie_secret": "xxx"}, "cookie_secret is shorter than 32"),
         ({"server_metadata_url": "accounts.google.com"}, "absolute discovery address"),
-        ({"server_metadata_url": "http://idp.example/x"}, "must use https"),
+        ({"server_metadata_url": "http://idp.example/x"}, "server_metadata_url must use https"),
+        # the app's own address off this machine: the provider's code would cross the network readable
+        ({"redirect_uri": "http://lab.school.example/oauth2callback"}, "redirect_uri must use https"),
+        ({"redirect_uri": "http://10.0.0.5:{port}/oauth2callback"}, "redirect_uri must use https"),
+        ({"client_kwargs": {"token_endpoint": "http://idp.example/t"}}, "client_kwargs.token_endpoint"),
+        ({"require_email_verified": "no"}, "require_email_verified must be true or false"),
     ],
 )
 def test_a_broken_auth_section_says_what_to_set(changes, message):
@@ -198,6 +260,13 @@ def test_a_wrong_discovery_address_says_so(status, body, message):
     assert problem and message in problem and url in problem
 
 
+def test_a_provider_with_a_plain_http_endpoint_off_this_machine_is_refused():
+    document = {**DISCOVERY, "token_endpoint": "http://idp.example/token"}
+    with http_answering(200, json.dumps(document).encode()) as url:
+        problem = provider_problem(url)
+    assert problem and "plain-http token_endpoint (http://idp.example/token)" in problem
+
+
 def test_an_unreachable_provider_says_so():
     url = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
     problem = provider_problem(url, timeout_s=2)
@@ -238,12 +307,50 @@ def test_signed_out_sees_the_sign_in_screen_only():
 
 
 def test_signed_in_user_is_named_with_their_role_in_the_sidebar():
-    user = {"is_logged_in": True, "sub": "9", "email": "T@school.example", "name": "Ms Turing"}
+    user = {"is_logged_in": True, **verified("T@school.example", "9", name="Ms Turing")}
     at = app({"auth": auth_section(), "classroom": ROOM}, user)
     assert not at.exception and not at.error
     assert "**Ms Turing** · teacher" in texts(at.sidebar.markdown)
     assert "Sign out" in [b.label for b in at.sidebar.button]
     assert "ACTIVE RUNS" in texts(at.sidebar.caption)
+    # the same claims without email_verified: a learner, unless [auth] trusts such a provider
+    unverified = {k: v for k, v in user.items() if k != "email_verified"}
+    assert "· learner" in texts(app({"auth": auth_section(), "classroom": ROOM}, unverified).sidebar.markdown)
+    trusting = {"auth": auth_section(require_email_verified=False), "classroom": ROOM}
+    assert "**Ms Turing** · teacher" in texts(app(trusting, unverified).sidebar.markdown)
+
+
+PAGES = ("home", "train", "runs", "wall", "lessons", "draw")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_class_without_sign_in_is_one_configuration_error_on_every_page(page):
+    """[classroom] without [auth] would make every visitor the administrator of every run."""
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets = {"classroom": {"teachers": ["t@school.example"], "max_queued": 2}}
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1, [e.value for e in at.error]
+    message = at.error[0].value
+    assert "set up for a class but has no sign-in" in message and "[auth]" in message
+    assert "secrets.toml" in message and "docs/classroom.md" in message
+    assert "ACTIVE RUNS" not in texts(at.sidebar.caption) and not at.button  # no app, nothing to press
+    assert len(at.title) == 1  # the message's page only: the chosen page did not run
+
+
+def test_an_account_off_the_allow_list_gets_a_not_in_this_class_page_and_no_app():
+    room = {**ROOM, "allowed_domains": ["school.example"]}
+    outsider = {"is_logged_in": True, **verified("mallory@gmail.example", name="Mallory")}
+    at = app({"auth": auth_section(), "classroom": room}, outsider)
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1 and "not in this class" in at.warning[0].value
+    assert [b.label for b in at.button] == ["Sign out"]
+    assert "ACTIVE RUNS" not in texts(at.sidebar.caption)
+    inside = {"is_logged_in": True, **verified("ada@school.example", name="Ada")}
+    at = app({"auth": auth_section(), "classroom": room}, inside)
+    assert not at.exception and not at.warning and "ACTIVE RUNS" in texts(at.sidebar.caption)
 
 
 @pytest.mark.parametrize(

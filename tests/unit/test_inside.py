@@ -293,3 +293,97 @@ def test_the_raw_pixels_layout_is_computed_once_per_sample(monkeypatch):
     np.testing.assert_array_equal(inside.raw_layout(raw, "pca"), fresh)
     other = inside.embedding_maps([model], x * 0.5, y, 100, "pca")[0]  # other pixels: computed
     assert calls.count((100, 784)) == 2 and not np.array_equal(other.raw_xy, fresh)
+
+
+# ---------------- a run with 1,000 epochs: Inside reads a bounded sample ----------------
+@pytest.fixture(scope="module")
+def thousand_epochs(tmp_path_factory):
+    """(store, run id) of a perceptron run with 1,000 epoch files (support.long_run)."""
+    from mnist_core.jobs.store import RunStore
+    from support.long_run import long_run
+
+    store = RunStore(tmp_path_factory.mktemp("long") / "store")
+    return store, long_run(store, 1000)
+
+
+def test_epochs_are_sampled_evenly_with_the_first_and_the_last():
+    from mnist_core.analysis.timeline import MAX_EPOCHS_SHOWN, sample_epochs
+
+    shown = sample_epochs(list(range(1, 1001)))
+    assert len(shown) == MAX_EPOCHS_SHOWN == 16 and shown[0] == 1 and shown[-1] == 1000
+    gaps = np.diff(shown)
+    assert shown == sorted(set(shown)) and gaps.max() - gaps.min() <= 1  # evenly spread
+    assert sample_epochs([3, 4, 5]) == [3, 4, 5]  # a short run: every epoch
+    assert sample_epochs(list(range(17)), 16)[-1] == 16
+
+
+def test_filters_over_time_of_a_thousand_epochs_read_sixteen_of_them(thousand_epochs, monkeypatch):
+    from mnist_core.analysis import memory, timeline
+    from mnist_core.learn import checkpoints as ck
+    from support.long_run import scale
+
+    store, run_id = thousand_epochs
+    checkpoints = store.checkpoints(run_id)
+    assert len(checkpoints) == 1000
+    memory.clear()
+    read = []
+    real = ck.read_checkpoint
+    monkeypatch.setattr(timeline, "read_checkpoint", lambda p, *a: read.append(p) or real(p, *a))
+    history = timeline.filter_history(checkpoints)
+    assert len(read) == 16 and history.epochs == timeline.sample_epochs([e for e, _ in checkpoints])
+    assert history.total == 1000 and history.note.startswith("Showing 16 of 1,000 epochs")
+    first = history.frames[0] / scale(1)  # epoch e's weights are the same ones times scale(e)
+    assert history.kind == "linear" and first.shape == (10, 28, 28)
+    for epoch, frame in zip(history.epochs, history.frames):
+        np.testing.assert_allclose(frame, first * scale(epoch), rtol=1e-5, atol=1e-6)
+    (moved,) = history.movement.values()  # the perceptron's one weight matrix
+    expected = [(scale(b) - scale(a)) / scale(a) for a, b in zip(history.epochs, history.epochs[1:])]
+    np.testing.assert_allclose(moved, expected, rtol=1e-4)
+    assert memory.nbytes(history) < 2**20  # 16 frames of ten 28x28 images, not 1,000 state dicts
+    assert timeline.filter_history(checkpoints) is history and len(read) == 16  # kept in memory
+
+
+def test_maps_of_a_thousand_epochs_share_one_test_sets_digits(thousand_epochs, mnist):
+    from mnist_core.analysis import timeline
+
+    store, run_id = thousand_epochs
+    checkpoints = store.checkpoints(run_id)
+    plan = timeline.plan_maps(checkpoints, 10_000, "pca")  # the most a learner can ask for
+    assert len(plan.epochs) == 16 and plan.epochs[0] == 1 and plan.epochs[-1] == 1000
+    assert plan.digits == inside.MAX_SAMPLE // 16 and "16 maps share 10,000 digits" in plan.capped
+    assert plan.note.startswith("Showing 16 of 1,000 epochs")
+    tsne = timeline.plan_maps(checkpoints, 10_000, "tsne")
+    assert len(tsne.epochs) == timeline.MAX_TSNE_EPOCHS and tsne.digits * len(tsne.epochs) <= 2_000
+    assert timeline.plan_maps(checkpoints[:2], 2000, "pca").digits == 2000  # a short run: as asked
+    assert not timeline.maps_ready(plan)
+    maps = timeline.epoch_maps(plan, inside.test_inputs(mnist), mnist.test_labels)
+    assert len(maps) == 16 and all(len(m.indices) == plan.digits for m in maps)
+    assert timeline.maps_ready(plan)
+
+
+def test_embedding_maps_share_the_budget_whoever_calls_them(mnist):
+    """The core caps the digits of a set of maps itself: a caller passing 16 models and 10,000 digits
+    gets 625 per map, and a single t-SNE map stays at 2,000 digits."""
+    models = [build_model("perceptron") for _ in range(16)]
+    maps = inside.embedding_maps(models, inside.test_inputs(mnist), mnist.test_labels, 10_000, "pca")
+    assert len(maps) == 16 and {len(m.indices) for m in maps} == {625}
+    assert inside.map_digits(10_000, 1, "tsne")[0] == 2_000
+    assert inside.map_digits(10_000, 1, "pca") == (10_000, None)
+
+
+def test_a_diverged_runs_map_is_drawn_not_an_error(mnist):
+    """A run whose learning rate was far too high ends with NaN or huge weights: its features are
+    NaN, infinite or overflow float32 when squared. The map is drawn (PCA and t-SNE) from finite
+    features, its shape kept where the values were only large."""
+    big = np.random.default_rng(0).normal(size=(300, 20)).astype(np.float32) * 1e30
+    scaled = inside.finite_features(big)
+    assert np.isfinite(scaled).all() and np.abs(scaled).max() <= 1e4
+    np.testing.assert_allclose(scaled / np.abs(scaled).max(), big / np.abs(big).max(), rtol=1e-5)
+    torch.manual_seed(0)
+    model = build_model("mlp_128_64")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    x, y = inside.test_inputs(mnist), mnist.test_labels
+    for method in ("pca", "tsne"):
+        (emap,) = inside.embedding_maps([model], x, y, 200, method)
+        assert np.isfinite(emap.xy).all() and len(emap.xy) == 200

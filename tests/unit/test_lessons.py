@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_core.jobs.identity import User
+from mnist_core.jobs.identity import ADMIN, User
 from mnist_core.jobs.store import RunError, RunStore
 from mnist_core.learn.config import TrainConfig
 from mnist_core.learn.engine import Diverged, fit, range_lr, train_model
@@ -347,10 +347,29 @@ def test_a_class_queue_limit_makes_later_arms_wait_instead_of_failing(jobs, monk
     from mnist_core.jobs.classroom import ClassPolicy
 
     monkeypatch.setenv(lessons.IMAGES_ENV, "300")
-    jobs.set_policy(ClassPolicy(max_queued=1))
+    jobs.set_policy(ClassPolicy(max_queued=1), actor=ADMIN)
     a = lessons.load_attempt(jobs.store, ADA.id, "line")
     lessons.predict(jobs.store, a, "hidden", LINE)
     note = lessons.advance(jobs, LINE, a, ADA)
     assert set(a.runs) == {"perceptron"} and "1 run queued or training at once" in note
     jobs.wait(a.runs["perceptron"], timeout_s=120)
     assert lessons.advance(jobs, LINE, a, ADA) == "" and set(a.runs) == {"perceptron", "hidden"}
+
+
+def test_an_arm_started_from_two_tabs_runs_once_and_so_does_its_retry(jobs, monkeypatch):
+    monkeypatch.setenv(lessons.IMAGES_ENV, "300")
+    a = lessons.load_attempt(jobs.store, ADA.id, "line")
+    lessons.predict(jobs.store, a, "hidden", LINE)
+    tab1, tab2 = (lessons.load_attempt(jobs.store, ADA.id, "line") for _ in range(2))  # both pages open
+    lessons.advance(jobs, LINE, tab1, ADA)
+    lessons.advance(jobs, LINE, tab2, ADA)  # the second tab's click, on what it loaded before
+    assert tab2.runs == tab1.runs and set(tab1.runs) == {"perceptron", "hidden"}
+    assert len(jobs.store.list()) == 2
+    first_hidden = tab1.runs["hidden"]
+    jobs.stop(first_hidden, actor=ADA)  # queued behind perceptron: cancelled at once
+    tab1, tab2 = (lessons.load_attempt(jobs.store, ADA.id, "line") for _ in range(2))
+    lessons.retry(jobs, LINE, tab1, ADA)
+    lessons.retry(jobs, LINE, tab2, ADA)
+    assert tab1.runs == tab2.runs and tab1.runs["hidden"] != first_hidden
+    assert len(jobs.store.list()) == 3  # one new run for the retried arm, not two
+    assert lessons.load_attempt(jobs.store, ADA.id, "line").runs == tab1.runs

@@ -3,13 +3,22 @@
 import io
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnist_core.data.pixels import MNIST_MEAN, MNIST_STD
-from mnist_core.data.preprocess import MAX_PIXELS, InputError, load_image, preprocess
+from mnist_core.data.preprocess import (
+    MAX_JPEG_PIXELS,
+    MAX_PIXELS,
+    WORK_SIDE,
+    InputError,
+    load_image,
+    preprocess,
+    to_gray,
+)
 from support import ROOT
 from support.drawings import render_like_canvas
 
@@ -136,3 +145,90 @@ def test_predict_cli_reads_a_batch_of_files(tmp_path, mnist):
         name, pred, conf = line.split()
         assert name == path and pred == f"prediction={label}"
         assert 0.5 < float(conf.split("=")[1]) <= 1.0
+
+
+# A real Encapsulated PostScript header: Pillow's EPS plugin would hand such a file to Ghostscript.
+EPS = (
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 280 280\n%%EndComments\n"
+    b"newpath 140 40 moveto 140 240 lineto 20 setlinewidth stroke\nshowpage\n%%EOF\n"
+)
+
+
+def test_an_eps_named_png_is_refused_unread(tmp_path):
+    assert Image.open(io.BytesIO(EPS)).format == "EPS"  # what Image.open without formats= does
+    path = tmp_path / "digit.png"
+    path.write_bytes(EPS)
+    for source in (path, EPS):
+        with pytest.raises(
+            InputError, match=r"is not an image this app reads \(a PNG, JPEG, WebP, BMP or GIF file\)"
+        ):
+            load_image(source)
+
+
+def test_only_the_uploaders_formats_are_read():
+    digit = Image.fromarray((blob() * 255).astype(np.uint8), "L")
+    for fmt in ("PNG", "JPEG", "WEBP", "BMP", "GIF"):
+        assert preprocess(load_image(png_bytes(digit, fmt))).stages["centered"].max() > 0.9
+    for fmt in ("TIFF", "PPM", "ICO", "PCX"):
+        with pytest.raises(InputError, match="not an image this app reads"):
+            load_image(png_bytes(digit, fmt))
+
+
+def phone_photo(width=4032, height=3024, orientation=1) -> bytes:
+    """A 12 MP phone photo of a dark digit on grey paper, as a JPEG with its EXIF orientation."""
+    a = np.full((height, width, 3), 200, np.uint8)
+    a[height // 4 : 3 * height // 4, width // 2 - 120 : width // 2 + 120] = 30  # a thick "1"
+    img = Image.fromarray(a)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_a_12_megapixel_phone_photo_is_read_small_and_upright():
+    img = load_image(phone_photo())
+    assert max(img.size) <= WORK_SIDE  # decoded at a reduced scale, then reduced: no 12 MP copy
+    out = preprocess(to_gray(img))
+    assert out.stages["grayscale"].shape == (768, 1024)
+    assert out.inverted and out.stages["centered"].max() > 0.9
+    turned = preprocess(to_gray(load_image(phone_photo(orientation=6))))  # held upright: rotate 90
+    assert turned.stages["grayscale"].shape == (1024, 768)
+    assert turned.stages["cropped"].shape[0] < turned.stages["cropped"].shape[1]  # the 1 lies down
+
+
+def test_a_largest_allowed_upload_never_makes_a_full_size_float_copy():
+    side = int(MAX_PIXELS**0.5) - 10  # just under the cap: decoded in full, as a PNG is
+    img = Image.new("L", (side, side), 255)
+    img.paste(0, (side // 3, side // 5, side // 3 + side // 10, 4 * side // 5))
+    data = png_bytes(img)
+    tracemalloc.start()  # NumPy's arrays are traced; a float32 copy at full size would be 64 MB
+    try:
+        out = preprocess(to_gray(load_image(data)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert max(out.stages["grayscale"].shape) == WORK_SIDE
+    assert peak < 40 * 2**20, f"{peak / 2**20:.0f} MB traced"
+    assert out.stages["centered"].max() > 0.9
+
+
+def test_a_big_jpeg_is_allowed_beyond_the_png_cap_and_every_format_has_a_cap():
+    w, h = 6000, 4000  # 24 MP: a newer phone's photo, over MAX_PIXELS
+    assert MAX_PIXELS < w * h <= MAX_JPEG_PIXELS
+    big = Image.new("L", (w, h), 220)
+    big.paste(20, (2800, 1000, 3200, 3000))
+    assert max(load_image(png_bytes(big, "JPEG")).size) <= WORK_SIDE
+    with pytest.raises(InputError, match="6000x4000 pixels, too large; use an image under 16 megapixels"):
+        load_image(png_bytes(big, "PNG"))
+
+
+def test_the_same_upload_is_decoded_once():
+    from mnist_core.data import preprocess as module
+
+    data = phone_photo(orientation=3)
+    first = load_image(data)
+    assert sum(1 for k in module._cache if k[0] == __import__("hashlib").sha256(data).digest()) == 1
+    first.paste(0, (0, 0, 500, 500))  # a caller's change to its copy does not reach the cache
+    again = load_image(data)
+    assert again.size == first.size and again.getpixel((10, 10)) != 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnist_core.cli import main as cli
+from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.integrity import verify
 from mnist_core.jobs.manager import JobManager
 from mnist_core.jobs.repair import rebuild
@@ -28,7 +29,7 @@ def template(tmp_path_factory) -> Path:
     """Two completed runs of two epochs (30 batches each), trained once for the whole module."""
     root = tmp_path_factory.mktemp("template") / "store"
     jobs = JobManager(RunStore(root), max_concurrent=1)
-    runs = [jobs.submit(cfg(seed=seed)) for seed in (1, 2)]
+    runs = [jobs.submit(cfg(seed=seed), actor=ADMIN) for seed in (1, 2)]
     for run in runs:
         assert jobs.wait(run.id, timeout_s=180).status == "completed", jobs.log_tail(run.id)
     workers_exited()
@@ -194,7 +195,10 @@ def test_a_folder_with_corrupt_checkpoints_is_skipped_with_a_reason_not_a_crash(
     assert {k: v for k, v in after.batches.items() if k[0] == b} == {
         k: v for k, v in before.batches.items() if k[0] == b and v[0] == 1
     }
-    assert verify(store) == []
+    assert verify(store) == [  # the skipped folder stays a problem: its files belong to no run
+        f"run folder {a} has no record in the store: `mnist-lab check --repair` restores it "
+        "(or says why it cannot)"
+    ]
 
 
 def test_cli_check_reports_the_damage_and_check_repair_rebuilds(root, capsys):
@@ -213,3 +217,98 @@ def test_cli_check_reports_the_damage_and_check_repair_rebuilds(root, capsys):
     assert records_lost(before, snapshot(RunStore(root))) == []
     assert cli(["check", "--repair"]) == 0  # sound: nothing moved, nothing added
     assert "runs=0 epochs=0 batches=0 skipped=0 moved_to=none" in capsys.readouterr().out
+
+
+def test_a_runs_db_deleted_under_the_live_store_is_refused_then_rebuilt(root):
+    from mnist_core.jobs.identity import ADMIN
+    from mnist_core.jobs.store import StoreLost
+
+    before, rows = take_snapshot(root)
+    jobs = JobManager(RunStore(root), max_concurrent=1)  # the dashboard's, open before the fault
+    run_id = sorted(rows)[0]
+    (root / DB_NAME).unlink()
+    for action in (jobs.list, lambda: jobs.get(run_id), lambda: jobs.submit(cfg(), actor=ADMIN)):
+        with pytest.raises(StoreLost, match="records went missing.*mnist-lab check --repair"):
+            action()
+    assert not (root / DB_NAME).exists()  # no empty store was created in its place
+    report = rebuild(root)
+    assert report.runs == 2 and records_lost(before, snapshot(RunStore(root))) == []
+    with pytest.raises(StoreLost, match="was replaced by another file"):
+        jobs.list()  # the old store object never mixes its file and the rebuilt one
+    assert {r.id for r in JobManager(RunStore(root)).list()} == set(rows)  # reopened: whole
+
+
+def test_check_reports_run_folders_without_a_run_and_the_repair_restores_them(root, capsys):
+    store = RunStore(root)
+    store.fold_wal()
+    older = root / "older-copy.db"
+    shutil.copy2(root / DB_NAME, older)  # a backup taken before the newest run
+    newest = store.create(cfg(seed=3).to_dict())
+    store.cancel_queued(newest.id, "Cancelled before it started.")
+    store.close()
+    os.replace(older, root / DB_NAME)  # the backup put back: the newest run's row is gone
+    for suffix in ("-wal", "-shm"):
+        Path(f"{root / DB_NAME}{suffix}").unlink(missing_ok=True)
+    problems = verify(RunStore(root))
+    assert problems == [
+        f"run folder {newest.id} has no record in the store: `mnist-lab check --repair` restores it "
+        "(or says why it cannot)"
+    ]
+    assert cli(["check"]) == 1 and f"run folder {newest.id} has no record" in capsys.readouterr().out
+    assert cli(["check", "--repair"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("problems=0")
+    back = RunStore(root).get(newest.id)
+    assert (back.status, back.reason) == ("stopped", "Cancelled before it started.")
+
+
+def test_a_slower_writer_cannot_leave_an_older_class_policy_in_the_mirror_or_rebuild(tmp_path, monkeypatch):
+    import threading
+
+    from mnist_core.jobs import store as store_module
+    from mnist_core.jobs.classroom import ClassPolicy
+    from mnist_core.jobs.identity import ADMIN
+    from mnist_core.jobs.layout import SETTINGS_MIRROR
+
+    root = tmp_path / "store"
+    first, second = JobManager(RunStore(root)), JobManager(RunStore(root))  # two dashboard processes
+    real_write = store_module.write_atomically
+    writing, second_done = threading.Event(), threading.Event()
+
+    def slow_first_mirror(path, text, *args):
+        if threading.current_thread().name == "first" and path.name == SETTINGS_MIRROR:
+            writing.set()
+            second_done.wait(2)  # the other teacher's change lands now, if it can
+        real_write(path, text, *args)
+
+    monkeypatch.setattr(store_module, "write_atomically", slow_first_mirror)
+    old, new = ClassPolicy(max_queued=1), ClassPolicy(max_queued=5, exercise="newest")
+    a = threading.Thread(target=first.set_policy, args=(old,), kwargs=dict(actor=ADMIN), name="first")
+    a.start()
+    assert writing.wait(5)
+    b = threading.Thread(target=lambda: (second.set_policy(new, actor=ADMIN), second_done.set()))
+    b.start()
+    a.join()
+    b.join()
+    assert first.policy() == second.policy() == new
+    first.store.close()
+    second.store.close()
+    damage_db(root, "zeroed")
+    rebuild(root)
+    assert JobManager(RunStore(root)).policy() == new  # the rebuild restores the newest
+
+
+def test_restoring_settings_keeps_the_newest_value_and_reads_old_mirrors(tmp_path):
+    from mnist_core.jobs.layout import SETTINGS_MIRROR
+
+    store = RunStore(tmp_path / "store")
+    store.set_setting("class_policy", {"max_queued": 1})
+    store.set_setting("class_policy", {"max_queued": 5})
+    stale = json.loads((store.root / SETTINGS_MIRROR).read_text())
+    stale["settings"]["class_policy"] = {"value": {"max_queued": 1}, "version": 1}
+    (store.root / SETTINGS_MIRROR).write_text(json.dumps(stale))
+    assert store.restore_settings() == 1
+    assert store.setting("class_policy") == {"max_queued": 5}  # version 2 beats version 1
+    (store.root / SETTINGS_MIRROR).write_text(json.dumps({"lesson:ada:line": {"prediction": "same"}}))
+    fresh = RunStore(tmp_path / "other")
+    shutil.copy(store.root / SETTINGS_MIRROR, fresh.root / SETTINGS_MIRROR)
+    assert fresh.restore_settings() == 1 and fresh.setting("lesson:ada:line") == {"prediction": "same"}

@@ -59,7 +59,7 @@ def test_a_classmates_lesson_prediction_is_not_shown_on_the_lessons_page():
     st.cache_resource.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.secrets = {"auth": AUTH, "classroom": {}}
-    at.user = {"is_logged_in": True, "sub": BEN.id, "email": BEN.id, "name": "Ben"}
+    at.user = {"is_logged_in": True, "sub": BEN.id, "email": BEN.id, "email_verified": True, "name": "Ben"}
     at.switch_page("pages/lessons.py")
     at.run()
     assert not at.exception

@@ -3,11 +3,14 @@
     python -m mnist_core.jobs.ray.driver --root DIR --address HOST:PORT RUN_ID   (started by RayExecutor)
     python -m mnist_core.jobs.ray.driver --status HOST:PORT                      (the nodes, as JSON)
 
-The bridge is a Ray driver in its own session, like a local worker: it puts MNIST into the object
-store, submits the run as a generator task (ray_node.train_on_node) with the run's resources, and
-writes every record the task yields into the store. SIGTERM or the store's stop flag cancels the
-task (Stop); a node lost mid-run is retried once from the last epoch checkpoint, on another node;
-a head node that stops answering marks the run interrupted with the reason."""
+The bridge is a Ray driver in its own session, like a local worker: it joins the cluster with the
+token of settings.token_file(), puts MNIST into the object store, submits the run as a generator
+task (ray_node.train_on_node) with the run's resources, and writes every record the task yields
+into the store. The records are read as raw bytes, never unpickled (`read_frame`: a node that sends
+a Python object is refused before it is read), then decoded and checked by wire.py; a record that
+fails the check fails the run, and nothing of it is written. SIGTERM or the store's stop flag
+cancels the task (Stop); a node lost mid-run is retried once from the last epoch checkpoint, on
+another node; a head node that stops answering marks the run interrupted with the reason."""
 
 from __future__ import annotations
 
@@ -20,25 +23,99 @@ import sys
 import threading
 import time
 import traceback
+from typing import Any
 
 os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ logs stay out of the run's log
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import ray  # noqa: E402  (this module is only ever run as the bridge process)
+from . import settings as ray_backend  # noqa: E402  (no Ray import: it sets up the token first)
 
-from ...words import count, kept_epochs
-from .. import executor, worker
-from ..store import RunStore
-from ..worker import log
-from . import node as ray_node
-from . import settings as ray_backend
+ray_backend.use_token()
+
+import ray  # noqa: E402  (this module is only ever run as the bridge process)
+from ray.core.generated.common_pb2 import ErrorType  # type: ignore[attr-defined]  # noqa: E402
+from ray.exceptions import ObjectRefStreamEndOfStreamError  # noqa: E402
+
+from ...words import count, kept_epochs  # noqa: E402
+from .. import executor, worker  # noqa: E402
+from ..store import RunStore  # noqa: E402
+from ..worker import log  # noqa: E402
+from . import node as ray_node  # noqa: E402
+from . import wire  # noqa: E402
 
 ATTEMPTS = 2  # the first try and one retry after a lost node
 WATCH_EVERY_S = 0.5
 GONE_AFTER = 3  # failed checks of the head node's port in a row: the cluster is lost
+# Ray's own errors about a task, node or object: Ray builds them from its metadata and protobuf
+# messages, never by unpickling what a node wrote, so they may be read. A task's exception
+# (TASK_EXECUTION_EXCEPTION), a cancellation and the actor errors carry pickled objects: refused.
+RAY_ERRORS = {
+    "WORKER_DIED",
+    "LOCAL_RAYLET_DIED",
+    "NODE_DIED",
+    "OUT_OF_MEMORY",
+    "OUT_OF_DISK_ERROR",
+    "OBJECT_LOST",
+    "OWNER_DIED",
+    "OBJECT_FETCH_TIMED_OUT",
+    "OBJECT_DELETED",
+    "OBJECT_FREED",
+    "TASK_UNSCHEDULABLE_ERROR",
+    "WORKER_STARTUP_FAILED",
+    "RUNTIME_ENV_SETUP_FAILED",
+    "TASK_PLACEMENT_GROUP_REMOVED",
+}
+
+
+class ClusterRefused(ConnectionError):
+    """The cluster cannot be joined with this machine's token; the message says what to do."""
+
+
+def _core() -> Any:
+    """This driver's core worker (Ray's compiled object-store client)."""
+    return ray._private.worker.global_worker.core_worker  # type: ignore[attr-defined]
+
+
+def _stored(ref) -> tuple[object, bytes]:
+    """(Ray's stored object, its kind: RAW, PYTHON, XLANG, or an error number), unread."""
+    [obj] = _core().get_objects([ref], -1)
+    return obj, (obj[1] or b"").split(b",")[0]
+
+
+def read_frame(ref) -> bytes:
+    """The object a node yielded, as its raw bytes, never unpickled. Ray stores `bytes` as they are
+    (kind RAW); anything else a node sends (a Python object, its task's exception) would be
+    unpickled by ray.get, which can run code on this machine: it is refused unread. Ray's own
+    errors (a node or worker died, out of memory) are raised as ray.get would raise them."""
+    obj, kind = _stored(ref)
+    if kind == b"RAW":
+        data = obj[0]  # type: ignore[index]
+        return data.to_pybytes() if data is not None else b""
+    name = ErrorType.Name(int(kind)) if kind.isdigit() and int(kind) in ErrorType.values() else None
+    if name in RAY_ERRORS or (name or "").startswith("OBJECT_UNRECONSTRUCTABLE_"):
+        raise ray._private.worker.global_worker.deserialize_objects([obj], [ref])[0]
+    what = f"its task's error ({name})" if name else f"a {kind.decode(errors='replace')[:20]} object"
+    raise wire.Refused(
+        f"{what} instead of a bytes record (not read: unpickling it could run code on this machine)"
+    )
+
+
+def next_frame(gen) -> bytes | None:
+    """The generator task's next frame, or None when it ended. At the end, the generator's own
+    object holds an error where the task failed (raised, or refused, by read_frame); otherwise it
+    is left unread."""
+    try:
+        ref = _core().try_read_next_object_ref_stream(gen._generator_ref)
+    except ObjectRefStreamEndOfStreamError:
+        if _stored(gen._generator_ref)[1].isdigit():
+            read_frame(gen._generator_ref)
+        return None
+    return read_frame(ref)
 
 
 class Bridge:
+    node_task = staticmethod(ray_node.train_on_node)  # what each node runs (a test may craft its own)
+
     def __init__(self, store: RunStore, run_id: str, address: str):
         self.store, self.run_id, self.address = store, run_id, address
         self.stop = threading.Event()
@@ -46,6 +123,7 @@ class Bridge:
         self.node = ""  # "ADDRESS (HOST, node ID)" of the node training the run now
         self.node_id = "?"
         self.lost: list[str] = []  # "node ID: what Ray said", per node lost under the run
+        self.epochs_done = 0  # epochs in the store: the next epoch record must be the one after
 
     # ---- final states ----
     def finish(self, **fields) -> bool:
@@ -63,8 +141,7 @@ class Bridge:
         misses = 0
         while True:
             time.sleep(WATCH_EVERY_S)
-            ray_backend._REACH.pop(self.address, None)
-            misses = misses + 1 if ray_backend.unreachable(self.address) else 0
+            misses = misses + 1 if ray_backend.port_closed(self.address) else 0
             if misses < GONE_AFTER:
                 continue
             record = self.store.get(self.run_id)
@@ -84,7 +161,7 @@ class Bridge:
         threading.Thread(target=self.watch_head, name="watch-head", daemon=True).start()
         files = ray.put(ray_node.mnist_files())  # once per run, through the object store
         resources = ray_backend.run_resources(ray.cluster_resources().get("GPU", 0))
-        task = ray.remote(ray_node.train_on_node)
+        task = ray.remote(self.node_task)
         t0 = time.time()
         for attempt in range(1, ATTEMPTS + 1):
             outcome = self.attempt(task, files, resources)
@@ -116,6 +193,7 @@ class Bridge:
             resume, model, first_step = worker.resume_state(store, run_id, record.epochs_done)
             store.truncate_after(run_id, record.epochs_done, first_step)
             log(f"resuming after epoch {record.epochs_done}")
+        self.epochs_done = record.epochs_done
         gen = task.options(**resources, max_retries=0, name=f"mnist-lab-{run_id}").remote(
             record.config, files, resume, model, first_step
         )
@@ -137,12 +215,20 @@ class Bridge:
             if not ready:
                 continue
             try:
-                msg = ray.get(next(gen))
-            except StopIteration:
-                self.lost.append(f"node {self.node_id}: the task ended without a result")
-                return "node lost"
-            except ray.exceptions.RayTaskError as exc:  # the task's own code failed on the node
-                self.finish(status="failed", reason=f"The run failed on node {self.node}: {exc}")
+                frame = next_frame(gen)
+                if frame is None:
+                    self.lost.append(f"node {self.node_id}: the task ended without a result")
+                    return "node lost"
+                msg = wire.check(*wire.decode(frame), record.config, self.epochs_done)
+            except wire.Refused as exc:  # a crafted or broken record: nothing of it is written
+                ray.cancel(gen)
+                where = f" {self.node}" if self.node else ""
+                reason = (
+                    f"The cluster node{where} sent {exc}. The record was refused and nothing of it "
+                    f"was written. {kept_epochs(self.epochs_done)}."
+                )
+                self.finish(status="failed", reason=reason)
+                log(f"run {run_id} failed: {reason}")
                 return "failed"
             except ray.exceptions.OutOfMemoryError:
                 reason = f"Node {self.node} ran out of memory and Ray ended the run; try a smaller batch."
@@ -162,7 +248,8 @@ class Bridge:
             store.append_batches(run_id, msg["rows"], progress=msg["progress"], heartbeat=time.time())
         elif kind == "epoch":
             worker.save_epoch(store, run_id, msg["record"], msg["resume"], msg["checkpoint"], msg["best"])
-            log(msg["line"])
+            self.epochs_done = msg["record"]["epoch"]
+            log(worker.epoch_line(msg["record"], store.get(run_id).config["epochs"]))
         elif kind == "node":
             self.node_id = msg["node_id"][:8]
             self.node = f"{msg['address']} ({msg['host']}, node {self.node_id})"
@@ -190,13 +277,29 @@ class Bridge:
 
 
 def connect(address: str) -> None:
-    """Join the cluster as a driver; the nodes' output stays in Ray's logs, not the run's."""
+    """Join the cluster as a driver, with the token; the nodes' output stays in Ray's logs, not the
+    run's. A missing or refused token is one sentence at once (ray.init alone would retry for 20 s
+    and then say only that it failed to connect)."""
+    _, problem = ray_backend.read_token()
+    if problem:
+        raise ClusterRefused(problem)
+    try:
+        ray._raylet.GcsClient(address=address)  # type: ignore[attr-defined]  # a few ms: does the head take the token?
+    except ray.exceptions.AuthenticationError:
+        raise ClusterRefused(
+            f"The Ray cluster at {address} refused this machine's token ({ray_backend.token_file()}, "
+            f"{ray_backend.TOKEN_FILE_ENV}); copy the head node's token file there (docs/ray.md)."
+        ) from None
     ray.init(address=address, namespace="mnist-lab", logging_level=logging.ERROR, log_to_driver=False)
 
 
 def print_status(address: str) -> int:
     """The cluster's nodes, CPUs and GPUs as one JSON line (ray_backend.cluster_status reads it)."""
-    connect(address)
+    try:
+        connect(address)
+    except ClusterRefused as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(json.dumps(ray_backend.describe_nodes(ray.nodes())))
     ray.shutdown()
     return 0
@@ -220,7 +323,9 @@ def main(argv=None) -> int:
     except Exception as exc:
         trace = traceback.format_exc()
         reason = worker.failure_reason(exc, store, args.run_id)
-        if isinstance(exc, ConnectionError):
+        if isinstance(exc, ClusterRefused):
+            reason = str(exc)
+        elif isinstance(exc, ConnectionError):
             reason = f"The Ray cluster at {args.address} could not be reached: {exc}"
     store.remove_temp_files(args.run_id)
     try:

@@ -2,7 +2,9 @@
 
 The node writes nothing into the run store and needs no shared filesystem: batch losses, epoch
 records and the epoch files (already serialised, exactly what the local worker would save) are
-yielded back to the run's bridge on the dashboard machine, which writes them (ray_bridge.py).
+yielded back to the run's driver on the dashboard machine, which checks and writes them (driver.py).
+Every record crosses as one `bytes` frame of plain JSON and torch.save bytes (wire.py), never as a
+Python object: the driver refuses anything else unread, since unpickling it could run code there.
 MNIST arrives through Ray's object store as the four original gzip files (11 MB); the node keeps
 a verified copy in a node-local folder, so no node downloads it or needs $MNIST_DATA_DIR."""
 
@@ -26,6 +28,7 @@ from ...learn.device import precision_note
 from ...learn.engine import train_model
 from ...paths import data_dir
 from .. import worker
+from . import wire
 
 NODE_DATA_ENV = "MNIST_LAB_NODE_DATA"  # where a node keeps its copy of MNIST (default: a temp folder)
 FLUSH_EVERY_S = worker.FLUSH_EVERY_S
@@ -75,7 +78,7 @@ class NodeWriter:
 
     def flush(self, state) -> None:
         progress = worker.progress_report(state, self.step)
-        self.out.put(dict(kind="batches", rows=self.buffer, progress=progress))
+        self.out.put(wire.encode(dict(kind="batches", rows=self.buffer, progress=progress)))
         self.buffer = []
         self.last_flush = time.time()
 
@@ -90,33 +93,36 @@ class NodeWriter:
         resume, checkpoint = worker.epoch_files(state, self.step)
         # serialised here, in the training thread, so the bytes are this epoch's weights exactly
         self.out.put(
-            dict(
-                kind="epoch",
-                record=dict(state.last),
+            wire.encode(
+                dict(kind="epoch", record=dict(state.last), best=state.best_epoch == state.epoch),
                 resume=_serialise(resume),
                 checkpoint=_serialise(checkpoint),
-                best=state.best_epoch == state.epoch,
-                line=worker.epoch_line(state.last, state.config.epochs),
             )
         )
 
 
 def train_on_node(config: dict, files: dict[str, bytes], resume=None, model=None, first_step: int = 0):
     """The Ray task (a generator): yields `node`, then `batches` and `epoch` records, then `done`
-    or `failed`. Cancelling the task (Stop) stops the training thread at the next batch."""
-    import ray
+    or `failed`, each a wire frame (bytes). It never raises: a Ray task's exception would reach the
+    driver as a pickled object, which the driver refuses unread, so a failure is a `failed` frame.
+    Cancelling the task (Stop) stops the training thread at the next batch."""
+    try:
+        import ray
 
-    node_id = ray.get_runtime_context().get_node_id()
-    yield dict(
-        kind="node",
-        node_id=node_id,
-        address=ray.util.get_node_ip_address(),
-        host=socket.gethostname(),
-        gpus=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        precision=precision_note(TrainConfig.from_dict(config)),  # this node's hardware decides "auto"
-    )
-    cfg = TrainConfig.from_dict(config)
-    torch.set_num_threads(max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1")))))
+        cfg = TrainConfig.from_dict(config)
+        node = dict(
+            kind="node",
+            node_id=ray.get_runtime_context().get_node_id(),
+            address=ray.util.get_node_ip_address(),
+            host=socket.gethostname(),
+            gpus=os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            precision=precision_note(cfg),  # this node's hardware decides "auto"
+        )
+        torch.set_num_threads(max(1, int(float(os.environ.get("OMP_NUM_THREADS", "1")))))
+    except Exception as exc:
+        yield _failed(exc)
+        return
+    yield wire.encode(node)
     out: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -127,19 +133,18 @@ def train_on_node(config: dict, files: dict[str, bytes], resume=None, model=None
             writer = NodeWriter(out, first_step)
             result = train_model(cfg, [writer], stop.is_set, mnist=mnist, resume=resume, model=model)
             m = result.metrics
-            out.put(
-                dict(
-                    kind="done",
-                    stopped=result.state.stopped,
-                    epochs_run=m.epochs_run,
-                    test_acc=m.test_acc,
-                    test_metrics=m.test_summary(),
-                    seconds=time.time() - t0,
-                )
+            done = dict(
+                kind="done",
+                stopped=result.state.stopped,
+                epochs_run=m.epochs_run,
+                test_acc=m.test_acc,
+                test_metrics=m.test_summary(),
+                seconds=time.time() - t0,
             )
+            out.put(wire.encode(done))
         except Exception as exc:
-            reason, trace = worker.failure_reason(exc, None, ""), traceback.format_exc()
-            out.put(dict(kind="failed", reason=reason, trace=trace))
+            out.put(_failed(exc))
+        out.put(None)  # the end: `done` or `failed` was the last frame
 
     thread = threading.Thread(target=train, name="mnist-lab-train", daemon=True)
     thread.start()
@@ -149,9 +154,15 @@ def train_on_node(config: dict, files: dict[str, bytes], resume=None, model=None
                 msg = out.get(timeout=0.1)
             except queue.Empty:
                 continue
-            yield msg
-            if msg["kind"] in ("done", "failed"):
+            if msg is None:
                 return
+            yield msg
     finally:  # finished, or cancelled (Stop): the training thread ends at its next batch
         stop.set()
         thread.join(timeout=30)
+
+
+def _failed(exc: Exception) -> bytes:
+    """A `failed` frame: the reason in a sentence, and the trace for the run's log."""
+    reason = worker.failure_reason(exc, None, "")
+    return wire.encode(dict(kind="failed", reason=reason, trace=traceback.format_exc()))

@@ -1,11 +1,19 @@
 """The Ray backend's settings and the cluster's state, without importing Ray.
 
 The dashboard never becomes a Ray driver (a driver's process ends when its cluster does): it
-checks the head node's port, and asks a short-lived `python -m mnist_core.jobs.ray.driver --status`
-for the nodes. Only ray_bridge.py (the per-run bridge process) and the nodes import Ray."""
+checks the head node's port, asks a short-lived `python -m mnist_core.jobs.ray.probe` whether the
+cluster takes this machine's token (and refuses clients without one), and asks a short-lived
+`python -m mnist_core.jobs.ray.driver --status` for the nodes. Only the driver (the per-run bridge
+process), the probe and the nodes import Ray.
+
+Token authentication: the cluster runs with RAY_AUTH_MODE=token, and every process of ours that
+talks to it reads the token from one file, $MNIST_LAB_RAY_TOKEN_FILE (default ~/.ray/auth_token,
+where `ray get-auth-token --generate` writes it); `auth_environment()` is what they set before
+importing Ray."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -13,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from ...words import kept_epochs
 
@@ -20,8 +29,13 @@ ADDRESS_ENV = "MNIST_LAB_RAY_ADDRESS"  # HOST:PORT of the head node (its GCS por
 CPUS_ENV = "MNIST_LAB_RAY_CPUS"  # CPUs each run asks for (default 1)
 GPU_ENV = "MNIST_LAB_RAY_GPU"  # the fraction of a GPU each run asks for where the cluster has GPUs
 DEFAULT_GPU_FRACTION = 0.25  # four learners' small runs share one GPU
+TOKEN_FILE_ENV = "MNIST_LAB_RAY_TOKEN_FILE"  # the file holding the cluster's token
 INSTALL_HINT = 'Install the Ray extra: pip install -e ".[ray]" (ray==2.60.0), on this machine and every node.'
 _REACH: dict[str, tuple[float, str | None]] = {}  # address -> (checked at, problem), for 2 s
+_AUTH: dict[
+    tuple[str, str], tuple[float, str | None]
+] = {}  # (address, token digest) -> (checked at, problem)
+AUTH_OK_TTL_S, AUTH_REFUSED_TTL_S = 60.0, 10.0  # how long a probe's verdict holds
 
 
 def configured_address() -> str:
@@ -37,13 +51,59 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def token_file() -> Path:
+    """$MNIST_LAB_RAY_TOKEN_FILE, else ~/.ray/auth_token (where `ray get-auth-token --generate` writes it)."""
+    raw = os.environ.get(TOKEN_FILE_ENV, "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".ray" / "auth_token"
+
+
+def read_token() -> tuple[str, str | None]:
+    """(the token, None), or ("", why there is none) in a sentence that says what to do."""
+    path = token_file()
+    fix = (
+        f"The cluster takes only clients that hold its token: copy the head node's token file "
+        f"(`ray get-auth-token` prints the token) to {path}, or point {TOKEN_FILE_ENV} at it (docs/ray.md)."
+    )
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return "", f"No Ray token: {path} does not exist. {fix}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return (
+            "",
+            f"The Ray token file {path} cannot be read ({getattr(exc, 'strerror', None) or exc}). {fix}",
+        )
+    if not token:
+        return "", f"The Ray token file {path} is empty. {fix}"
+    return token, None
+
+
+def auth_environment() -> dict[str, str]:
+    """What a process that talks to the cluster sets before importing Ray: token mode, the token file."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file())}
+
+
+def use_token() -> None:
+    """Make this process present the token file's token, and only it (before importing Ray)."""
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # Ray would prefer it to the file
+    os.environ.update(auth_environment())
+
+
 def unreachable(address: str, timeout_s: float = 1.0) -> str | None:
-    """Why the cluster cannot take runs now (a bad address, no answer), or None. Cached for 2 s,
-    since schedule() asks on every page poll while runs wait."""
+    """Why the cluster cannot take runs now (a bad address, no answer, no token, a token it
+    refuses, or a cluster open to clients without one), or None. Cached for 2 s, since schedule()
+    asks on every page poll while runs wait; the token's verdict for longer (`refused`)."""
     now = time.time()
     cached = _REACH.get(address)
     if cached and now - cached[0] < 2.0:
         return cached[1]
+    problem = port_closed(address, timeout_s) or refused(address)
+    _REACH[address] = (now, problem)
+    return problem
+
+
+def port_closed(address: str, timeout_s: float = 1.0) -> str | None:
+    """Why the head node's port cannot be reached (a bad address, Ray missing, no answer), or None."""
     try:
         host, port = parse_address(address)
         if importlib.util.find_spec("ray") is None:  # the bridge could not start
@@ -55,11 +115,62 @@ def unreachable(address: str, timeout_s: float = 1.0) -> str | None:
     except OSError as exc:
         problem = (
             f"The Ray cluster at {address} ({ADDRESS_ENV}) does not answer ({exc.strerror or exc}). "
-            "Start its head node (`ray start --head --port=PORT`) or correct the address; runs "
+            "Start its head node (`RAY_AUTH_MODE=token ray start --head --port=PORT`, docs/ray.md) "
+            "or correct the address; runs "
             "wait in the queue until it answers."
         )
-    _REACH[address] = (now, problem)
     return problem
+
+
+def refused(address: str) -> str | None:
+    """Why the cluster will not be used with this machine's token, or None: no token here, the
+    cluster refuses it, or the cluster also takes clients without a token (anyone who reaches it
+    could run code on its nodes or pose as one). Asked of a short-lived probe process; its verdict
+    holds for AUTH_OK_TTL_S (AUTH_REFUSED_TTL_S when refused) while the token is unchanged."""
+    token, problem = read_token()
+    if problem:
+        return problem
+    key = (address, hashlib.sha256(token.encode()).hexdigest())
+    now = time.time()
+    cached = _AUTH.get(key)
+    if cached and now - cached[0] < (AUTH_REFUSED_TTL_S if cached[1] else AUTH_OK_TTL_S):
+        return cached[1]
+    problem = _probe(address)
+    _AUTH[key] = (now, problem)
+    return problem
+
+
+def _probe(address: str, timeout_s: float = 20.0) -> str | None:
+    where = f"The Ray cluster at {address}"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "mnist_core.jobs.ray.probe", address],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
+        verdict = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    except subprocess.TimeoutExpired:
+        return f"{where} did not answer a token check in {timeout_s:.0f} s; runs wait in the queue."
+    except (IndexError, ValueError):
+        detail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"{where} could not be checked for its token: {detail}"
+    if verdict.get("error"):
+        return f"{where} could not be checked for its token: {verdict['error']}"
+    if not verdict.get("accepted"):
+        return (
+            f"{where} refused this machine's Ray token ({token_file()}, {TOKEN_FILE_ENV}): "
+            f"{verdict.get('detail') or 'the token is missing or incorrect'}. Copy the head node's "
+            "token file there (docs/ray.md); runs wait in the queue until the cluster accepts it."
+        )
+    if verdict.get("open"):
+        return (
+            f"{where} takes clients without a token: anyone who reaches it could run code on its "
+            "nodes or join as one. Restart its head node and every node with RAY_AUTH_MODE=token "
+            "(docs/ray.md); runs wait in the queue until then."
+        )
+    return None
 
 
 def head_lost(address: str, node: str | None, epochs_done: int) -> str:
