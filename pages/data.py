@@ -9,6 +9,7 @@ from mnist_core.data.mnist import class_counts, mean_images
 from mnist_core.data.pixels import BLACK, MNIST_MEAN, MNIST_STD, normalize
 from mnist_core.figures.dataset import class_distribution_figure, pixel_histogram_figure
 from mnist_core.figures.pictures import digit_pictures, digit_sheet
+from pages.ui.charts import show_chart
 from pages.ui.resources import mnist_or_stop
 from pages.ui.shell import ensure_app_shell
 
@@ -44,8 +45,8 @@ st.caption(
 st.subheader("Class balance")
 table_col, chart_col = st.columns([2, 3])
 table = pd.DataFrame(counts, index=pd.Index(range(10), name="digit"))
-table_col.dataframe(table, width="stretch")
-chart_col.plotly_chart(class_distribution_figure(counts), width="stretch", key="balance")
+table_col.table(table)  # HTML: a screen reader reads it (st.dataframe draws on a canvas)
+show_chart(class_distribution_figure(counts), container=chart_col, width="stretch", key="balance")
 
 # ---------------- samples ----------------
 st.subheader("Samples per class")
@@ -89,7 +90,9 @@ st.caption(
 # ---------------- pixels and normalisation ----------------
 st.subheader("Pixel values and normalisation")
 hist_col, norm_col = st.columns([3, 2])
-hist_col.plotly_chart(pixel_histogram_figure(mnist.train_images[:10000]), width="stretch", key="hist")
+show_chart(
+    pixel_histogram_figure(mnist.train_images[:10000]), container=hist_col, width="stretch", key="hist"
+)
 norm_col.markdown(
     f"Across the training set, pixels (scaled to 0-1) have mean **{MNIST_MEAN}** and standard deviation "
     f"**{MNIST_STD}**. Every model here sees `(pixel - {MNIST_MEAN}) / {MNIST_STD}`: inputs centred on "

@@ -16,6 +16,7 @@ from mnist_core.data.preprocess import InputError, load_image, perturb, preproce
 from mnist_core.figures.evaluation import probability_bars_html
 from mnist_core.figures.pictures import saliency_picture
 from mnist_core.learn.evaluate import one_thread, predict_proba
+from pages.ui.announce import announce
 from pages.ui.resources import checkpoint_path, choose_checkpoint, load_model, model_sources
 from pages.ui.shell import INSIDE, ensure_app_shell
 
@@ -138,6 +139,7 @@ def workbench(model, chosen: str, run_id: str, epoch, others: list) -> None:
         pred = int(probs.argmax())
         with prediction_box:
             st.metric("Prediction", str(pred))
+            announce(f"The network reads a {pred}, {float(probs[pred]):.0%} sure.")
             st.session_state.inside_digit = dict(image=image28, source="Draw")  # the Inside page offers it
             if st.button(
                 "Look inside",

@@ -7,6 +7,7 @@ from mnist_core.jobs.ray.settings import configured_address
 from mnist_core.learn.system import environment_status
 from mnist_core.paths import data_dir
 from mnist_core.words import count
+from pages.ui.faults import sees_server_details
 from pages.ui.shell import DRAW, EVALUATE, LESSONS, TRAIN, ensure_app_shell
 from pages.ui.signin import current_user
 
@@ -22,13 +23,17 @@ status = st.cache_data(ttl=30, show_spinner=False)(environment_status)(str(data_
 data_col, device_col, model_col = st.columns(3)
 with data_col:
     st.subheader("Dataset")
+    # the server's folders are for a teacher or the administrator; a learner reads that it is there
+    admin = sees_server_details()
+    where = f"in `{status['data_dir']}`" if admin else "on this server"
+    other = f", or set `{status['data_env']}` to a folder holding the files" if admin else ""
     if status["data_missing"]:
         st.warning(
-            f"MNIST is not in `{status['data_dir']}` yet (missing: {', '.join(status['data_missing'])}). "
-            f"It is downloaded on first use, or set `{status['data_env']}` to a folder holding the files."
+            f"MNIST is not {where} yet (missing: {', '.join(status['data_missing'])}). It is "
+            f"downloaded on first use{other}."
         )
     else:
-        st.success(f"MNIST found in `{status['data_dir']}`.")
+        st.success(f"MNIST found {where}.")
 with device_col:
     st.subheader("Machine")
     st.metric("Device", status["device"])

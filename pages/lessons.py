@@ -7,6 +7,7 @@ from mnist_core.jobs.disk import DiskBudgetError
 from mnist_core.jobs.store import RunError
 from mnist_core.lessons import attempts as lessons
 from mnist_core.lessons.book import BY_KEY, LESSONS
+from pages.ui.charts import show_chart
 from pages.ui.faults import guarded
 from pages.ui.live import LESSON_EVERY_S, timed
 from pages.ui.resources import job_manager, progress_text
@@ -118,9 +119,9 @@ def live_curves(p: lessons.Progress) -> None:
             batches[arm.label] = ([r[0] for r in rows], [min(r[2], 10.0) for r in rows], per_epoch)
         epochs[arm.label] = jobs.store.epochs(run.id)
     if batches:
-        st.plotly_chart(runs_batch_figure(batches), width="stretch", key="lesson_batches")
+        show_chart(runs_batch_figure(batches), key="lesson_batches")
     if any(epochs.values()):
-        st.plotly_chart(runs_epoch_figure(epochs), width="stretch", key="lesson_epochs")
+        show_chart(runs_epoch_figure(epochs), key="lesson_epochs")
 
 
 @st.cache_resource(max_entries=32, show_spinner="Measuring your runs...")
@@ -167,7 +168,7 @@ def verdict(p: lessons.Progress, figures: list) -> None:
     for caption, figs in groups:
         st.caption(caption)
         for col, fig in zip(st.columns(len(figs)), figs):
-            col.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+            show_chart(fig, container=col, config={"displayModeBar": False})
     go_col, redo_col = st.columns([3, 2])
     if go_col.button(
         lesson.next_step.label, type="primary", icon=":material/arrow_forward:", key="lesson_next"

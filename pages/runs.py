@@ -10,6 +10,7 @@ from mnist_core.jobs.classroom import display_name, runs_to_queue
 from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import ConfigError, field_help
 from mnist_core.words import count
+from pages.ui.charts import show_chart
 from pages.ui.convergence import convergence_view
 from pages.ui.resources import can_control, job_manager
 from pages.ui.shell import ensure_app_shell
@@ -134,14 +135,13 @@ if selected:
         series = {}
         for rid in selected:
             rows = jobs.store.batch_losses(rid)
-            per_epoch = by_id[rid].progress.get("batches") or max(
-                1, len(rows) // max(1, by_id[rid].epochs_done)
-            )
+            done = max(1, by_id[rid].epochs_done)
+            per_epoch = by_id[rid].progress.get("batches") or max(1, len(rows) // done)
             series[names[rid]] = ([r[0] for r in rows], [r[2] for r in rows], per_epoch)
-        st.plotly_chart(runs_batch_figure(series), width="stretch", key="runs_batches")
+        show_chart(runs_batch_figure(series), key="runs_batches")
     else:
-        st.plotly_chart(runs_epoch_figure(epochs), width="stretch", key="runs_epochs")
-    st.plotly_chart(gap_figure(epochs), width="stretch", key="runs_gap")
+        show_chart(runs_epoch_figure(epochs), key="runs_epochs")
+    show_chart(gap_figure(epochs), key="runs_gap")
     finished = [rid for rid in selected if not by_id[rid].active]
     if finished:  # one finished run's epochs overlaid: has it converged?
         st.markdown("**Each epoch's batch losses, overlaid**")

@@ -15,6 +15,7 @@ from mnist_core.jobs.store import RunError
 from mnist_core.learn.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, field_help, settings
 from mnist_core.learn.engine import lr_schedule
 from mnist_core.learn.models import REGISTRY, summary
+from pages.ui.charts import show_chart
 from pages.ui.live import run_view
 from pages.ui.resources import job_manager, mnist_or_stop, my_runs
 from pages.ui.shell import ensure_app_shell
@@ -275,12 +276,11 @@ if problem:
     st.error(problem, icon=":material/error:")
 if config is not None:
     with schedule_box.container(key="lr_schedule"):
-        st.plotly_chart(
+        show_chart(
             lr_schedule_figure(*lr_schedule(config), config.schedule),
-            width="stretch",
+            finding=f"The learning rate over the {config.epochs} epochs: {schedule_words(config)}",
             config={"displayModeBar": False},
         )
-        st.caption(f"The learning rate over the {config.epochs} epochs: {schedule_words(config)}")
 st.button(
     "Start training",
     type="primary",

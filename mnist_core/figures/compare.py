@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from ..learn.metrics import gap
 from .style import PALETTE, base_layout, ema
+from .text import runs_finding
 
 
 def runs_epoch_figure(series: dict[str, list[dict]]) -> go.Figure:
@@ -39,7 +40,7 @@ def runs_epoch_figure(series: dict[str, list[dict]]) -> go.Figure:
     fig.update_xaxes(title_text="epoch", row=1, col=2)
     fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=2)
-    return base_layout(fig, height=380)
+    return base_layout(fig, height=380, meta=dict(finding=runs_finding(series)))  # each run's best epoch
 
 
 def runs_batch_figure(

@@ -163,7 +163,10 @@ def confusion_cells(cm, percent: bool = False, diff: bool = False) -> dict:
         bg=hexes,
         fg=[["#000000" if lit else "#ffffff" for lit in row] for row in light.tolist()],
         hover=[
-            [f"true {i}, predicted {j}: {text[i][j] or '0'} (click to see them)" for j in range(n)]
+            [
+                f"true {i}, predicted {j}: {text[i][j] or '0'} (click or press Enter to see them)"
+                for j in range(n)
+            ]
             for i in range(n)
         ],
     )

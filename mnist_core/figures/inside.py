@@ -227,7 +227,8 @@ def embedding_figure(
     ranges: tuple | None = None,
     height: int = 480,
 ) -> go.Figure:
-    """A 2-D map of digits coloured by true digit; mistakes drawn as crosses. customdata: test index."""
+    """A 2-D map of digits coloured by true digit, each digit's name at the middle of its points;
+    mistakes drawn as crosses. customdata: test index."""
     from .pictures import DIGIT_COLORS
 
     fig = go.Figure()
@@ -256,6 +257,21 @@ def embedding_figure(
                     hovertemplate=hover,
                 )
             )
+    # each digit's name at the middle of its points: the classes read without telling colours apart
+    centres = [(d, np.median(xy[labels == d], 0)) for d in range(10) if (labels == d).any()]
+    if centres:
+        fig.add_trace(
+            go.Scatter(
+                x=[c[0] for _, c in centres],
+                y=[c[1] for _, c in centres],
+                mode="text",
+                text=[f"<b>{d}</b>" for d, _ in centres],
+                textfont=dict(size=16, color="#111827"),
+                name="digit names",
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
     fig.update_xaxes(showticklabels=False, title_text="", range=ranges[0] if ranges else None, zeroline=False)
     fig.update_yaxes(showticklabels=False, title_text="", range=ranges[1] if ranges else None, zeroline=False)
     fig.update_layout(

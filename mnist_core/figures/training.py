@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from ..learn.metrics import gap
 from .style import FONT, RAW, TRAIN, VAL, base_layout, ema, thin
+from .text import epoch_finding
 
 
 def batch_loss_figure(
@@ -53,7 +54,7 @@ def epoch_figure(epochs: list[dict]) -> go.Figure:
     )
     x = [e["epoch"] for e in epochs]
     for col, (key, fmt) in enumerate((("loss", ".4f"), ("acc", ".2%")), 1):
-        for split, color, dash in (("train", TRAIN, None), ("val", VAL, None)):
+        for split, color, dash in (("train", TRAIN, None), ("val", VAL, "dash")):
             y = [e.get(f"{split}_{key}") for e in epochs]
             if all(v is None for v in y):
                 continue
@@ -74,7 +75,7 @@ def epoch_figure(epochs: list[dict]) -> go.Figure:
         fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 15 else None, row=1, col=col)
     fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=2)
-    return base_layout(fig)
+    return base_layout(fig, meta=dict(finding=epoch_finding(epochs)))  # its words: the best epoch
 
 
 def gap_sentence(epochs: list[dict]) -> tuple[str, str]:

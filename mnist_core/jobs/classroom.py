@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from ..data.pixels import IMAGE_SIZE
 from ..learn.config import ConfigError, TrainConfig
 from ..learn.models import summary
-from ..words import count
+from ..words import count, plain_markdown
 from .identity import User
 from .store import Run, RunError, RunStore
 
@@ -246,7 +246,7 @@ def check_control(run: Run, actor: User, action: str) -> None:
     if can_act(run, actor):
         return
     raise NotAllowed(
-        f"Run {run.id} belongs to {run.owner_name or 'another learner'}: only they or a teacher can "
+        f"Run {run.id} belongs to {plain_markdown(display_name(run))}: only they or a teacher can "
         f"{action} it."
     )
 

@@ -152,11 +152,11 @@ def _restore_folders(store: RunStore, report: RebuildReport, skip: set[str]) -> 
             continue
         try:
             check_run_id(folder.name)
-            row, epochs, batches, note = _read_folder(store, folder.name)
+            row, epochs, batches, note, dynamics = _read_folder(store, folder.name)
         except RunError as exc:
             report.skipped.append((folder.name, str(exc)))
             continue
-        if store.restore_run(row, epochs, batches):
+        if store.restore_run(row, epochs, batches, dynamics):
             report.runs += 1
             report.epochs += len(epochs)
             report.batches += len(batches)
@@ -226,8 +226,9 @@ def _stop_worker(row: dict) -> bool:
     return True
 
 
-def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
-    """(row, epoch records, batch losses, note) rebuilt from one run folder; RunError to skip it."""
+def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str, list]:
+    """(row, epoch records, batch losses, note, training-dynamics records) rebuilt from one run
+    folder; RunError to skip it."""
     note = ""
     try:
         mirror = store.read_mirror(run_id)
@@ -241,6 +242,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
     epochs: list[tuple[dict, str | None]] = []
     batches: list[tuple[int, int, float, float]] = []
     done, cfg, step, records = 0, None, 0, []
+    dynamics: list[dict] = []  # runs recorded before the meters existed have none
     obj: dict = {"extra": {}}
     if found is not None:
         done, path, obj, refused = found
@@ -254,6 +256,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
             kept = ck.is_file()  # pruned epochs have no file: their record keeps no path
             epochs.append((rec, str(ck) if kept else None))
             times[rec["epoch"]] = ck.stat().st_mtime if kept else fallback_t
+        dynamics = [r for r in obj["history"].get("dynamics", []) if r.get("step", 0) <= step]
         per_epoch = step // done
         for s, loss in enumerate(obj["history"]["batch_loss"], 1):
             e = min(done, (s - 1) // per_epoch + 1) if per_epoch else done
@@ -303,7 +306,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
             train_seconds=float(last.get("elapsed_s") or 0.0),
             **derived,
         )
-        return row, epochs, batches, note
+        return row, epochs, batches, note, dynamics
     row = dict(mirror)
     stale = mirror.get("epochs_done") != done
     if stale:
@@ -330,7 +333,7 @@ def _read_folder(store: RunStore, run_id: str) -> tuple[dict, list, list, str]:
                 f"{count(mirror['epochs_done'], 'epoch')} could be read back from the checkpoints. {go_on}"
             ),
         )
-    return row, epochs, batches, note
+    return row, epochs, batches, note, dynamics
 
 
 def _best(records: list[dict]) -> dict:

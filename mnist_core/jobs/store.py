@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
@@ -46,7 +47,17 @@ CREATE TABLE IF NOT EXISTS batch_metrics (
 CREATE TABLE IF NOT EXISTS epoch_metrics (
     run_id TEXT NOT NULL, epoch INTEGER NOT NULL, record TEXT NOT NULL, checkpoint TEXT,
     PRIMARY KEY (run_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dynamics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)) WITHOUT ROWID;
 """
+# The tables that hold a run's records, each with the column naming the run.
+RUN_TABLES = (
+    ("batch_metrics", "run_id"),
+    ("epoch_metrics", "run_id"),
+    ("dynamics", "run_id"),
+    ("runs", "id"),
+)
 
 
 ADDED_COLUMNS = (
@@ -570,6 +581,15 @@ class RunStore:
             )
         ]
 
+    def dynamics(self, run_id: str, after_step: int = 0) -> builtins.list[dict]:
+        """The run's training-dynamics records (mnist_core.learn.dynamics) after `after_step`, oldest
+        first: what the Dynamics view reads, live as the run trains."""
+        rows = self.conn.execute(
+            "SELECT record FROM dynamics WHERE run_id = ? AND step > ? ORDER BY step",
+            (check_run_id(run_id), after_step),
+        )
+        return [json.loads(r) for (r,) in rows]
+
     def epochs(self, run_id: str) -> builtins.list[dict]:
         rows = self.conn.execute(
             "SELECT record, checkpoint FROM epoch_metrics WHERE run_id = ? ORDER BY epoch",
@@ -596,9 +616,14 @@ class RunStore:
             self._mirror(run_id)
 
     def append_batches(
-        self, run_id: str, rows: builtins.list[tuple[int, int, float, float]], **fields
+        self,
+        run_id: str,
+        rows: builtins.list[tuple[int, int, float, float]],
+        dynamics: Sequence[dict] = (),
+        **fields,
     ) -> None:
-        """(step, epoch, loss, t) rows plus run fields (progress, heartbeat) in one transaction."""
+        """(step, epoch, loss, t) rows, training-dynamics records and run fields (progress,
+        heartbeat) in one transaction."""
         for key in ("progress",):
             if key in fields:
                 fields[key] = json.dumps(fields[key])
@@ -607,6 +632,7 @@ class RunStore:
                 "INSERT OR REPLACE INTO batch_metrics (run_id, step, epoch, loss, t) VALUES (?, ?, ?, ?, ?)",
                 [(run_id, *r) for r in rows],
             )
+            _insert_dynamics(c, run_id, dynamics)
             if fields:
                 cols = ", ".join(f"{k} = ?" for k in fields)
                 c.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
@@ -634,6 +660,7 @@ class RunStore:
         """Forget metrics past a resume point (the unfinished epoch of a stopped run)."""
         with self.tx() as c:
             c.execute("DELETE FROM batch_metrics WHERE run_id = ? AND step > ?", (run_id, step))
+            c.execute("DELETE FROM dynamics WHERE run_id = ? AND step > ?", (run_id, step))
             c.execute("DELETE FROM epoch_metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
 
     # ---- the queue ----
@@ -723,10 +750,11 @@ class RunStore:
         row: dict,
         epochs: builtins.list[tuple[dict, str | None]],
         batches: builtins.list[tuple[int, int, float, float]],
+        dynamics: Sequence[dict] = (),
     ) -> bool:
         """Insert a run rebuilt from its folder: the row, its (record, checkpoint path or None) epoch
-        records and its (step, epoch, loss, t) batch losses, in one transaction. False, and nothing
-        written, when the store already holds the id."""
+        records, its (step, epoch, loss, t) batch losses and its training-dynamics records, in one
+        transaction. False, and nothing written, when the store already holds the id."""
         run_id = check_run_id(row["id"])
         unknown = set(row) - set(COLUMNS)
         if unknown:
@@ -754,6 +782,7 @@ class RunStore:
                 "INSERT INTO batch_metrics (run_id, step, epoch, loss, t) VALUES (?, ?, ?, ?, ?)",
                 [(run_id, *b) for b in batches],
             )
+            _insert_dynamics(c, run_id, dynamics)
             self._mirror(run_id)
         return True
 
@@ -806,6 +835,14 @@ class RunStore:
         if run.active:
             raise RunError(f"Run {run_id} is {run.status}; stop it before deleting it.")
         with self.tx() as c:
-            for table, col in (("batch_metrics", "run_id"), ("epoch_metrics", "run_id"), ("runs", "id")):
+            for table, col in RUN_TABLES:
                 c.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
         shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
+
+
+def _insert_dynamics(c: sqlite3.Connection, run_id: str, records) -> None:
+    """Training-dynamics records, one row per recorded step (a repeated step replaces the row)."""
+    c.executemany(
+        "INSERT OR REPLACE INTO dynamics (run_id, step, epoch, record) VALUES (?, ?, ?, ?)",
+        [(run_id, int(r["step"]), int(r.get("epoch") or 0), json.dumps(r)) for r in records],
+    )

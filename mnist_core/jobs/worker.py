@@ -66,10 +66,17 @@ class StoreWriter:
         self.buffer: list[tuple] = []
         self.step = first_step
         self.last_flush = 0.0  # the first batch is shown at once
+        # history["dynamics"] records sent to the store (a resumed run sends its earlier ones once
+        # more: a record replaces the row of its step, so they stay once each)
+        self.dynamics_sent = 0
 
     def flush(self, state) -> None:
         progress = progress_report(state, self.step)
-        self.store.append_batches(self.run_id, self.buffer, progress=progress, heartbeat=time.time())
+        recorded = state.history.get("dynamics", [])
+        new, self.dynamics_sent = recorded[self.dynamics_sent :], len(recorded)
+        self.store.append_batches(
+            self.run_id, self.buffer, dynamics=new, progress=progress, heartbeat=time.time()
+        )
         self.buffer = []
         self.last_flush = time.time()
         if self.store.stop_requested(self.run_id):

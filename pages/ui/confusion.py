@@ -26,6 +26,7 @@ table.cm td {
 }
 table.cm td:hover { outline: 2px solid #f59e0b; }
 table.cm td.picked { outline: 3px solid #f59e0b; }
+table.cm td:focus-visible { outline: 3px solid currentColor; box-shadow: 0 0 0 5px #f59e0b; }
 """
 
 JS = """
@@ -34,9 +35,25 @@ export default function ({ data, parentElement, setTriggerValue }) {
   root.__pick = setTriggerValue;  // the latest one: the listener below is added once
   if (!root.__wired) {
     root.__wired = true;
+    const pick = (td) => root.__pick("cell", [Number(td.dataset.true), Number(td.dataset.pred)]);
     root.addEventListener("click", (e) => {
       const td = e.target.closest("td[data-true]");
-      if (td) root.__pick("cell", [Number(td.dataset.true), Number(td.dataset.pred)]);
+      if (td) pick(td);
+    });
+    // The keyboard: one tab stop for the whole grid; arrows, Home and End move, Enter or Space picks.
+    root.addEventListener("keydown", (e) => {
+      const td = e.target.closest("td[data-true]");
+      if (!td) return;
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(td); return; }
+      const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+      const size = root.querySelectorAll("tbody tr").length;
+      let [i, j] = [Number(td.dataset.true), Number(td.dataset.pred)];
+      if (moves[e.key]) { i += moves[e.key][0]; j += moves[e.key][1]; }
+      else if (e.key === "Home") { j = 0; } else if (e.key === "End") { j = size - 1; }
+      else return;
+      e.preventDefault();
+      const next = root.querySelector(`td[data-true="${i}"][data-pred="${j}"]`);
+      if (next) { td.tabIndex = -1; next.tabIndex = 0; next.focus(); root.__focus = [i, j]; }
     });
   }
   const n = data.text.length, picked = data.picked || [-1, -1];
@@ -46,7 +63,13 @@ export default function ({ data, parentElement, setTriggerValue }) {
     for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
     return e;
   };
-  const table = el("table", undefined, { class: "cm", "aria-label": "confusion matrix" });
+  const table = el("table", undefined, {
+    class: "cm", role: "grid",
+    "aria-label": "confusion matrix: rows are the true digit, columns the prediction; " +
+      "arrow keys move, Enter shows the digits of a cell",
+  });
+  const hadFocus = root.contains(document.activeElement);
+  const at = root.__focus || (picked[0] >= 0 ? picked : [0, 0]);
   const head = table.createTHead().insertRow();
   head.appendChild(el("th", "true \\u2193 / predicted \\u2192", { class: "cm-axis" }));
   for (let j = 0; j < n; j++) head.appendChild(el("th", String(j), { scope: "col" }));
@@ -56,14 +79,19 @@ export default function ({ data, parentElement, setTriggerValue }) {
     tr.appendChild(el("th", String(i), { scope: "row" }));
     for (let j = 0; j < n; j++) {
       const td = el("td", data.text[i][j], {
-        "data-true": i, "data-pred": j, title: data.hover[i][j],
+        "data-true": i, "data-pred": j, title: data.hover[i][j], role: "gridcell",
+        "aria-label": data.hover[i][j], tabindex: i === at[0] && j === at[1] ? 0 : -1,
         style: `background:${data.bg[i][j]};color:${data.fg[i][j]}`,
       });
-      if (i === picked[0] && j === picked[1]) td.classList.add("picked");
+      if (i === picked[0] && j === picked[1]) {
+        td.classList.add("picked");
+        td.setAttribute("aria-selected", "true");
+      }
       tr.appendChild(td);
     }
   }
   root.replaceChildren(table);
+  if (hadFocus) table.querySelector('td[tabindex="0"]').focus();  // a redraw keeps the keyboard's place
 }
 """
 

@@ -8,6 +8,7 @@ from mnist_core.analysis.convergence import read_convergence
 from mnist_core.figures.convergence import convergence_figure
 from mnist_core.jobs.store import RunError
 
+from .charts import show_chart
 from .resources import job_manager
 
 LEVELS = {  # how each verdict is shown
@@ -46,5 +47,5 @@ def convergence_view(run_id: str, epochs: list[dict], smoothing: float) -> None:
         st.caption(f"**Has it converged?** {reading.sentence}")
         return
     fig = convergence_chart(run_id, len(epochs), rows[-1][0], smoothing, batches, rows)
-    st.plotly_chart(fig, width="stretch", key=f"convergence_{run_id}_{len(epochs)}")
+    show_chart(fig, width="stretch", key=f"convergence_{run_id}_{len(epochs)}")
     getattr(st, LEVELS[reading.verdict])(f"**Has it converged?** {reading.sentence}")

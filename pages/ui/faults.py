@@ -41,6 +41,12 @@ def _details() -> bool:
     return st.session_state.get(_DETAILS_KEY) is True
 
 
+def sees_server_details() -> bool:
+    """Whether this session's user (a teacher or the administrator) may see the server's own details:
+    fault messages, file paths, the store's rebuild."""
+    return _details()
+
+
 def _store_or_stop() -> None:
     """The rebuild's result once, after its rerun; a damaged store: the message, and no page body."""
     rebuilt = st.session_state.pop("_store_rebuilt", None)
@@ -72,6 +78,9 @@ def damaged_store(exc: StoreDamaged) -> None:
     )
     _shell.store_message = True  # once per script run: later store faults in this run stay quiet
     # a callback: it runs before the next script run, whichever script Streamlit runs for the click
+    if not _details():  # a learner is told who can; the rebuild is the server's, not one learner's
+        st.info("A teacher or the administrator can rebuild it from this page.", icon=":material/build:")
+        return
     st.button(REBUILD_BUTTON, type="primary", key="rebuild_run_store", on_click=_rebuild, args=(exc.root,))
 
 

@@ -19,6 +19,7 @@ from mnist_core.figures.inside import (
 )
 from mnist_core.learn.checkpoints import CheckpointError
 
+from .charts import show_chart
 from .inside_views import NO_CHART_BAR, digit_key, open_in_draw, show_stages
 from .resources import load_model
 
@@ -54,12 +55,12 @@ def filters_tab(checkpoints: list) -> None:
         min(16, len(history.frames[0])),
         f"The {what} at epoch {shown} (press play to animate)",
     )
-    st.plotly_chart(figure, width="stretch", config=NO_CHART_BAR, key="filters_time")
+    show_chart(figure, width="stretch", config=NO_CHART_BAR, key="filters_time")
     if len(epochs) < 2:
         st.caption("One saved epoch: how far the weights moved needs two.")
         return
     sampled = history.note is not None
-    st.plotly_chart(
+    show_chart(
         weight_movement_figure(history.movement, epochs, sampled),
         width="stretch",
         config=NO_CHART_BAR,
@@ -165,7 +166,7 @@ def map_tab(checkpoints: list, path, x_test, y_test, records: dict, run_id: str)
     feat_fig, raw_fig = memo(("inside-map-figures", plan.key(), at), lambda: _map_figures(maps, at, name))
     feat_col, raw_col = st.columns(2)
     with feat_col:
-        event = st.plotly_chart(
+        event = show_chart(
             feat_fig,
             width="stretch",
             on_select="rerun",
@@ -174,7 +175,7 @@ def map_tab(checkpoints: list, path, x_test, y_test, records: dict, run_id: str)
             config=NO_CHART_BAR,
         )
     with raw_col:
-        st.plotly_chart(raw_fig, width="stretch", config=NO_CHART_BAR, key="inside_raw_map")
+        show_chart(raw_fig, width="stretch", config=NO_CHART_BAR, key="inside_raw_map")
     wrong = int((emap.preds != emap.labels).sum())
     st.caption(
         f"{plan.digits:,} test digits, coloured by their true digit; the {wrong} the model gets wrong are "
@@ -184,7 +185,7 @@ def map_tab(checkpoints: list, path, x_test, y_test, records: dict, run_id: str)
     if checkpoints and len(maps) > 1:
         val = [records.get(e, {}).get("val_acc") for e in plan.epochs]
         figure = separation_figure(plan.epochs, [m.separation for m in maps], val)
-        st.plotly_chart(figure, width="stretch", config=NO_CHART_BAR, key="separation")
+        show_chart(figure, width="stretch", config=NO_CHART_BAR, key="separation")
     points = (event.selection.points if event and event.selection else []) or []
     if points and points[0].get("customdata"):
         st.session_state.inside_clicked = int(points[0]["customdata"][0])

@@ -22,6 +22,7 @@ from mnist_core.figures.inside import (
 )
 from mnist_core.words import count
 
+from .charts import show_chart
 from .shell import DRAW
 
 NO_CHART_BAR = {"displayModeBar": False}
@@ -66,11 +67,11 @@ def show_stages(key: tuple, stages: list, prefix: str) -> None:
         if isinstance(fig, str):
             st.caption(fig)
         else:
-            st.plotly_chart(fig, width="stretch", config=NO_CHART_BAR, key=f"{prefix}_{i}")
+            show_chart(fig, width="stretch", config=NO_CHART_BAR, key=f"{prefix}_{i}")
 
 
 def _chart(fig, key: str) -> None:
-    st.plotly_chart(fig, width="stretch", config=NO_CHART_BAR, key=key)
+    show_chart(fig, width="stretch", config=NO_CHART_BAR, key=key)
 
 
 def _unit_weights(model, stage, channel: int) -> None:

@@ -16,6 +16,8 @@ from mnist_core.jobs.store import RunError
 from mnist_core.learn.checkpoints import load_checkpoint
 from mnist_core.words import plain_markdown
 
+from .announce import announce
+from .charts import show_chart
 from .convergence import convergence_view
 from .faults import guarded
 from .links import link_to
@@ -164,6 +166,15 @@ def run_head(run) -> float:
     )
 
 
+def epoch_words(epochs: list[dict]) -> str:
+    """What the live region says when an epoch ends: 'Epoch 2 done: validation accuracy 97.1%.'"""
+    last = epochs[-1]
+    acc = last.get("val_acc", last.get("train_acc"))
+    which = "validation" if "val_acc" in last else "training"
+    tail = f": {which} accuracy {acc:.1%}." if acc is not None else "."
+    return f"Epoch {last['epoch']} done{tail}"
+
+
 class LiveView:
     """A run's progress, loss chart and per-epoch panel as placeholders: each is drawn again only when
     what it shows has changed."""
@@ -179,6 +190,7 @@ class LiveView:
         self.bar = st.progress(*progress_text(run)) if run.active else None
         with st.container(key="batch_chart"):
             self.chart_box = st.empty()
+        self.chart_text = st.empty()  # its finding and numbers, redrawn with it
         self.convergence_box = st.empty()  # the epochs overlaid: has it converged?
         self.epochs_box = st.empty()
         self.chart(run)
@@ -197,7 +209,9 @@ class LiveView:
             # while it trains, the x axis spans the whole run (epochs); once it ended, what it trained
             x_max = run.config["epochs"] if run.active and batches else None
             fig = batch_chart(run.id, rows[-1][0], len(rows), self.smoothing, batches, x_max, rows)
-            self.chart_box.plotly_chart(fig, width="stretch")
+            show_chart(
+                fig, container=self.chart_box, text_container=self.chart_text.container(), width="stretch"
+            )
         elif run.active:
             self.chart_box.caption("Waiting for the first batch...")
         self.chart_at, self.chart_rows = time.monotonic(), len(rows)
@@ -212,6 +226,7 @@ class LiveView:
         if len(epochs) != self.epochs_shown and epochs:
             with self.epochs_box.container():
                 epoch_panel(self.run_id, epochs)
+                announce(epoch_words(epochs))
         if len(epochs) != self.epochs_shown:
             with self.convergence_box.container():
                 convergence_view(self.run_id, epochs, self.smoothing)
@@ -285,7 +300,7 @@ def epoch_panel(run_id: str, epochs: list[dict]) -> None:
     """Train vs validation per epoch: curves from two epochs on. After one epoch a curve is a dot, and
     its figures say more as numbers (a chart also costs the browser a share of a core beside the run)."""
     if len(epochs) > 1:
-        st.plotly_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch")
+        show_chart(epoch_chart(run_id, json.dumps(epochs), epochs), width="stretch")
     else:
         [record] = epochs
         for col, (label, key, fmt) in zip(st.columns(len(EPOCH_FIGURES)), EPOCH_FIGURES):

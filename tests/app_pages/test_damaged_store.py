@@ -44,3 +44,24 @@ def test_damaged_store_message_button_and_rebuild():
     assert records_lost(before, snapshot(RunStore(root))) == []
     at.run()  # and the message of the rebuild is shown once
     assert not at.exception and not at.error and not any("Restored" in s.value for s in at.success)
+
+
+def test_a_learner_is_told_who_can_rebuild_and_sees_no_server_path(tmp_path):
+    """The rebuild is the server's: a signed-in learner gets the message without the file's path and
+    no button, only who can rebuild it."""
+    from support import APPTEST_AUTH
+
+    root = Path(os.environ["MNIST_LAB_CHECKPOINTS"])
+    RunStore(root).close()
+    damage_db(root, "garbage")
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets = {"auth": APPTEST_AUTH, "classroom": {"teachers": ["t@school.example"]}}
+    email = "ada@school.example"
+    at.user = {"is_logged_in": True, "sub": email, "email": email, "email_verified": True}
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "database is damaged" in at.error[0].value
+    assert str(root) not in at.error[0].value
+    assert not [b for b in at.button if b.label == REBUILD_BUTTON]
+    assert any("A teacher or the administrator can rebuild it" in i.value for i in at.info)

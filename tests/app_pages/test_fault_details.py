@@ -74,3 +74,15 @@ def test_a_machine_faults_path_is_shown_to_teachers_only(who, sees_path, monkeyp
     assert len(at.error) == 1 and "free some space" in at.error[0].value
     assert (SECRET_PATH in at.error[0].value) is sees_path
     assert SECRET_PATH in caplog.text
+
+
+@pytest.mark.parametrize("who", [LEARNER, TEACHER, None], ids=["learner", "teacher", "local admin"])
+def test_the_data_folder_is_named_to_a_teacher_or_the_admin_only(who):
+    """Home says whether MNIST is there; where on the server it lies is for a teacher or the admin."""
+    from mnist_core.paths import data_dir
+
+    at = home_as(who)
+    assert not at.exception
+    said = " ".join(e.value for e in (*at.success, *at.warning))
+    assert "MNIST" in said
+    assert (str(data_dir()) in said) == (who != LEARNER), said

@@ -7,10 +7,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.analysis.compare import change_summary, comparison_rows, config_diff, to_csv
+from mnist_core.figures.text import number
 from mnist_core.jobs.identity import ADMIN
 from mnist_core.jobs.manager import JobManager
 from mnist_core.learn.config import TrainConfig
 from support import PAGES_DIR
+from support.helpers import chart_numbers
 
 PAGE = str(PAGES_DIR / "runs.py")
 
@@ -69,6 +71,24 @@ def test_page_lists_runs_and_compares_a_selection(two_runs):
     at.multiselect(key="runs_selected").set_value([base.id, other.id]).run()
     assert not at.exception
     assert any("Comparing 2 runs" in s.value for s in at.subheader)
+    # every chart says its finding, and its numbers are a table one click away
+    name = f"{base.model} {base.id[-6:]}"
+    records = jobs.store.epochs(base.id)
+    best = max(records, key=lambda e: e["val_acc"])
+    said = [c.value.replace("\\", "") for c in at.caption]  # as typed: the captions escape Markdown
+    finding = f"{name}: validation accuracy"
+    assert any(finding in c and f"the best was epoch {best['epoch']}" in c for c in said)
+    curves, gaps = chart_numbers(at)[:2]
+    assert curves["epoch"].tolist() == ["1", "2"]
+    assert curves[f"{name} val accuracy"].tolist() == [f"{e['val_acc']:.2%}" for e in records]
+    assert curves[f"{name} train cross-entropy loss"].tolist() == [number(e["train_loss"]) for e in records]
+    assert gaps[name].tolist() == [f"{e['train_acc'] - e['val_acc']:.2%}" for e in records]
+    overlaid = chart_numbers(at)[2]  # the epochs overlaid, one column each
+    assert list(overlaid.columns) == ["batch within the epoch", "epoch 1", "epoch 2"]
+    at.segmented_control(key="runs_view").set_value("per batch").run()
+    batches = chart_numbers(at)[0]  # both runs trained the same batches: one row per batch
+    assert list(batches.columns) == ["epoch", name, f"{other.model} {other.id[-6:]}"]
+    assert 2 <= len(batches) <= 30 and batches["epoch"].iloc[-1] == "2"
     assert any("Changing weight_decay from 0.0 to 0.001" in i.value for i in at.info)
     assert any("What differs" in m.value for m in at.markdown)
 

@@ -5,6 +5,7 @@ import re
 
 from mnist_core.jobs.store import RunStore
 from mnist_core.lessons.attempts import load_attempt
+from support.axe import blocking_violations
 from support.browser import Server
 
 
@@ -39,6 +40,8 @@ def test_lesson_one_from_prediction_to_verdict_and_next_step(browser, tmp_path):
         right = runs["hidden"].test_acc - runs["perceptron"].test_acc >= 0.02
         headline = "Your prediction was right." if right else "Your runs measured otherwise."
         assert page.get_by_text(headline).is_visible()
+        page.wait_for_timeout(2000)  # the verdict's charts draw
+        assert not blocking_violations(page), blocking_violations(page)  # WCAG 2.1 AA, as every page
 
         page.reload()  # a reload (or a restart) keeps the prediction, the runs and the verdict
         verdict.wait_for(timeout=60_000)

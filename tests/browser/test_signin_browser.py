@@ -13,6 +13,7 @@ import pytest
 from mnist_core.jobs.ray.settings import ADDRESS_ENV
 from mnist_core.jobs.store import RunStore
 from mnist_core.learn.config import TrainConfig
+from support.axe import blocking_violations
 from support.browser import Server, free_port
 from support.oidc import (
     TEACHER,
@@ -41,6 +42,7 @@ def test_sign_in_screen_then_two_learners_and_a_teacher(browser, signin_server):
     assert page.get_by_test_id("stSidebarNav").count() == 0
     assert page.get_by_text("ACTIVE RUNS").count() == 0
     assert sidebar_identity(page) == ""
+    assert not blocking_violations(page), blocking_violations(page)  # the sign-in screen: WCAG 2.1 AA
     page.context.close()
 
     a = signed_in_page(browser, signin_server, "a@school.example", "A")
@@ -54,6 +56,8 @@ def test_sign_in_screen_then_two_learners_and_a_teacher(browser, signin_server):
             pg.get_by_text("ACTIVE RUNS").wait_for()  # the app itself, with its navigation
             assert pg.get_by_test_id("stSidebarNav").count() == 1
             assert_no_traceback(pg)
+        a.wait_for_timeout(1500)
+        assert not blocking_violations(a), blocking_violations(a)  # a signed-in learner's Home
         # each browser keeps its own person, across a reload and on another page
         a.reload()
         a.get_by_text("ACTIVE RUNS").wait_for()

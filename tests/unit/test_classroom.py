@@ -43,7 +43,8 @@ def test_three_learners_times_three_runs_start_round_robin(jobs):
     assert jobs.get(mine[C.id][0]).queue_position == 3
     jobs.stop(blocker.id, actor=TEACHER)
     for run_id in expected:
-        assert jobs.wait(run_id, timeout_s=120).status == "completed"
+        done = jobs.wait(run_id, timeout_s=120)
+        assert done.status == "completed", (done.reason, jobs.log_tail(run_id)[-1500:])
     started = sorted(expected, key=lambda rid: jobs.store.get(rid).started)
     assert started == expected
 
@@ -211,11 +212,13 @@ def test_change_one_thing_with_a_huge_batch_is_refused_by_its_memory_estimate(jo
 
 
 def test_the_time_limit_stops_a_run_cleanly_and_keeps_its_finished_epochs(jobs):
-    jobs.set_policy(ClassPolicy(max_run_seconds=2), actor=TEACHER)
-    run = jobs.wait(jobs.submit(tiny(epochs=50, limit=5000), actor=A).id, timeout_s=120)
-    assert run.time_limit == 2
+    # 5 s: the data's loading counts, and a busy machine (the suite beside a benchmark) still ends
+    # an epoch of 6,000 images well within it, while 50 of them take far longer
+    jobs.set_policy(ClassPolicy(max_run_seconds=5), actor=TEACHER)
+    run = jobs.wait(jobs.submit(tiny(epochs=50, limit=6000), actor=A).id, timeout_s=120)
+    assert run.time_limit == 5
     assert run.status == "stopped", (run.status, run.reason, jobs.log_tail(run.id))
-    assert run.reason.startswith("Stopped: reached the class's time limit of 2 s per run; ")
+    assert run.reason.startswith("Stopped: reached the class's time limit of 5 s per run; ")
     assert 1 <= run.epochs_done < 50, run.reason
     assert f"{run.epochs_done} finished epoch" in run.reason and "are kept" in run.reason
     assert [e for e, _ in jobs.store.checkpoints(run.id)][-1] == run.epochs_done
